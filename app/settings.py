@@ -1,0 +1,37 @@
+"""Every limit and knob of the server, in one place, overridable by NN_PLAYGROUND_* env vars."""
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Limits are settings, not literals: every 422 names the setting's value as its limit."""
+
+    model_config = SettingsConfigDict(env_prefix="NN_PLAYGROUND_")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    max_sessions: int = 200
+    max_hidden_layers: int = 8
+    max_units_per_layer: int = 16
+    max_samples: int = 5000
+    max_grid_resolution: int = 200
+    max_frame_rate: float = 60.0
+    default_frame_rate: float = 30.0
+    max_epoch_budget: int = 1_000_000
+    max_upload_bytes: int = 1_000_000
+    max_batch_size: int = 1000
+    session_idle_seconds: float = 600.0
+    checkpoint_memory_bytes: int = 32_000_000
+    allowed_origins: list[str] = [
+        "http://127.0.0.1:8000",
+        "http://localhost:8000",
+    ]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

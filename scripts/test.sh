@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need on a fresh machine, then runs lint, types and the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q -e ".[test]"
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download is unreachable).
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get update -qq && apt-get install -y -qq chromium
+fi
+
+.venv/bin/ruff check app tests bench examples
+.venv/bin/mypy --strict app
+.venv/bin/pytest "$@"
