@@ -1,0 +1,1 @@
+"""Instruments that look inside training: backprop trace, optimizer race, time travel."""
