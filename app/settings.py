@@ -29,6 +29,15 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000",
         "http://localhost:8000",
     ]
+    worker_processes: int | None = None  # None = CPU count; 0 = one worker thread in-process
+    max_step_epochs: int = 100_000
+    max_predict_points: int = 10_000
+    send_timeout_seconds: float = 10.0
+    command_timeout_seconds: float = 60.0
+    max_history_in_hello: int = 100_000
+    max_pending_epochs: int = 200_000
+    max_ws_message_bytes: int = 65_536
+    grid_extent: float = 6.0
 
 
 @lru_cache
