@@ -1,0 +1,1 @@
+"""Datasets internals: generators, symmetries, features and CSV (public API in app.datasets)."""
