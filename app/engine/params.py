@@ -12,8 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
 
+# int is a float to the type checker; 'int' parameters are returned as int at run time.
 ParamValue = float | bool
 
 
@@ -31,8 +34,10 @@ class ParamSpec:
 
     @property
     def kind(self) -> str:
-        """'bool' or 'float', for the page's widgets and the API's coercion."""
-        return "bool" if isinstance(self.default, bool) else "float"
+        """'bool', 'int' or 'float', for the page's widgets and the API's coercion."""
+        if isinstance(self.default, bool):
+            return "bool"
+        return "int" if isinstance(self.default, int) else "float"
 
     def limits_text(self) -> str:
         """The allowed range in words, e.g. '0 <= alpha <= 1'."""
@@ -48,8 +53,10 @@ class ParamSpec:
             if not isinstance(value, bool):
                 raise ValueError(f"{owner}: {self.name}={value!r} is not a boolean")
             return value
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
             raise ValueError(f"{owner}: {self.name}={value!r} is not a number")
+        if self.kind == "int" and not isinstance(value, int | np.integer):
+            raise ValueError(f"{owner}: {self.name}={value!r} is not an integer")
         number = float(value)
         if not math.isfinite(number):
             raise ValueError(f"{owner}: {self.name}={number!r} is not finite")
@@ -63,7 +70,7 @@ class ParamSpec:
             raise ValueError(
                 f"{owner}: {self.name}={number!r} is out of range; expected {self.limits_text()}"
             )
-        return number
+        return int(value) if self.kind == "int" else number
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description for the registry endpoint."""

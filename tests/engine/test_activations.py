@@ -87,8 +87,9 @@ def test_hand_values() -> None:
     z = np.array([[-2.0, -1.0, 0.0, 1.5]])
     np.testing.assert_allclose(activations.get("linear").fn(z), z)
     np.testing.assert_allclose(
-        activations.get("sigmoid").fn(z), [[1 / (1 + math.e**2), 1 / (1 + math.e), 0.5,
-                                            1 / (1 + math.exp(-1.5))]], rtol=1e-15
+        activations.get("sigmoid").fn(z),
+        [[1 / (1 + math.e**2), 1 / (1 + math.e), 0.5, 1 / (1 + math.exp(-1.5))]],
+        rtol=1e-15,
     )
     np.testing.assert_allclose(activations.get("tanh").fn(z), [[math.tanh(v) for v in z[0]]])
     np.testing.assert_array_equal(activations.get("relu").fn(z), [[0.0, 0.0, 0.0, 1.5]])
@@ -98,8 +99,8 @@ def test_hand_values() -> None:
         activations.get("elu").fn(z), [[math.exp(-2) - 1, math.exp(-1) - 1, 0.0, 1.5]]
     )
     np.testing.assert_allclose(
-        activations.get("elu", alpha=0.5).fn(z), [[0.5 * (math.exp(-2) - 1),
-                                                   0.5 * (math.exp(-1) - 1), 0.0, 1.5]]
+        activations.get("elu", alpha=0.5).fn(z),
+        [[0.5 * (math.exp(-2) - 1), 0.5 * (math.exp(-1) - 1), 0.0, 1.5]],
     )
     e = [math.exp(v) for v in z[0]]
     np.testing.assert_allclose(
@@ -190,8 +191,18 @@ def test_stateless_entries_have_no_parameters_they_do_not_take() -> None:
 
 
 def test_registry_describes_every_activation() -> None:
-    expected = {"step", "linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "rrelu",
-                "prelu", "softmax"}
+    expected = {
+        "step",
+        "linear",
+        "sigmoid",
+        "tanh",
+        "relu",
+        "leaky_relu",
+        "elu",
+        "rrelu",
+        "prelu",
+        "softmax",
+    }
     assert set(ACTIVATIONS) == expected
     for name, spec in ACTIVATIONS.items():
         assert spec.name == name and spec.description
@@ -217,6 +228,12 @@ def test_stateful_entries_describe_layers() -> None:
 def test_registry_is_json_ready() -> None:
     described = ACTIVATIONS["leaky_relu"].to_dict()
     assert described["params"][0] == {
-        "name": "alpha", "kind": "float", "default": 0.01, "min": 0.0, "max": 1.0,
-        "min_exclusive": False, "max_exclusive": False, "description": "slope for z < 0",
+        "name": "alpha",
+        "kind": "float",
+        "default": 0.01,
+        "min": 0.0,
+        "max": 1.0,
+        "min_exclusive": False,
+        "max_exclusive": False,
+        "description": "slope for z < 0",
     }
