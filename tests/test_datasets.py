@@ -1,5 +1,6 @@
 """Datasets against independent golds: TFP's formulas recomputed here, hand-made numbers."""
 
+import json
 import math
 
 import numpy as np
@@ -89,6 +90,14 @@ def test_registry_lists_every_dataset_the_task_names() -> None:
         assert spec.description
         expected_classes = {"binary": 2, "regression": 0}.get(spec.kind, MULTICLASS.get(name))
         assert spec.n_classes == expected_classes, name
+
+
+def test_public_description_is_plain_json() -> None:
+    public = DATASETS["xor-table"].public()
+    assert json.loads(json.dumps(public)) == public
+    assert public["kind"] == "binary" and public["fixed"] is True
+    assert "swap x, y" in public["symmetries"] and "identity" not in public["symmetries"]
+    assert DATASETS["circle"].public()["symmetries"] == ["mirror x", "any rotation"]
 
 
 def test_tfp_default_sizes() -> None:

@@ -1,12 +1,14 @@
 """Training-time augmentation: a random symmetry of the dataset per point, then jitter."""
 
 import math
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import cast
 
 import numpy as np
 
 from app.data.registry import DATASETS, DatasetSpec
-from app.data.symmetry import KEEP, stack_matrices
+from app.data.symmetry import stack_matrices
 from app.data.types import Array, IntArray, Labels
 
 USER_DATA_NAME = "user"  # uploaded points: no known symmetry, jitter only
@@ -24,6 +26,39 @@ def resolve_spec(spec_or_name: DatasetSpec | str | None) -> DatasetSpec | None:
     return DATASETS[spec_or_name]
 
 
+@dataclass(frozen=True, eq=False)
+class _Group:
+    """A dataset's symmetry group as arrays, built once: augmentation runs every epoch."""
+
+    matrices: Array  # (g, 2, 2)
+    classes: IntArray  # (g, n_classes): classes[e, c] is where element e sends class c
+    signs: Array  # (g,): regression target factors
+
+
+@lru_cache(maxsize=64)
+def _registered_group(name: str) -> _Group:
+    """The group arrays of a registry entry, keyed by name (hashing a spec costs more)."""
+    return _build_group(DATASETS[name])
+
+
+def _group(spec: DatasetSpec) -> _Group:
+    """The arrays of spec's symmetry group, cached for registry entries."""
+    if DATASETS.get(spec.name) is spec:
+        return _registered_group(spec.name)
+    return _build_group(spec)
+
+
+def _build_group(spec: DatasetSpec) -> _Group:
+    """The arrays of spec's symmetry group."""
+    identity = tuple(range(spec.n_classes))
+    classes = [s.permutation or identity for s in spec.symmetries]
+    return _Group(
+        stack_matrices(spec.symmetries),
+        np.array(classes, dtype=np.int64).reshape(len(classes), spec.n_classes),
+        np.array([s.sign for s in spec.symmetries], dtype=np.float64),
+    )
+
+
 def _check(points: Array, labels_shape: tuple[int, ...], jitter: float) -> None:
     """Refuse shapes, non-finite values and a negative jitter, naming what arrived."""
     if points.ndim != 2 or points.shape[1] != 2:
@@ -38,20 +73,16 @@ def _check(points: Array, labels_shape: tuple[int, ...], jitter: float) -> None:
         raise ValueError(f"jitter={jitter} must be a finite number >= 0")
 
 
-def _relabel(flat: Array, spec: DatasetSpec, chosen: IntArray) -> Array:
+def _relabel(flat: Array, spec: DatasetSpec, group: _Group, chosen: IntArray) -> Array:
     """Move each label by its point's group element: permute classes or flip the target sign."""
     if spec.kind == "regression":
-        signs = np.array([s.sign for s in spec.symmetries], dtype=np.float64)
-        return flat * signs[chosen]
+        return flat * group.signs[chosen]
     classes = flat.astype(np.int64)
     if np.any(classes != flat) or np.any((classes < 0) | (classes >= spec.n_classes)):
         raise ValueError(
             f"labels of {spec.name!r} must be class indices 0..{spec.n_classes - 1}"
         )
-    table = np.array(
-        [s.permutation or tuple(range(spec.n_classes)) for s in spec.symmetries], dtype=np.int64
-    )
-    return table[chosen, classes].astype(np.float64)
+    return group.classes[chosen, classes].astype(np.float64)
 
 
 def augment(
@@ -70,25 +101,28 @@ def augment(
     User data (None or "user") only gets jitter. Never apply this to test points.
     """
     points = np.asarray(points, dtype=np.float64)
-    _check(points, np.shape(labels), jitter)
+    given = np.asarray(labels)
+    _check(points, given.shape, jitter)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy Generator, got {type(rng).__name__}")
     spec = resolve_spec(spec_or_name)
     n = len(points)
-    symmetries = spec.symmetries if spec is not None else (KEEP,)
-    chosen = rng.integers(0, len(symmetries), n)
-    matrices = stack_matrices(symmetries)[chosen]
-    if spec is not None and spec.any_rotation:
+    flat = given.reshape(-1).astype(np.float64)  # a copy: the input is never written
+    if spec is None:
+        moved = points + rng.standard_normal((n, 2)) * jitter
+        return moved, cast(Labels, flat.reshape(given.shape).astype(given.dtype))
+    group = _group(spec)
+    chosen = rng.integers(0, len(spec.symmetries), n)
+    m = group.matrices[chosen]  # (n, 2, 2)
+    cx, cy = spec.centre
+    x = m[:, 0, 0] * (points[:, 0] - cx) + m[:, 0, 1] * (points[:, 1] - cy)
+    y = m[:, 1, 0] * (points[:, 0] - cx) + m[:, 1, 1] * (points[:, 1] - cy)
+    if spec.any_rotation:
+        # A uniform turn after the drawn mirror: the whole rotation-and-mirror group.
         angle = rng.uniform(0.0, 2 * np.pi, n)
         cos, sin = np.cos(angle), np.sin(angle)
-        turns = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
-        matrices = turns @ matrices
-    centre = np.asarray(spec.centre if spec is not None else (0.0, 0.0))
-    moved = np.einsum("nij,nj->ni", matrices, points - centre) + centre
-    moved += rng.standard_normal((n, 2)) * jitter
-    flat = np.asarray(labels, dtype=np.float64).reshape(-1)
-    moved_labels = flat if spec is None else _relabel(flat, spec, chosen)
+        x, y = cos * x - sin * y, sin * x + cos * y
+    moved = np.column_stack([x + cx, y + cy]) + rng.standard_normal((n, 2)) * jitter
+    moved_labels = _relabel(flat, spec, group, chosen)
     # Same dtype and shape as given: int64 classes stay int64, (n, 1) stays (n, 1).
-    given = np.asarray(labels)
     return moved, cast(Labels, moved_labels.reshape(given.shape).astype(given.dtype))
-

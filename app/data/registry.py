@@ -48,6 +48,18 @@ class DatasetSpec:
         names = tuple(s.name for s in self.symmetries if not s.is_identity)
         return (*names, "any rotation") if self.any_rotation else names
 
+    def public(self) -> dict[str, str | int | bool | list[str]]:
+        """The JSON-ready description the registry endpoint and the page's menus show."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "n_classes": self.n_classes,
+            "default_samples": self.default_samples,
+            "description": self.description,
+            "fixed": self.fixed,
+            "symmetries": list(self.symmetry_names),
+        }
+
 
 # The xor rule sign(x*y) is kept by the half turn and both diagonal mirrors, flipped by the
 # quarter turns and the axis mirrors: the whole square group, labels moving with it.
