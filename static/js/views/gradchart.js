@@ -1,0 +1,67 @@
+/** Gradient-norm chart view: one line per layer over epochs, log scale (vanishing gradients). */
+import uPlot from '../../vendor/uplot/uPlot.esm.js';
+
+/** @typedef {import('../history.js').SeriesHistory} SeriesHistory */
+
+/** Dark for the first layer, light for the last, so depth reads at a glance. */
+const LAYER_COLORS = ['#08306b', '#08519c', '#2171b5', '#4292c6', '#6baed6', '#9ecae1', '#c6dbef', '#deebf7'];
+
+export class GradChartView {
+  /** @param {HTMLElement} element */
+  constructor(element) {
+    this.element = element;
+    /** @type {uPlot | null} */
+    this.plot = null;
+    /** @type {string[]} */
+    this.names = [];
+  }
+
+  /**
+   * Build the chart for a set of layer names.
+   * @param {string[]} names
+   * @param {SeriesHistory} history
+   */
+  build(names, history) {
+    this.plot?.destroy();
+    this.names = names;
+    const width = Math.max(200, this.element.clientWidth || 320);
+    const step = names.length > 1 ? (LAYER_COLORS.length - 1) / (names.length - 1) : 0;
+    this.plot = new uPlot(
+      {
+        width,
+        height: 130,
+        legend: { show: true, live: false },
+        cursor: { drag: { x: false, y: false } },
+        scales: { x: { time: false }, y: { distr: 3, log: 10 } },
+        axes: [
+          { size: 24, font: '10px sans-serif', grid: { stroke: '#eee' }, ticks: { size: 3 } },
+          { size: 44, font: '10px sans-serif', grid: { stroke: '#eee' }, ticks: { size: 3 } },
+        ],
+        series: [
+          { label: 'Epoch' },
+          ...names.map((name, i) => ({
+            label: name,
+            stroke: LAYER_COLORS[Math.round(i * step)],
+            width: 1.5,
+            points: { show: false },
+          })),
+        ],
+      },
+      /** @type {uPlot.AlignedData} */ (/** @type {unknown} */ (history.columns)),
+      this.element,
+    );
+  }
+
+  /**
+   * Redraw; rebuilds when the layers changed.
+   * @param {string[]} names
+   * @param {SeriesHistory} history
+   */
+  update(names, history) {
+    if (!this.plot || names.join('|') !== this.names.join('|')) {
+      this.build(names, history);
+      return;
+    }
+    this.plot.setData(/** @type {uPlot.AlignedData} */ (/** @type {unknown} */ (history.columns)));
+  }
+}
