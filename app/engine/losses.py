@@ -65,7 +65,8 @@ def _one_hot_labels(name: str, labels: npt.ArrayLike, y_pred: Array) -> Array:
     out_of_range = (raw < 0) | (raw >= k)
     if out_of_range.any():
         raise ValueError(
-            f"{name}: label {raw[out_of_range][0].item()!r} is out of range; expected 0 <= label < {k}"
+            f"{name}: label {raw[out_of_range][0].item()!r} is out of range; "
+            f"expected 0 <= label < {k}"
         )
     one_hot = np.zeros((n, k), dtype=np.float64)
     one_hot[np.arange(n), raw.astype(np.intp)] = 1.0

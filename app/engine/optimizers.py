@@ -94,7 +94,7 @@ class Optimizer:
         return {name: value.copy() for name, value in slots.items()}
 
     def get_config(self) -> dict[str, float | bool | str]:
-        """Name and hyper-parameters: `get(**config)` rebuilds an equal optimizer."""
+        """Name and hyper-parameters: `get(name, **the_rest)` rebuilds an equal optimizer."""
         return {"name": self.name, "learning_rate": self.learning_rate}
 
     def __repr__(self) -> str:

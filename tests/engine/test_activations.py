@@ -181,7 +181,7 @@ def test_bad_parameters_name_the_value(params: dict[str, object], fragment: str)
 
 
 def test_direct_construction_validates_too() -> None:
-    with pytest.raises(ValueError, match="alpha=-1.0 is out of range"):
+    with pytest.raises(ValueError, match=r"alpha=-1\.0 is out of range"):
         activations.ELU(alpha=-1.0)
 
 
@@ -221,7 +221,7 @@ def test_stateful_entries_describe_layers() -> None:
     assert ACTIVATIONS["prelu"].defaults() == {"alpha_initializer": 0.25}
     with pytest.raises(ValueError, match="'prelu' has state and is built as a layer"):
         activations.get("prelu")
-    with pytest.raises(ValueError, match="lower=-0.1 is out of range"):
+    with pytest.raises(ValueError, match=r"lower=-0\.1 is out of range"):
         activations.get("rrelu", lower=-0.1)
 
 
