@@ -81,18 +81,18 @@ def _check_real(field: str, value: object, low: float, high: float) -> float:
     return number
 
 
-def _check_n_samples(n_samples: object) -> int:
+def _check_n_samples(n_samples: object, field: str = "n_samples") -> int:
     """A whole number of points between MIN_SAMPLES and Settings.max_samples."""
     limit = get_settings().max_samples
     if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral):
         raise ValueError(
-            f"n_samples must be an integer in [{MIN_SAMPLES}, {limit}], got {n_samples!r}"
+            f"{field} must be an integer in [{MIN_SAMPLES}, {limit}], got {n_samples!r}"
         )
     count = int(n_samples)
     if count < MIN_SAMPLES:
-        raise ValueError(f"n_samples={count} is below the minimum of {MIN_SAMPLES}")
+        raise ValueError(f"{field}={count} is below the minimum of {MIN_SAMPLES}")
     if count > limit:
-        raise ValueError(f"n_samples={count} exceeds the limit max_samples={limit}")
+        raise ValueError(f"{field}={count} exceeds the limit max_samples={limit}")
     return count
 
 
@@ -161,8 +161,8 @@ def make_dataset(
     noise (after validating them) and use their 4 points for both train and test.
     """
     spec = get_spec(name)
-    points, labels = _shuffled(spec, n_samples, noise, seed)
     ratio = _check_real("train_ratio", train_ratio, *TRAIN_RATIO_RANGE)
+    points, labels = _shuffled(spec, n_samples, noise, seed)
     if spec.fixed:
         return Dataset(
             spec.name,
@@ -219,7 +219,7 @@ def dataset_from_points(
         raise ValueError(f"points must have shape (n, 2), got {points.shape}")
     if labels.shape not in ((len(points),), (len(points), 1)):
         raise ValueError(f"labels must have shape ({len(points)},), got {labels.shape}")
-    _check_n_samples(len(points))
+    _check_n_samples(len(points), "len(points)")
     if not np.all(np.isfinite(points)):
         row = int(np.flatnonzero(~np.all(np.isfinite(points), axis=1))[0])
         raise ValueError(f"points[{row}] is {points[row].tolist()}; values must be finite")

@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.datasets import (
     DATASETS,
@@ -536,9 +538,9 @@ def test_dataset_from_points() -> None:
 
 def test_dataset_from_points_refuses_bad_input() -> None:
     limit = get_settings().max_samples
-    with pytest.raises(ValueError, match="n_samples=3 is below the minimum of 4"):
+    with pytest.raises(ValueError, match=r"len\(points\)=3 is below the minimum of 4"):
         dataset_from_points(np.zeros((3, 2)), np.zeros(3))
-    with pytest.raises(ValueError, match=f"exceeds the limit max_samples={limit}"):
+    with pytest.raises(ValueError, match=f"={limit + 1} exceeds the limit max_samples={limit}"):
         dataset_from_points(np.zeros((limit + 1, 2)), np.zeros(limit + 1))
     bad = np.zeros((5, 2))
     bad[3, 1] = np.nan
@@ -548,3 +550,35 @@ def test_dataset_from_points_refuses_bad_input() -> None:
         dataset_from_points(np.zeros((5, 2)), np.arange(5), kind="binary")
     with pytest.raises(ValueError, match=r"train_ratio=1.0 is outside \[0.1, 0.9\]"):
         dataset_from_points(np.zeros((5, 2)), np.zeros(5), train_ratio=1.0)
+
+
+# ---- properties ------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet="0123456789.,-+eEnaif x\n\r\t_", max_size=80))
+def test_parse_csv_answers_any_text_with_rows_or_a_value_error(text: str) -> None:
+    try:
+        points, labels = parse_csv(text, max_rows=20)
+    except ValueError as error:
+        message = str(error)
+        assert message.startswith("line ") or message.startswith("the CSV has no data rows")
+        return
+    assert points.shape == (len(labels), 2) and np.all(np.isfinite(points))
+    assert np.all(np.isfinite(labels))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(GENERATED),
+    st.integers(MIN_SAMPLES, 200),
+    st.floats(0.1, 0.9),
+    st.floats(0.0, 0.5),
+    st.integers(0, 2**32),
+)
+def test_every_valid_request_splits_all_points(name, n, ratio, noise, seed) -> None:
+    data = make_dataset(name, n_samples=n, noise=noise, train_ratio=ratio, seed=seed)
+    n_train = len(data.x_train)
+    assert n_train + len(data.x_test) == n and 1 <= n_train <= n - 1
+    assert abs(n_train - n * ratio) < 1 + 1e-6
+    assert np.all(np.isfinite(data.x_train)) and np.all(np.isfinite(data.y_test))
