@@ -14,7 +14,7 @@ from app.data.csv_io import infer_kind, parse_csv, to_csv
 from app.data.features import FEATURES, FeatureSpec, check_features, featurize
 from app.data.registry import DATASETS, DatasetSpec
 from app.data.symmetry import Symmetry
-from app.data.types import Array, IntArray, Kind, Labels
+from app.data.types import KINDS, Array, IntArray, Kind, Labels
 from app.settings import get_settings
 
 # Domain ranges of TensorFlow Playground's sliders (noise 0..50 %, train ratio 10..90 %),
@@ -26,6 +26,7 @@ MIN_SAMPLES = 4
 __all__ = [
     "DATASETS",
     "FEATURES",
+    "KINDS",
     "MIN_SAMPLES",
     "NOISE_RANGE",
     "TRAIN_RATIO_RANGE",
@@ -185,6 +186,11 @@ def preview(
 
 def _check_user_labels(labels: np.ndarray, kind: Kind | None) -> tuple[Kind, int, Labels]:
     """The kind, class count and typed labels of user data, inferred unless `kind` is given."""
+    if kind not in (None, *KINDS):
+        raise ValueError(f"kind={kind!r} is unknown; expected one of {', '.join(KINDS)}")
+    if not np.all(np.isfinite(labels)):
+        row = int(np.flatnonzero(~np.isfinite(labels))[0])
+        raise ValueError(f"labels[{row}] is {labels[row]}; values must be finite")
     inferred, n_classes = infer_kind(labels)
     if kind is None or kind == inferred:
         chosen: Kind = inferred

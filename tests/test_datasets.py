@@ -546,6 +546,10 @@ def test_dataset_from_points_refuses_bad_input() -> None:
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match=r"points\[3\] is \[0.0, nan\]; values must be finite"):
         dataset_from_points(bad, np.zeros(5))
+    with pytest.raises(ValueError, match=r"labels\[2\] is inf; values must be finite"):
+        dataset_from_points(np.zeros((5, 2)), np.array([0, 1, np.inf, 0, 1]))
+    with pytest.raises(ValueError, match="kind='ordinal' is unknown; expected one of binary"):
+        dataset_from_points(np.zeros((5, 2)), np.zeros(5), kind="ordinal")
     with pytest.raises(ValueError, match="binary classification needs labels 0 or 1"):
         dataset_from_points(np.zeros((5, 2)), np.arange(5), kind="binary")
     with pytest.raises(ValueError, match=r"train_ratio=1.0 is outside \[0.1, 0.9\]"):

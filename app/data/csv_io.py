@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 
-from app.data.types import Array, Kind, Labels
+from app.data.types import KINDS, Array, Kind, Labels
 from app.settings import get_settings
 
 HEADER = ("x1", "x2", "label")
@@ -78,6 +78,8 @@ def parse_csv(
     kind="regression" keeps whole-number targets as floats.
     Every error is a ValueError naming the line (1-based, blank lines counted).
     """
+    if kind not in (None, *KINDS):
+        raise ValueError(f"kind={kind!r} is unknown; expected one of {', '.join(KINDS)}")
     if max_rows is None:
         max_rows = get_settings().max_samples
     if max_rows < 1:

@@ -10,3 +10,4 @@ IntArray = npt.NDArray[np.int64]
 # Class indices (int64) for classification, targets (float64) for regression.
 Labels = IntArray | Array
 Kind = Literal["binary", "multiclass", "regression"]
+KINDS: tuple[Kind, ...] = ("binary", "multiclass", "regression")
