@@ -4,6 +4,7 @@ import math
 import re
 
 import numpy as np
+import numpy.typing as npt
 
 from app.data.types import KINDS, Array, Kind, Labels
 from app.settings import get_settings
@@ -51,7 +52,7 @@ def _is_class_index(value: float) -> bool:
     return value >= 0 and value == math.floor(value)
 
 
-def infer_kind(labels: Labels) -> tuple[Kind, int]:
+def infer_kind(labels: npt.ArrayLike) -> tuple[Kind, int]:
     """(kind, n_classes) from labels: whole numbers >= 0 are classes, anything else regression.
 
     Binary when every label is 0 or 1; multiclass with max + 1 classes otherwise.
