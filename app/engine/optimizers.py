@@ -69,15 +69,16 @@ class Optimizer:
                     f"optimizer '{self.name}': parameter '{key}' must be a float64 numpy array "
                     f"(updated in place), got {type(w).__name__}"
                 )
-            if np.shape(g) != w.shape:
+            g = np.asarray(g, dtype=np.float64)
+            if g.shape != w.shape:
                 raise ValueError(
-                    f"optimizer '{self.name}': gradient '{key}' has shape {np.shape(g)} but the "
+                    f"optimizer '{self.name}': gradient '{key}' has shape {g.shape} but the "
                     f"parameter has shape {w.shape}"
                 )
             slots = self.state.get(key)
             if slots is None:
                 slots = self.state[key] = self.build_state(w)
-            delta = self.update_step(np.asarray(g, dtype=np.float64), slots)
+            delta = self.update_step(g, slots)
             w += delta
             self.last_update[key] = delta
         self.iterations += 1
@@ -125,7 +126,8 @@ class SGD(Optimizer):
     def update_step(self, g: Array, slots: dict[str, Array]) -> Array:
         lr = self.learning_rate
         if self.momentum == 0.0:
-            result: Array = -(g * lr)
+            # g * (-lr) is bit-for-bit -(g * lr), one numpy call fewer.
+            result: Array = g * -lr
             return result
         velocity = slots["velocity"]
         velocity[...] = velocity * self.momentum - g * lr
@@ -161,7 +163,7 @@ class Adagrad(Optimizer):
     def update_step(self, g: Array, slots: dict[str, Array]) -> Array:
         accumulator = slots["accumulator"]
         accumulator += np.square(g)
-        result: Array = -((self.learning_rate * g) / np.sqrt(accumulator + self.epsilon))
+        result: Array = (-self.learning_rate * g) / np.sqrt(accumulator + self.epsilon)
         return result
 
     def describe_state(self, slots: dict[str, Array]) -> dict[str, Array]:
@@ -259,7 +261,7 @@ class Adam(Optimizer):
         m, v = slots["m"], slots["v"]
         m += (g - m) * (1.0 - self.beta_1)
         v += (np.square(g) - v) * (1.0 - self.beta_2)
-        result: Array = -((m * alpha) / (np.sqrt(v) + self.epsilon))
+        result: Array = (m * -alpha) / (np.sqrt(v) + self.epsilon)
         return result
 
     def describe_state(self, slots: dict[str, Array]) -> dict[str, Array]:
