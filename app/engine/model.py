@@ -274,12 +274,16 @@ class Sequential:
         norms: dict[str, float] = {}
         for i, layer in enumerate(self.layers):
             if layer.params:
-                squares = sum(float(np.sum(layer.grads[key] ** 2)) for key in layer.params)
+                squares = 0.0
+                for key in layer.params:
+                    grad = layer.grads[key]
+                    squares += float(np.vdot(grad, grad))
                 norms[f"layers.{i}"] = math.sqrt(squares)
         self.grad_norms = norms
 
     def _train_step(self, x: Array, y: Array) -> float:
-        optimizer, loss = self._require_training_setup()
+        optimizer, loss = self.optimizer, self.loss
+        assert optimizer is not None and loss is not None, "checked by the caller"
         y_pred = self._forward(x, training=True)
         value = self._data_loss(loss, y, y_pred)
         self._backward(loss, y, y_pred)  # each layer adds its penalty's gradient here
@@ -336,6 +340,7 @@ class Sequential:
     def train_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike) -> float:
         """One gradient step on exactly this batch; returns its loss (penalties included)."""
         x_array, y_array = self._check_xy(x, y)
+        self._require_training_setup()
         return self._train_step(x_array, y_array)
 
     def fit(
