@@ -32,14 +32,16 @@ TOLERANCE = 1e-6
 SEEDS = (0, 1, 2)
 
 
-def _objective(model: Sequential, x: np.ndarray, y: np.ndarray) -> float:
-    trace = model.trace(x, y, training=True)
+def _objective(model: Sequential, x: np.ndarray, y: np.ndarray, training: bool) -> float:
+    trace = model.trace(x, y, training=training)
     return trace.loss + trace.penalty
 
 
-def assert_gradients_match(model: Sequential, x: np.ndarray, y: np.ndarray) -> None:
+def assert_gradients_match(
+    model: Sequential, x: np.ndarray, y: np.ndarray, training: bool = True
+) -> None:
     """Every parameter's analytic gradient equals the central difference of the objective."""
-    analytic = model.trace(x, y, training=True).gradients
+    analytic = model.trace(x, y, training=training).gradients
     params = model.parameters()
     assert set(analytic) == set(params)
     for key, param in params.items():
@@ -47,9 +49,9 @@ def assert_gradients_match(model: Sequential, x: np.ndarray, y: np.ndarray) -> N
         for index in np.ndindex(param.shape):
             original = param[index]
             param[index] = original + STEP
-            plus = _objective(model, x, y)
+            plus = _objective(model, x, y, training)
             param[index] = original - STEP
-            minus = _objective(model, x, y)
+            minus = _objective(model, x, y, training)
             param[index] = original
             numeric[index] = (plus - minus) / (2 * STEP)
         difference = np.linalg.norm(analytic[key] - numeric)
@@ -151,6 +153,30 @@ def test_batch_normalization_gradients_in_training_mode(seed: int) -> None:
         ]
     )
     assert_gradients_match(model, rng.normal(size=(n, n_in)), rng.normal(size=(n, n_out)))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_inference_mode_gradients_through_moving_statistics_and_mean_slopes(seed: int) -> None:
+    rng, n, n_in, hidden, n_out = _shapes(seed)
+    model = Sequential(
+        [
+            Input((n_in,)),
+            Dense(hidden + 2),
+            BatchNormalization(),
+            RReLU(),
+            Dropout(0.5),
+            Dense(n_out),
+        ],
+        seed=seed,
+    )
+    model.compile("sgd", "mse")
+    bn = model.layers[1]
+    # Moving statistics away from (0, 1), gamma and beta away from (1, 0).
+    for store in (bn.params, bn.state):
+        for key, array in store.items():
+            array[...] = rng.uniform(0.5, 2.0, size=array.shape) * (1 if key != "beta" else -1)
+    x, y = rng.normal(size=(n, n_in)), rng.normal(size=(n, n_out))
+    assert_gradients_match(model, x, y, training=False)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
