@@ -181,7 +181,10 @@ class Softmax(ActivationFunction):
         return result
 
 
-ACTIVATIONS: dict[str, Spec[ActivationFunction]] = {
+# The registry entry type by the name docs/design.md gives it.
+ActivationSpec = Spec[ActivationFunction]
+
+ACTIVATIONS: dict[str, ActivationSpec] = {
     "step": Spec(
         "step", "Heaviside step of the LTU and perceptron; has no gradient to train with.", Step
     ),

@@ -69,7 +69,10 @@ class MaxNorm(Constraint):
 max_norm = MaxNorm
 
 
-CONSTRAINTS: dict[str, Spec[Constraint]] = {
+# The registry entry type by the name docs/design.md gives it.
+ConstraintSpec = Spec[Constraint]
+
+CONSTRAINTS: dict[str, ConstraintSpec] = {
     "max_norm": Spec(
         "max_norm",
         "Max-norm: each unit's incoming weight vector is clipped to norm <= max_value.",

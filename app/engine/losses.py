@@ -202,7 +202,10 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return _one_hot_labels(self.name, y_true, p), p
 
 
-LOSSES: dict[str, Spec[Loss]] = {
+# The registry entry type by the name docs/design.md gives it.
+LossSpec = Spec[Loss]
+
+LOSSES: dict[str, LossSpec] = {
     "mse": Spec(
         "mse",
         "Mean squared error: regression with a linear output.",

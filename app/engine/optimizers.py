@@ -296,7 +296,10 @@ def _momentum(default: float) -> ParamSpec:
 
 _NESTEROV = ParamSpec("nesterov", False, description="look-ahead (Nesterov) momentum")
 
-OPTIMIZERS: dict[str, Spec[Optimizer]] = {
+# The registry entry type by the name docs/design.md gives it.
+OptimizerSpec = Spec[Optimizer]
+
+OPTIMIZERS: dict[str, OptimizerSpec] = {
     "sgd": Spec(
         "sgd",
         "Stochastic gradient descent: w <- w - lr g.",

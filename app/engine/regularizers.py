@@ -112,7 +112,10 @@ def _rate(name: str, default: float) -> ParamSpec:
     return ParamSpec(name, default, 0.0, RATE_LIMIT, f"{name.upper()} penalty rate")
 
 
-REGULARIZERS: dict[str, Spec[Regularizer]] = {
+# The registry entry type by the name docs/design.md gives it.
+RegularizerSpec = Spec[Regularizer]
+
+REGULARIZERS: dict[str, RegularizerSpec] = {
     "l1": Spec(
         "l1",
         "L1 penalty l1*sum|w|: drives weights to exactly 0 (sparse).",
