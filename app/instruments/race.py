@@ -1,0 +1,178 @@
+"""Optimizer race: several optimizers train one net from identical weights on identical batches.
+
+Each racer is a TrainingSession built from the base config with its own optimizer settings, so
+it trains, evaluates and reports divergence exactly as a live session does. Two guarantees are
+made by construction rather than trusted to the seeds: every racer starts from racer 0's
+weights, and before every epoch every racer's minibatch-order generator is set to one shared
+state, so all of them see the same permutation of the same points.
+"""
+
+import base64
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.datasets import featurize
+from app.sessions.build import grid_points
+from app.sessions.config import SessionConfig, merge_config
+from app.sessions.frames import quantize
+from app.sessions.session import TrainingSession
+from app.settings import get_settings
+
+# The optimizer fields a racer may set; everything else comes from the base config.
+RACER_FIELDS = (
+    "optimizer", "learning_rate", "momentum", "nesterov", "rho", "beta_1", "beta_2",
+    "epsilon", "initial_accumulator_value",
+)
+# A stream of its own, so the race's order never depends on any racer's draws.
+ORDER_STREAM = 0x0ACE
+
+
+def max_racers() -> int:
+    """How many racers one race may have (Settings.max_racers once it exists, else 8)."""
+    return int(getattr(get_settings(), "max_racers", 8))
+
+
+@dataclass(frozen=True)
+class RacerInfo:
+    """Who a racer is: its label and its full optimizer settings."""
+
+    label: str
+    optimizer: dict[str, Any]
+
+
+@dataclass
+class Race:
+    """Racers trained in lockstep, epoch by epoch; `step` is the unit of work."""
+
+    base: SessionConfig
+    racers: list[RacerInfo]
+    sessions: list[TrainingSession]
+    order_rng: np.random.Generator
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def epoch(self) -> int:
+        """Epochs every racer has been offered."""
+        return max(session.epoch for session in self.sessions)
+
+    def step(self, epochs: int) -> int:
+        """Train every still-running racer `epochs` more epochs; returns the first new epoch."""
+        limit = get_settings().max_step_epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= limit:
+            raise ValueError(
+                f"epochs = {epochs!r} must be an integer in 1..max_step_epochs = {limit}"
+            )
+        first = self.epoch + 1
+        n_train = self.sessions[0].data.x_train.shape[0]
+        with self.lock:
+            for _ in range(epochs):
+                shared = self.order_rng.bit_generator.state
+                for session in self.sessions:
+                    if session.status in ("diverged", "finished"):
+                        continue
+                    session.model.order_rng.bit_generator.state = shared
+                    session.train_one_epoch()
+                # Advance the shared stream exactly as a model's epoch does: one permutation.
+                self.order_rng.permutation(n_train)
+        return first
+
+    def curves(self, since: int = 1) -> list[dict[str, Any]]:
+        """Per racer: its label, status and the losses/metrics of epochs since..epoch."""
+        result = []
+        for info, session in zip(self.racers, self.sessions, strict=True):
+            columns = session.history.to_columns()
+            start = max(since, 1) - 1
+            result.append({
+                "label": info.label,
+                "optimizer": info.optimizer,
+                "status": session.status,
+                "status_reason": session.status_reason,
+                "epoch": session.epoch,
+                "weights_hash": session.weights_hash(),
+                "first_epoch": start + 1,
+                **{name: values[start:] for name, values in columns.items()},
+            })
+        return result
+
+    def grids(self, resolution: int | None = None) -> list[dict[str, Any]]:
+        """Per racer: the output over the decision grid, quantized to bytes (base64)."""
+        settings = get_settings()
+        size = self.base.grid_resolution if resolution is None else resolution
+        if isinstance(size, bool) or not 2 <= size <= settings.max_grid_resolution:
+            raise ValueError(
+                f"grid_resolution = {size!r} must be in 2..max_grid_resolution = "
+                f"{settings.max_grid_resolution}"
+            )
+        points = grid_points(size, settings.grid_extent)
+        features = featurize(points, self.base.features)
+        multiclass = self.base.resolved_problem() == "multiclass"
+        grids = []
+        for info, session in zip(self.racers, self.sessions, strict=True):
+            with np.errstate(all="ignore"):
+                output = session.model.predict(features)
+            if multiclass:
+                values = np.max(output, axis=1)
+                classes = np.argmax(output, axis=1).astype(np.uint8)
+            else:
+                values, classes = output[:, 0], None
+            quantized, low, high = quantize(values)
+            grids.append({
+                "label": info.label,
+                "resolution": size,
+                "extent": [-settings.grid_extent, settings.grid_extent] * 2,
+                "min": low,
+                "max": high,
+                "output": base64.b64encode(quantized.tobytes()).decode("ascii"),
+                "output_class": None if classes is None
+                else base64.b64encode(classes.tobytes()).decode("ascii"),
+            })
+        return grids
+
+
+def _label(racer: dict[str, Any], index: int, taken: set[str]) -> str:
+    """The racer's label, or its optimizer and rate, made unique."""
+    label = str(racer.get("label") or f"{racer.get('optimizer', 'sgd')} "
+                f"lr={racer.get('learning_rate', 'default')}")
+    unique, count = label, 1
+    while unique in taken:
+        count += 1
+        unique = f"{label} ({count})"
+    taken.add(unique)
+    return unique
+
+
+def start_race(base: SessionConfig, racers: list[dict[str, Any]]) -> Race:
+    """Build one session per racer from `base` plus that racer's optimizer fields."""
+    limit = max_racers()
+    if not 1 <= len(racers) <= limit:
+        raise ValueError(f"racers has {len(racers)} entries; expected 1..max_racers = {limit}")
+    configs: list[SessionConfig] = []
+    infos: list[RacerInfo] = []
+    taken: set[str] = set()
+    for index, racer in enumerate(racers):
+        unknown = sorted(set(racer) - {*RACER_FIELDS, "label"})
+        if unknown:
+            raise ValueError(
+                f"racers[{index}] has unknown field(s) {', '.join(unknown)}; expected: "
+                f"label, {', '.join(RACER_FIELDS)}"
+            )
+        changes = {k: v for k, v in racer.items() if k != "label"}
+        try:
+            config = merge_config(base, changes)
+        except ValueError as error:
+            raise ValueError(f"racers[{index}]: {error}") from error
+        configs.append(config)
+        optimizer = {name: getattr(config, name) for name in RACER_FIELDS}
+        infos.append(RacerInfo(_label(racer, index, taken), optimizer))
+    sessions = [
+        TrainingSession(config, f"race-{index}") for index, config in enumerate(configs)
+    ]
+    # Identical initial weights by construction, whatever each optimizer's build does.
+    initial = sessions[0].model.get_weights()
+    for session in sessions[1:]:
+        session.model.set_weights(initial)
+    order_rng = np.random.default_rng([base.seed, ORDER_STREAM])
+    return Race(base, infos, sessions, order_rng)
