@@ -48,7 +48,7 @@ class ParamSpec:
         return f"{lower}{self.name}{upper}"
 
     def check(self, value: object, owner: str) -> ParamValue:
-        """Return `value` as float/bool, or raise ValueError naming the owner, value and limits."""
+        """`value` as float, int or bool; else ValueError naming the owner, value and limits."""
         if self.kind == "bool":
             if not isinstance(value, bool):
                 raise ValueError(f"{owner}: {self.name}={value!r} is not a boolean")
@@ -58,6 +58,7 @@ class ParamSpec:
         if self.kind == "int" and not isinstance(value, int | np.integer):
             raise ValueError(f"{owner}: {self.name}={value!r} is not an integer")
         number = float(value)
+        shown: float = int(value) if self.kind == "int" else number
         if not math.isfinite(number):
             raise ValueError(f"{owner}: {self.name}={number!r} is not finite")
         too_low = self.min is not None and (
@@ -68,9 +69,9 @@ class ParamSpec:
         )
         if too_low or too_high:
             raise ValueError(
-                f"{owner}: {self.name}={number!r} is out of range; expected {self.limits_text()}"
+                f"{owner}: {self.name}={shown!r} is out of range; expected {self.limits_text()}"
             )
-        return int(value) if self.kind == "int" else number
+        return shown
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description for the registry endpoint."""

@@ -56,6 +56,8 @@ def test_bad_parameters_name_the_value() -> None:
         constraints.get("max_norm", max_value=0.0)
     with pytest.raises(ValueError, match=r"max_value=-1\.0 is out of range"):
         constraints.MaxNorm(max_value=-1.0)
+    with pytest.raises(ValueError, match=r"axis=5 is out of range; expected -2 <= axis <= 1"):
+        constraints.get("max_norm", axis=5)
     with pytest.raises(ValueError, match=r"axis=1\.5 is not an integer"):
         constraints.get("max_norm", axis=1.5)
     with pytest.raises(ValueError, match=r"axis=1 does not exist for weights of shape \(3,\)"):
