@@ -166,7 +166,7 @@ class Sequential:
         """Choose the optimizer, the loss and the metrics reported by fit and evaluate."""
         self.optimizer = optimizers.get(optimizer)
         self.loss = None if loss is None else losses.get(loss)
-        names = list(metrics or [])
+        names = [metrics] if isinstance(metrics, str) else list(metrics or [])
         for metric in names:
             if metric not in METRICS:
                 raise ValueError(
