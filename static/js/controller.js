@@ -18,10 +18,16 @@ import { outputToUnit } from './views/output.js';
 /** @typedef {import('./types.js').LayerSpec} LayerSpec */
 /** @typedef {import('./views/network.js').WeightEdit} WeightEdit */
 
-/** Display labels for the registry's feature names (the registry names the features). */
-const FEATURE_LABELS = /** @type {Record<string, string>} */ ({
-  x1: 'x1', x2: 'x2', x1_sq: 'x1²', x2_sq: 'x2²', x1x2: 'x1·x2', sin_x1: 'sin x1', sin_x2: 'sin x2',
-});
+/**
+ * The registry's features as [{name, label}] in menu order (an older server sent a name list).
+ * @param {Registry} registry
+ * @returns {{name: string, label: string}[]}
+ */
+function featureList(registry) {
+  const features = registry.features ?? [];
+  if (Array.isArray(features)) return features.map((name) => ({ name, label: name }));
+  return Object.entries(features).map(([name, spec]) => ({ name, label: spec.label ?? name }));
+}
 
 const CONFIG_KEYS = new Set(PROPERTIES.filter((p) => p.config).map((p) => p.key));
 
@@ -83,7 +89,7 @@ export class Controller {
     controls.build(this.registry);
     data.build(this.registry.datasets, (name) => this.selectDataset(name));
     this.renderStructure();
-    controls.update(this.state);
+    controls.update(this.state, this.resolvedProblem());
     this.writeHash();
     window.addEventListener('hashchange', () => this.applyHash());
     await this.openSession(() => api.createSession(sessionConfig(this.state)));
@@ -263,7 +269,10 @@ export class Controller {
         gradChart.update(this.gradNames, this.grads);
         this.views.data.updateClasses(header.problem, header.n_classes);
         output.updateLegend(header.problem, header.n_classes);
+        const previous = this.frame;
         this.frame = frame;
+        // User points decide the problem and classes only once the server has read them.
+        if (this.state.points && previous?.header.n_classes !== header.n_classes) this.renderStructure();
       }
       if (this.pointsDirty) {
         this.pointsDirty = false;
@@ -375,7 +384,7 @@ export class Controller {
       }
     }
     this.writeHash();
-    this.views.controls.update(this.state);
+    this.views.controls.update(this.state, this.resolvedProblem());
     if ('show_test' in patch || 'discretize' in patch || 'log_scale' in patch) {
       this.pointsDirty = true;
       if (this.frame) this.pending = this.frame;
@@ -413,7 +422,9 @@ export class Controller {
   toggleFeature(name) {
     const features = this.state.features.includes(name)
       ? this.state.features.filter((f) => f !== name)
-      : (this.registry?.features ?? []).filter((f) => f === name || this.state.features.includes(f));
+      : featureList(/** @type {Registry} */ (this.registry))
+          .map((f) => f.name)
+          .filter((f) => f === name || this.state.features.includes(f));
     if (features.length === 0) {
       this.showError('At least one input feature is needed.');
       return;
@@ -449,18 +460,23 @@ export class Controller {
     this.setState({ layers });
   }
 
+  /** The problem the state asks for: explicit, else the data's (the last frame knows for user points). */
+  resolvedProblem() {
+    if (this.state.problem) return this.state.problem;
+    if (this.state.points) return this.frame?.header.problem ?? 'binary';
+    return this.registry?.datasets[this.state.dataset]?.kind ?? 'binary';
+  }
+
   /** Redraw the network diagram for the state's architecture. */
   renderStructure() {
     const registry = this.registry;
     if (!registry) return;
     const dataset = registry.datasets[this.state.dataset];
-    const problem = this.state.problem ?? dataset?.kind ?? 'binary';
-    const nClasses = this.frame?.header.n_classes ?? dataset?.n_classes ?? 2;
+    const problem = this.resolvedProblem();
+    const nClasses = (this.state.points ? this.frame?.header.n_classes : dataset?.n_classes) ?? 2;
     const activations = Object.keys(registry.activations).filter((a) => a !== 'step' && a !== 'softmax');
     this.views.network.render({
-      features: registry.features.map((name) => ({
-        name, label: FEATURE_LABELS[name] ?? name, enabled: this.state.features.includes(name),
-      })),
+      features: featureList(registry).map((f) => ({ ...f, enabled: this.state.features.includes(f.name) })),
       layers: this.state.layers,
       outputUnits: problem === 'multiclass' ? nClasses : 1,
       activations,

@@ -40,7 +40,7 @@ export const PROPERTIES = [
   { key: 'initializer', kind: 'string', config: true, structural: true, fallback: 'glorot_uniform' },
   { key: 'optimizer', kind: 'string', config: true, fallback: 'sgd' },
   { key: 'learning_rate', kind: 'number', config: true, fallback: 0.03 },
-  { key: 'momentum', kind: 'number', config: true, fallback: 0 },
+  { key: 'momentum', kind: 'number', config: true, nullable: true, fallback: null },
   { key: 'nesterov', kind: 'bool', config: true, fallback: false },
   { key: 'rho', kind: 'number', config: true, fallback: 0.9 },
   { key: 'beta_1', kind: 'number', config: true, fallback: 0.9 },

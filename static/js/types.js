@@ -26,7 +26,7 @@
  * @property {string} initializer
  * @property {string} optimizer
  * @property {number} learning_rate
- * @property {number} momentum
+ * @property {number | null} momentum
  * @property {boolean} nesterov
  * @property {number} rho
  * @property {number} beta_1
@@ -58,6 +58,7 @@
  * @typedef {object} RegistryEntry
  * @property {string} [description]
  * @property {ParamSpec[]} [params]
+ * @property {string[]} [problems]  losses: the problems they fit
  */
 
 /**
@@ -76,7 +77,7 @@
  * @property {Record<string, RegistryEntry>} optimizers
  * @property {Record<string, RegistryEntry>} initializers
  * @property {Record<string, RegistryEntry>} regularizers
- * @property {string[]} features
+ * @property {Record<string, {name: string, label: string}> | string[]} features
  * @property {string[]} problems
  * @property {Record<string, number>} limits
  * @property {Record<string, unknown>} defaults

@@ -71,6 +71,8 @@ export class ControlsView {
     /** @type {(key: string, value: unknown) => void} */
     this.onChange = () => {};
     this.lastEpoch = -1;
+    /** the problem the loss menu was built for */
+    this.lossProblem = '';
   }
 
   /** Every input bound to a state key. */
@@ -92,7 +94,7 @@ export class ControlsView {
     const lrMax = typeof lrSpec?.max === 'number' ? lrSpec.max : Infinity;
     fill(byId('learning-rate'), LEARNING_RATES.filter((lr) => lr > lrMin && lr <= lrMax).map((lr) => [String(lr), String(lr)]));
     fill(byId('optimizer'), Object.keys(registry.optimizers).map((name) => [name, labelOf(name)]));
-    fill(byId('loss'), [['null', 'auto (by problem)'], ...Object.keys(registry.losses).map((name) => /** @type {[string, string]} */ ([name, labelOf(name)]))]);
+    this.lossProblem = '';
     const regularizers = Object.keys(registry.regularizers ?? {});
     fill(byId('regularization'), [['none', 'none'], ...regularizers.filter((r) => r !== 'none').map((name) => /** @type {[string, string]} */ ([name, labelOf(name).toUpperCase()]))]);
     fill(byId('regularization-rate'), REGULARIZATION_RATES.map((r) => [String(r), String(r)]));
@@ -165,10 +167,25 @@ export class ControlsView {
   }
 
   /**
+   * The loss menu offers the losses that fit the problem (the registry says which).
+   * @param {string} problem
+   */
+  updateLosses(problem) {
+    if (!this.registry || problem === this.lossProblem) return;
+    this.lossProblem = problem;
+    const fitting = Object.entries(this.registry.losses)
+      .filter(([, spec]) => !spec.problems || spec.problems.includes(problem))
+      .map(([name]) => /** @type {[string, string]} */ ([name, labelOf(name)]));
+    fill(/** @type {HTMLSelectElement} */ (this.doc.getElementById('loss')), [['null', 'auto (by problem)'], ...fitting]);
+  }
+
+  /**
    * Show a state in every bound input (adds an option for a URL value not in a menu).
    * @param {PageState} state
+   * @param {string} problem the problem the state resolves to
    */
-  update(state) {
+  update(state, problem) {
+    this.updateLosses(problem);
     const record = /** @type {Record<string, unknown>} */ (/** @type {unknown} */ (state));
     for (const input of this.inputs()) {
       const key = /** @type {string} */ (input.dataset.key);
@@ -211,6 +228,7 @@ export class ControlsView {
             wrap.className = 'control checkbox';
             input.type = 'checkbox';
           } else {
+            if (row.nullable) input.placeholder = `default ${p.default ?? ''}`.trim();
             wrap.className = 'control';
             input.type = 'number';
             input.step = 'any';
@@ -227,7 +245,7 @@ export class ControlsView {
     for (const p of params) {
       const input = /** @type {HTMLInputElement} */ (this.doc.getElementById(`optimizer-${p.name}`));
       if (input.type === 'checkbox') input.checked = !!record[p.name];
-      else if (this.doc.activeElement !== input) input.value = String(record[p.name]);
+      else if (this.doc.activeElement !== input) input.value = record[p.name] === null ? '' : String(record[p.name]);
     }
   }
 

@@ -3,6 +3,15 @@ import uPlot from '../../vendor/uplot/uPlot.esm.js';
 
 /** @typedef {import('../history.js').SeriesHistory} SeriesHistory */
 
+/**
+ * Tick labels that stay readable over many decades (1e-4 rather than 0.0001 or 0).
+ * @param {uPlot} _u
+ * @param {number[]} splits
+ */
+function logTicks(_u, splits) {
+  return splits.map((v) => (v === null ? '' : v >= 0.01 && v < 1e4 ? String(+v.toPrecision(2)) : v.toExponential(0)));
+}
+
 /** Dark for the first layer, light for the last, so depth reads at a glance. */
 const LAYER_COLORS = ['#08306b', '#08519c', '#2171b5', '#4292c6', '#6baed6', '#9ecae1', '#c6dbef', '#deebf7'];
 
@@ -35,7 +44,7 @@ export class GradChartView {
         scales: { x: { time: false }, y: { distr: 3, log: 10 } },
         axes: [
           { size: 24, font: '10px sans-serif', grid: { stroke: '#eee' }, ticks: { size: 3 } },
-          { size: 44, font: '10px sans-serif', grid: { stroke: '#eee' }, ticks: { size: 3 } },
+          { size: 44, font: '10px sans-serif', grid: { stroke: '#eee' }, ticks: { size: 3 }, values: logTicks },
         ],
         series: [
           { label: 'Epoch' },

@@ -3,6 +3,15 @@ import uPlot from '../../vendor/uplot/uPlot.esm.js';
 
 /** @typedef {import('../history.js').SeriesHistory} SeriesHistory */
 
+/**
+ * Tick labels that stay readable over many decades (1e-4 rather than 0.0001 or 0).
+ * @param {uPlot} _u
+ * @param {number[]} splits
+ */
+function logTicks(_u, splits) {
+  return splits.map((v) => (v === null ? '' : v >= 0.01 && v < 1e4 ? String(+v.toPrecision(2)) : v.toExponential(0)));
+}
+
 export class LossChartView {
   /** @param {HTMLElement} element */
   constructor(element) {
@@ -30,7 +39,7 @@ export class LossChartView {
         scales: { x: { time: false }, y: logScale ? { distr: 3, log: 10 } : { range: (_u, _min, max) => [0, max > 0 ? max * 1.05 : 1] } },
         axes: [
           { size: 24, font: '10px sans-serif', grid: { stroke: '#eee' }, ticks: { size: 3 } },
-          { size: 40, font: '10px sans-serif', grid: { stroke: '#eee' }, ticks: { size: 3 } },
+          { size: 40, font: '10px sans-serif', grid: { stroke: '#eee' }, ticks: { size: 3 }, values: logScale ? logTicks : undefined },
         ],
         series: [
           { label: 'Epoch' },

@@ -76,11 +76,12 @@ function featureField(name) {
 }
 
 /**
- * Link width in px from |w|: 1 px at 0 up to 8 px at |w| ≥ 4 (TFP uses 1–10 over [0, 5]).
+ * Link width in px from |w|: 0.8 px at 0 up to 5 px at |w| ≥ 3 (TFP's 1–10 px over [0, 5]
+ * turns a 6×8 net into a solid block).
  * @param {number} w
  */
 function linkWidth(w) {
-  return Number.isFinite(w) ? 1 + (7 * Math.min(Math.abs(w), 4)) / 4 : 1;
+  return Number.isFinite(w) ? 0.8 + (4.2 * Math.min(Math.abs(w), 3)) / 3 : 0.8;
 }
 
 /**
@@ -403,11 +404,16 @@ export class NetworkView {
     if (frame.neurons) {
       const g = frame.neuronResolution;
       const cells = g * g;
+      const ranges = frame.header.sections.neurons?.ranges ?? [];
       let m = 0;
       for (let l = 0; l < this.canvases.length - 1; l++) {
         for (const canvas of this.canvases[l]) {
           if ((m + 1) * cells > frame.neurons.length) return;
-          drawScalarField(canvas, frame.neurons.subarray(m * cells, (m + 1) * cells), g, (v) => v, false);
+          // Bounded units (tanh, sigmoid) show raw values; an unbounded one (ReLU, ELU) is
+          // scaled by its largest magnitude so its shape stays visible instead of solid blue.
+          const [lo, hi] = ranges[m] ?? [-1, 1];
+          const scale = 1 / Math.max(1, Math.abs(lo), Math.abs(hi));
+          drawScalarField(canvas, frame.neurons.subarray(m * cells, (m + 1) * cells), g, (v) => v * scale, false);
           m++;
         }
       }
