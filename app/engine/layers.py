@@ -1,29 +1,25 @@
 """Layers of the Keras-style model: each forward sits right above its backward.
 
-Every layer maps X: (n, n_in) -> Y: (n, n_out), keeps `z` and `a` of its last forward (for traces
-and neuron heatmaps), and on `backward(dY)` fills `grads` (same keys as `params`), stores
-`delta` = dL/dz and returns dX. Randomness (dropout masks, RReLU slopes) comes from `noise_rng`,
-the generator the owning model hands down; initial values from the generator given to `build`.
-BatchNormalization lives in layers_norm.py.
+The base class and Input live in layers_base.py, PReLU and RReLU in layers_leaky.py,
+BatchNormalization in layers_norm.py; all are importable from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
-import numpy.typing as npt
 
 from app.engine import activations, constraints, initializers, regularizers
-from app.engine.params import check_value
-
-Array = npt.NDArray[np.float64]
-Generator = np.random.Generator
+from app.engine.layers_base import Array, Generator, Input, Layer
+from app.engine.layers_leaky import PReLU, RReLU
+from app.engine.layers_norm import BatchNormalization
 
 __all__ = [
     "Activation",
+    "Array",
+    "BatchNormalization",
     "Dense",
     "Dropout",
+    "Generator",
     "Input",
     "Layer",
     "PReLU",
@@ -32,97 +28,6 @@ __all__ = [
 
 # Activations that carry state (a generator or a learned slope) are layers, not functions.
 STATEFUL_ACTIVATIONS = ("prelu", "rrelu")
-
-
-class Layer:
-    """Base layer: identity map with no parameters; subclasses override forward/backward."""
-
-    default_name = "layer"
-
-    def __init__(self, name: str | None = None) -> None:
-        self.name = name or ""
-        self.params: dict[str, Array] = {}
-        self.grads: dict[str, Array] = {}
-        self.state: dict[str, Array] = {}
-        self.n_in = 0
-        self.n_out = 0
-        self.built = False
-        self.noise_rng: Generator | None = None
-        self.z: Array | None = None
-        self.a: Array | None = None
-        self.delta: Array | None = None
-
-    def build(self, n_in: int, rng: Generator) -> int:
-        """Create parameters for `n_in` inputs; returns the number of outputs."""
-        self.n_in = self.n_out = n_in
-        self.built = True
-        return self.n_out
-
-    def bind_noise(self, rng: Generator) -> None:
-        """Hand down the model's generator for training-time noise."""
-        self.noise_rng = rng
-
-    def forward(self, x: Array, training: bool) -> Array:
-        """X: (n, n_in) -> Y: (n, n_out)."""
-        self.z = self.a = x
-        return x
-
-    def backward(self, dy: Array) -> Array:
-        """dY: (n, n_out) -> dX: (n, n_in); fills `grads`."""
-        self.delta = dy
-        return dy
-
-    def penalty(self) -> float:
-        """Regularization terms of this layer (their gradients are added in backward)."""
-        return 0.0
-
-    def apply_constraints(self) -> None:
-        """Project the parameters back onto their constraints after an update."""
-
-    def uses_step(self) -> bool:
-        """Whether this layer applies the step function (which has no useful gradient)."""
-        return False
-
-    def weight_slots(self) -> list[tuple[dict[str, Array], str]]:
-        """The (dict, key) of every weight in Keras's get_weights order."""
-        return [(self.params, key) for key in self.params]
-
-    def get_weights(self) -> list[Array]:
-        """Copies of the weights in Keras order."""
-        return [store[key].copy() for store, key in self.weight_slots()]
-
-    def set_weights(self, weights: Sequence[npt.ArrayLike]) -> None:
-        """Copy `weights` (Keras order and shapes) into the existing arrays, in place."""
-        slots = self.weight_slots()
-        if len(weights) != len(slots):
-            raise ValueError(
-                f"layer {self.name!r} expects {len(slots)} weight arrays "
-                f"({', '.join(key for _, key in slots)}), got {len(weights)}"
-            )
-        for (store, key), value in zip(slots, weights, strict=True):
-            array = np.asarray(value, dtype=np.float64)
-            if array.shape != store[key].shape:
-                raise ValueError(
-                    f"layer {self.name!r} weight {key!r} expects shape {store[key].shape}, "
-                    f"got {array.shape}"
-                )
-            if not np.all(np.isfinite(array)):
-                raise ValueError(f"layer {self.name!r} weight {key!r} contains NaN or inf")
-            # In place: the optimizer and the fast path hold references to these arrays.
-            store[key][...] = array
-
-    def describe(self) -> str:
-        """A short description for summary()."""
-        return type(self).__name__
-
-
-class Input:
-    """The input shape marker, Keras's `Input(shape=(n,))`."""
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        if len(shape) != 1 or int(shape[0]) < 1:
-            raise ValueError(f"Input shape must be (n_features,) with n_features >= 1, got {shape}")
-        self.shape = (int(shape[0]),)
 
 
 def _activation_function(
@@ -336,89 +241,3 @@ class Dropout(Layer):
     def describe(self) -> str:
         """Dropout(rate)."""
         return f"Dropout({self.rate:g})"
-
-
-def _leaky_forward(z: Array, slope: Array) -> Array:
-    """max-style leaky map with a per-unit slope: z for z >= 0, slope * z below."""
-    result: Array = np.where(z >= 0.0, z, slope * z)
-    return result
-
-
-class PReLU(Layer):
-    """Parametric leaky ReLU: A = Z for Z >= 0, alpha * Z below; alpha learned per unit."""
-
-    default_name = "p_re_lu"
-
-    def __init__(
-        self,
-        alpha_initializer: float | str | initializers.Initializer = 0.25,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(name)
-        if isinstance(alpha_initializer, int | float):
-            spec = activations.ACTIVATIONS["prelu"]
-            value = check_value(spec, "activation", "alpha_initializer", alpha_initializer)
-            self.alpha_initializer = initializers.get("constant", value=float(value))
-        else:
-            self.alpha_initializer = initializers.get(alpha_initializer)
-
-    def build(self, n_in: int, rng: Generator) -> int:
-        """One slope per unit, alpha: (n_in,)."""
-        self.n_in = self.n_out = n_in
-        self.params["alpha"] = self.alpha_initializer((n_in,), rng)
-        self.built = True
-        return n_in
-
-    def forward(self, x: Array, training: bool) -> Array:
-        """Z -> max-style leaky map with the learned slope."""
-        self.z, self.a = x, _leaky_forward(x, self.params["alpha"])
-        return self.a
-
-    def backward(self, dy: Array) -> Array:
-        """dZ = dA where Z >= 0, alpha * dA below; d alpha = sum over batch of dA * min(Z, 0)."""
-        assert self.z is not None
-        negative_part = np.minimum(self.z, 0.0)
-        self.grads["alpha"] = (dy * negative_part).sum(axis=0)
-        self.delta = np.where(self.z >= 0.0, dy, self.params["alpha"] * dy)
-        return self.delta
-
-    def describe(self) -> str:
-        """PReLU."""
-        return "PReLU"
-
-
-class RReLU(Layer):
-    """Randomized leaky ReLU: slope ~ U[lower, upper] per unit and step in training, mean after."""
-
-    default_name = "r_re_lu"
-
-    def __init__(self, lower: float = 1 / 8, upper: float = 1 / 3, name: str | None = None) -> None:
-        super().__init__(name)
-        spec = activations.ACTIVATIONS["rrelu"]
-        self.lower = float(check_value(spec, "activation", "lower", lower))
-        self.upper = float(check_value(spec, "activation", "upper", upper))
-        if self.lower > self.upper:
-            raise ValueError(f"RReLU needs lower <= upper, got lower={lower!r}, upper={upper!r}")
-        self.slope: Array | None = None
-
-    def forward(self, x: Array, training: bool) -> Array:
-        """Training draws a fresh slope per unit; inference uses (lower + upper) / 2."""
-        if training:
-            if self.noise_rng is None:
-                raise ValueError("RReLU needs a generator in training: add it to a Sequential")
-            slope = self.noise_rng.uniform(self.lower, self.upper, size=(x.shape[1],))
-        else:
-            slope = np.full(x.shape[1], (self.lower + self.upper) / 2.0)
-        self.slope = slope
-        self.z, self.a = x, _leaky_forward(x, slope)
-        return self.a
-
-    def backward(self, dy: Array) -> Array:
-        """dZ = dA where Z >= 0, slope * dA below (the slope of the forward)."""
-        assert self.z is not None and self.slope is not None
-        self.delta = np.where(self.z >= 0.0, dy, self.slope * dy)
-        return self.delta
-
-    def describe(self) -> str:
-        """RReLU(lower, upper)."""
-        return f"RReLU({self.lower:.4g}, {self.upper:.4g})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.engine.layers import Array, Generator, Layer
+from app.engine.layers_base import Array, Generator, Layer
 
 
 class BatchNormalization(Layer):
