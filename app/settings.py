@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     max_pending_epochs: int = 200_000
     max_ws_message_bytes: int = 65_536
     grid_extent: float = 6.0
+    max_import_bytes: int = 64_000_000
 
 
 @lru_cache

@@ -1,0 +1,1 @@
+"""The HTTP and websocket interface: schemas, dependencies and one router per resource."""

@@ -1,0 +1,119 @@
+"""Sessions over REST: create, read, update, delete, commands, predict, export/import, CSV."""
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+from fastapi.responses import PlainTextResponse
+
+from app.api.deps import ManagerDep, SessionDep
+from app.api.schemas import (
+    Command,
+    PredictPublic,
+    PredictRequest,
+    SessionCreate,
+    SessionImport,
+    SessionPublic,
+    SessionUpdate,
+)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed JSON body"},
+    404: {"description": "No such session"},
+    409: {"description": "Command not allowed in the session's state"},
+    422: {"description": "Invalid input: the detail names the field, the value and the limit"},
+    429: {"description": "max_sessions sessions exist"},
+    503: {"description": "No worker is running"},
+    504: {"description": "The worker did not answer within command_timeout_seconds"},
+}
+
+router = APIRouter(prefix="/api/sessions", tags=["sessions"], responses=ERRORS)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_session(config: SessionCreate, manager: ManagerDep) -> SessionPublic:
+    """A new paused session from a config (`{}` gives TensorFlow Playground's defaults)."""
+    return SessionPublic.model_validate(await manager.create("create", config.model_dump()))
+
+
+@router.get("")
+async def read_sessions(manager: ManagerDep) -> list[SessionPublic]:
+    """Every live session."""
+    sessions = []
+    for session_id in list(manager.handles):
+        sessions.append(SessionPublic.model_validate(await manager.call(session_id, "get")))
+    return sessions
+
+
+@router.post("/import", status_code=status.HTTP_201_CREATED)
+async def create_imported_session(data: SessionImport, manager: ManagerDep) -> SessionPublic:
+    """A new session from an export; it continues bit-identically."""
+    return SessionPublic.model_validate(
+        await manager.create("import", data.model_dump(mode="json"))
+    )
+
+
+@router.get("/{session_id}")
+async def read_session(handle: SessionDep, manager: ManagerDep) -> SessionPublic:
+    """The session's state, config and latest metrics."""
+    return SessionPublic.model_validate(await manager.call(handle.session_id, "get"))
+
+
+@router.patch("/{session_id}")
+async def update_session(
+    handle: SessionDep, changes: SessionUpdate, manager: ManagerDep
+) -> SessionPublic:
+    """Change config fields (hyper-parameters keep the weights; others rebuild)."""
+    payload = changes.model_dump(exclude_unset=True)
+    return SessionPublic.model_validate(await manager.call(handle.session_id, "update", payload))
+
+
+@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_session(handle: SessionDep, manager: ManagerDep) -> Response:
+    """Remove the session; its websocket clients get {"type": "removed"}."""
+    await manager.delete(handle.session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{session_id}/commands")
+async def create_command(
+    handle: SessionDep, command: Command, manager: ManagerDep
+) -> SessionPublic | PredictPublic:
+    """Run a command; `step` answers once its epochs are done (or it was interrupted)."""
+    payload = command_payload(command)
+    payload["wait"] = True
+    result = await manager.call(handle.session_id, "command", payload)
+    if command.type == "predict":
+        return PredictPublic.model_validate(result)
+    return SessionPublic.model_validate(result)
+
+
+@router.post("/{session_id}/predict")
+async def create_prediction(
+    handle: SessionDep, request: PredictRequest, manager: ManagerDep
+) -> PredictPublic:
+    """The model's outputs at the given points."""
+    outputs = await manager.call(handle.session_id, "predict", request.points)
+    return PredictPublic(outputs=outputs)
+
+
+@router.get("/{session_id}/export")
+async def read_session_export(handle: SessionDep, manager: ManagerDep) -> SessionImport:
+    """The whole session as JSON: config, weights, optimizer and rng state, history."""
+    return SessionImport.model_validate(await manager.call(handle.session_id, "export"))
+
+
+@router.get("/{session_id}/data.csv", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/csv": {}}}})
+async def read_session_data(handle: SessionDep, manager: ManagerDep) -> PlainTextResponse:
+    """The session's points as CSV (x1,x2,label; train rows then test rows)."""
+    text = await manager.call(handle.session_id, "data_csv")
+    return PlainTextResponse(text, media_type="text/csv")
+
+
+def command_payload(command: Any) -> dict[str, Any]:
+    """A validated command as the plain dict the worker expects."""
+    payload: dict[str, Any] = command.model_dump(exclude_unset=False)
+    if command.type == "set":
+        payload["config"] = command.config.model_dump(exclude_unset=True)
+    payload.pop("id", None)
+    return payload

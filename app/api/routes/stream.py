@@ -1,0 +1,146 @@
+"""WS /ws/sessions/{id}: binary frames out, JSON commands in (docs/protocol.md).
+
+Two tasks per client: a receiver that turns messages into commands, and a sender that waits on
+the subscriber's slot. Every send is bounded by `send_timeout_seconds`, so a client that stops
+reading is disconnected instead of stalling anything; when either task ends, the other is
+cancelled and the subscription is dropped, so a disconnect leaves no task behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from pydantic import TypeAdapter, ValidationError
+from starlette.websockets import WebSocketDisconnect
+
+from app.api.routes.sessions import command_payload
+from app.api.schemas import COMMAND_TYPES, Command
+from app.sessions.frames import frame_bytes
+from app.sessions.manager import SessionCallError, SessionManager, Subscriber
+from app.settings import Settings
+
+router = APIRouter()
+COMMANDS: TypeAdapter[Any] = TypeAdapter(Command)
+POLICY_VIOLATION = 1008
+NOT_FOUND = 4404
+
+
+@router.websocket("/ws/sessions/{session_id}")
+async def stream_session(websocket: WebSocket, session_id: str) -> None:
+    """Stream a session's frames and accept its commands."""
+    manager: SessionManager = websocket.app.state.manager
+    settings: Settings = websocket.app.state.settings
+    origin = websocket.headers.get("origin")
+    if origin is not None and origin not in settings.allowed_origins:
+        # Closing before accept refuses the upgrade (HTTP 403): a foreign page may not drive it.
+        await websocket.close(code=POLICY_VIOLATION, reason=f"origin {origin!r} not allowed")
+        return
+    await websocket.accept()
+    try:
+        subscriber = await manager.subscribe(session_id)
+    except SessionCallError as error:
+        await websocket.send_text(json.dumps({"type": "error", "id": None, "detail": error.detail}))
+        await websocket.close(code=NOT_FOUND if error.status == 404 else POLICY_VIOLATION)
+        return
+    tasks = [
+        asyncio.create_task(_receive(websocket, manager, subscriber, settings)),
+        asyncio.create_task(_send(websocket, subscriber, settings)),
+    ]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await manager.unsubscribe(subscriber)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(websocket.close(), settings.send_timeout_seconds)
+
+
+async def _send(websocket: WebSocket, subscriber: Subscriber, settings: Settings) -> None:
+    """Wait for the slot, then send control messages and the merged frame, each bounded."""
+    timeout = settings.send_timeout_seconds
+    while True:
+        await subscriber.event.wait()
+        subscriber.event.clear()
+        if subscriber.overflow:
+            return  # too slow to keep up: disconnect rather than buffer
+        while subscriber.controls:
+            await asyncio.wait_for(websocket.send_text(subscriber.controls.popleft()), timeout)
+        if subscriber.part is not None:
+            part, subscriber.part = subscriber.part, None
+            message = frame_bytes(part, subscriber.seq)
+            subscriber.seq += 1
+            await asyncio.wait_for(websocket.send_bytes(message), timeout)
+        if subscriber.closing:
+            return
+
+
+async def _receive(
+    websocket: WebSocket, manager: SessionManager, subscriber: Subscriber, settings: Settings
+) -> None:
+    """Turn each client message into a command; answer errors without dropping the session."""
+    while True:
+        try:
+            message = await websocket.receive()
+        except WebSocketDisconnect:
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            subscriber.push_control(_error(None, "expected a JSON text message, got binary"))
+            continue
+        limit = settings.max_ws_message_bytes
+        if len(text) > limit:
+            detail = f"message is {len(text)} characters; max_ws_message_bytes = {limit}"
+            subscriber.push_control(_error(None, detail))
+            continue
+        await _handle(text, manager, subscriber)
+
+
+async def _handle(text: str, manager: SessionManager, subscriber: Subscriber) -> None:
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        subscriber.push_control(_error(None, f"message is not valid JSON: {error}"))
+        return
+    request_id = raw.get("id") if isinstance(raw, dict) else None
+    if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+        request_id = None
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind not in COMMAND_TYPES:
+        subscriber.push_control(_error(request_id, f"unknown message type {kind!r}; expected "
+                                       f"one of: {', '.join(COMMAND_TYPES)}"))
+        return
+    try:
+        command = COMMANDS.validate_python(raw)
+    except ValidationError as error:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or kind}: {e['msg']}"
+            for e in error.errors(include_url=False)
+        )
+        subscriber.push_control(_error(request_id, f"invalid {kind} message: {details}"))
+        return
+    try:
+        result = await manager.call(subscriber.session_id, "command", command_payload(command))
+    except SessionCallError as error:
+        subscriber.push_control(_error(request_id, error.detail))
+        return
+    if kind == "predict":
+        subscriber.push_control({"type": "prediction", "id": request_id, **result})
+    else:
+        subscriber.push_control({"type": "ack", "id": request_id, "command": kind,
+                                 "session": result})
+
+
+def _error(request_id: Any, detail: Any) -> dict[str, Any]:
+    if isinstance(detail, list):  # pydantic errors from the worker: one readable line
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}" for e in detail
+        )
+    return {"type": "error", "id": request_id, "detail": str(detail)}

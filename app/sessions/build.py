@@ -1,0 +1,175 @@
+"""From a SessionConfig to the arrays and the compiled Sequential a session trains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.datasets import Dataset, dataset_from_points, featurize, make_dataset
+from app.engine import constraints, optimizers, regularizers
+from app.engine.layers import Activation, Dense, Dropout, Input, Layer
+from app.engine.layers_norm import BatchNormalization
+from app.engine.model import Sequential
+from app.sessions.config import OUTPUT_ACTIVATION, SessionConfig
+
+Array = np.ndarray[Any, np.dtype[np.float64]]
+
+
+@dataclass(frozen=True)
+class SessionData:
+    """The split points and labels, their features, and the targets in the model's shape."""
+
+    dataset: Dataset
+    x_train: Array  # (n_train, n_features)
+    x_test: Array
+    y_train: Array  # (n, 1) for binary/regression, (n,) class indices for multiclass
+    y_test: Array
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """The compiled model plus where its parts are (Dense blocks, neuron outputs)."""
+
+    model: Sequential
+    dense_indices: list[int]  # model.layers index of every Dense (hidden then output)
+    neuron_indices: list[int]  # model.layers index whose output is a hidden block's activation
+    block_of_dense: list[dict[str, Any]]  # per Dense: dropout rate and BN layer index (or None)
+    fused: bool  # sigmoid+BCE or softmax+sparse CCE: loss from logits
+
+
+def make_data(config: SessionConfig) -> SessionData:
+    """Generate (or take the user's) points, split them, featurize them."""
+    if config.points is not None:
+        table = np.asarray(config.points, dtype=np.float64)
+        dataset = dataset_from_points(
+            table[:, :2], table[:, 2], config.train_ratio, config.seed,
+            kind=config.resolved_problem(),  # type: ignore[arg-type]
+        )
+    else:
+        dataset = make_dataset(
+            config.dataset, config.n_samples, config.noise, config.train_ratio, config.seed
+        )
+    return SessionData(
+        dataset,
+        featurize(dataset.x_train, config.features),
+        featurize(dataset.x_test, config.features),
+        targets(config, dataset.y_train),
+        targets(config, dataset.y_test),
+    )
+
+
+def targets(config: SessionConfig, labels: Any) -> Array:
+    """Labels in the shape the loss wants: (n,) class indices for sparse CCE, else (n, 1)."""
+    values = np.asarray(labels, dtype=np.float64).reshape(-1)
+    if config.resolved_problem() == "multiclass":
+        return values
+    return values.reshape(-1, 1)
+
+
+def make_regularizer(config: SessionConfig) -> regularizers.Regularizer | None:
+    """The kernel regularizer of every Dense, or None."""
+    rate = config.regularization_rate
+    if config.regularization == "none" or rate == 0.0:
+        return None
+    if config.regularization == "l1_l2":
+        return regularizers.get("l1_l2", l1=rate, l2=rate)
+    return regularizers.get(config.regularization, **{config.regularization: rate})
+
+
+def make_constraint(config: SessionConfig) -> constraints.Constraint | None:
+    """Max-norm on the hidden kernels, or None."""
+    if config.max_norm is None:
+        return None
+    return constraints.get("max_norm", max_value=config.max_norm)
+
+
+def optimizer_params(config: SessionConfig) -> dict[str, Any]:
+    """The config's values for exactly the parameters the chosen optimizer declares."""
+    spec = optimizers.OPTIMIZERS[config.optimizer]
+    return {
+        p.name: getattr(config, p.name)
+        for p in spec.params
+        if p.name in SessionConfig.model_fields and getattr(config, p.name) is not None
+    }
+
+
+def make_model(config: SessionConfig) -> BuiltModel:
+    """Input -> [Dense (-> BN -> Activation) (-> Dropout)] * hidden -> Dense output, compiled."""
+    problem = config.resolved_problem()
+    loss = config.resolved_loss()
+    n_out = config.n_classes() if problem == "multiclass" else 1
+    regularizer = make_regularizer(config)
+    constraint = make_constraint(config)
+    layers: list[Layer] = []
+    dense_indices: list[int] = []
+    neuron_indices: list[int] = []
+    blocks: list[dict[str, Any]] = []
+    for spec in config.layers:
+        dense_indices.append(len(layers))
+        block: dict[str, Any] = {"dropout": spec.dropout, "batch_norm": None}
+        layers.append(Dense(
+            spec.units,
+            activation=None if spec.batch_norm else spec.activation,
+            kernel_initializer=config.initializer,
+            kernel_regularizer=regularizer,
+            kernel_constraint=constraint,
+        ))
+        if spec.batch_norm:
+            block["batch_norm"] = len(layers)
+            layers.append(BatchNormalization())
+            layers.append(Activation(spec.activation))
+        neuron_indices.append(len(layers) - 1)
+        if spec.dropout > 0.0:
+            layers.append(Dropout(spec.dropout))
+        blocks.append(block)
+    dense_indices.append(len(layers))
+    blocks.append({"dropout": 0.0, "batch_norm": None})
+    layers.append(Dense(
+        n_out,
+        activation=OUTPUT_ACTIVATION[problem],
+        kernel_initializer=config.initializer,
+        kernel_regularizer=regularizer,
+    ))
+    model = Sequential(seed=config.seed)
+    model.add(Input(shape=(len(config.features),)))
+    for layer in layers:
+        model.add(layer)
+    model.build(len(config.features))
+    model.compile(optimizer=optimizers.get(config.optimizer, **optimizer_params(config)), loss=loss)
+    fused = (problem, loss) in (
+        ("binary", "binary_crossentropy"),
+        ("multiclass", "sparse_categorical_crossentropy"),
+    )
+    return BuiltModel(model, dense_indices, neuron_indices, blocks, fused)
+
+
+def apply_live_changes(built: BuiltModel, config: SessionConfig) -> None:
+    """Push hyper-parameters that keep the weights into the model and its optimizer."""
+    model = built.model
+    optimizer = model.optimizer
+    assert optimizer is not None
+    for name, value in optimizer_params(config).items():
+        setattr(optimizer, name, value)
+    # A slot the old settings did not need (SGD's velocity once momentum > 0) starts fresh.
+    parameters = model.parameters()
+    for key, slots in optimizer.state.items():
+        for slot, value in optimizer.build_state(parameters[key]).items():
+            slots.setdefault(slot, value)
+    regularizer = make_regularizer(config)
+    constraint = make_constraint(config)
+    for position, index in enumerate(built.dense_indices):
+        dense = model.layers[index]
+        assert isinstance(dense, Dense)
+        dense.kernel_regularizer = regularizer
+        if position < len(built.dense_indices) - 1:
+            dense.kernel_constraint = constraint
+
+
+def grid_points(resolution: int, extent: float) -> Array:
+    """Cell centres of an r x r grid over [-extent, extent]^2, row 0 at the top: (r*r, 2)."""
+    step = 2.0 * extent / resolution
+    centres = -extent + (np.arange(resolution) + 0.5) * step
+    x1, x2 = np.meshgrid(centres, centres[::-1])
+    return np.column_stack([x1.ravel(), x2.ravel()])

@@ -1,0 +1,311 @@
+"""The session configuration: one validated JSON object, every field defaulted (TFP's defaults).
+
+Registries drive validation (an unknown name lists the known ones) and limits come from
+`Settings`, so a 422 always names the field, the value and the limit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from app.settings import get_settings
+
+Problem = Literal["binary", "multiclass", "regression"]
+RegularizationName = Literal["none", "l1", "l2", "l1_l2"]
+
+# Which losses each problem accepts, and the default output activation that goes with them.
+LOSSES_FOR_PROBLEM: dict[str, tuple[str, ...]] = {
+    "binary": ("binary_crossentropy", "mse"),
+    "multiclass": ("sparse_categorical_crossentropy",),
+    "regression": ("mse",),
+}
+OUTPUT_ACTIVATION: dict[str, str] = {
+    "binary": "sigmoid",
+    "multiclass": "softmax",
+    "regression": "linear",
+}
+# Activations a hidden layer cannot use: step has no gradient, softmax is an output.
+UNTRAINABLE_HIDDEN = ("step", "softmax")
+MAX_SEED = 2**32
+
+
+def _number(value: object) -> object:
+    """Refuse bools and strings that pydantic's lax mode would coerce into numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
+
+
+def _integer(value: object) -> object:
+    """Refuse bools, floats and strings for integer fields."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _boolean(value: object) -> object:
+    """Refuse 0/1 and "true" for boolean fields."""
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+Number = Annotated[FiniteFloat, BeforeValidator(_number)]
+Integer = Annotated[int, BeforeValidator(_integer)]
+Boolean = Annotated[bool, BeforeValidator(_boolean)]
+
+
+def _known(kind: str, name: str, names: list[str]) -> str:
+    """The name itself if the registry knows it, else a ValueError listing the known names."""
+    if name not in names:
+        raise ValueError(f"unknown {kind} {name!r}; expected one of: {', '.join(names)}")
+    return name
+
+
+def _at_most(field: str, value: float, setting: str) -> None:
+    """Raise naming the field, its value and the setting that bounds it."""
+    limit = getattr(get_settings(), setting)
+    if value > limit:
+        raise ValueError(f"{field} = {value} exceeds {setting} = {limit}")
+
+
+class LayerConfig(BaseModel):
+    """One hidden layer: Dense(units, activation) with optional batch norm and dropout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    units: Integer = Field(default=4, ge=1)
+    activation: str = "tanh"
+    dropout: Number = Field(default=0.0, ge=0.0, lt=1.0)
+    batch_norm: Boolean = False
+
+    @field_validator("units")
+    @classmethod
+    def _units_limit(cls, units: int) -> int:
+        _at_most("units", units, "max_units_per_layer")
+        return units
+
+    @field_validator("activation")
+    @classmethod
+    def _activation_known(cls, name: str) -> str:
+        from app.engine.activations import ACTIVATIONS
+
+        allowed = [n for n in ACTIVATIONS if n not in UNTRAINABLE_HIDDEN]
+        return _known("activation", name, allowed)
+
+
+def _default_layers() -> list[LayerConfig]:
+    return [LayerConfig(units=4), LayerConfig(units=2)]
+
+
+class SessionConfig(BaseModel):
+    """Everything that defines a training session; `{}` is TensorFlow Playground's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = "circle"
+    points: list[list[Number]] | None = None
+    n_samples: Integer | None = Field(default=None, ge=4)
+    noise: Number = Field(default=0.0, ge=0.0, le=0.5)
+    train_ratio: Number = Field(default=0.5, ge=0.1, le=0.9)
+    seed: Integer = Field(default=0, ge=0, lt=MAX_SEED)
+    features: list[str] = Field(default_factory=lambda: ["x1", "x2"], min_length=1)
+    layers: list[LayerConfig] = Field(default_factory=_default_layers)
+    problem: Problem | None = None
+    loss: str | None = None
+    initializer: str = "glorot_uniform"
+    optimizer: str = "sgd"
+    learning_rate: Number = Field(default=0.03, gt=0.0, le=10.0)
+    # None = the optimizer's own default: 0 for sgd and rmsprop, 0.9 for "momentum".
+    momentum: Number | None = Field(default=None, ge=0.0, lt=1.0)
+    nesterov: Boolean = False
+    rho: Number = Field(default=0.9, ge=0.0, lt=1.0)
+    beta_1: Number = Field(default=0.9, ge=0.0, lt=1.0)
+    beta_2: Number = Field(default=0.999, ge=0.0, lt=1.0)
+    epsilon: Number = Field(default=1e-7, gt=0.0, le=1.0)
+    initial_accumulator_value: Number = Field(default=0.1, ge=0.0, le=1e6)
+    batch_size: Integer = Field(default=10, ge=1)
+    regularization: RegularizationName = "none"
+    regularization_rate: Number = Field(default=0.0, ge=0.0, le=10.0)
+    max_norm: Number | None = Field(default=None, gt=0.0, le=1e6)
+    early_stopping_patience: Integer | None = Field(default=None, ge=0, le=1_000_000)
+    augmentation: Boolean = False
+    epoch_budget: Integer | None = Field(default=None, ge=1)
+    grid_resolution: Integer = Field(default=100, ge=2)
+    neuron_grid_resolution: Integer = Field(default=20, ge=2)
+    frame_rate: Number = Field(default_factory=lambda: get_settings().default_frame_rate, gt=0.0)
+    lockstep: Boolean = False
+
+    @field_validator("points")
+    @classmethod
+    def _points_shape(cls, points: list[list[float]] | None) -> list[list[float]] | None:
+        if points is None:
+            return None
+        _at_most("len(points)", len(points), "max_samples")
+        if len(points) < 4:
+            raise ValueError(f"points has {len(points)} rows; expected at least 4")
+        for i, row in enumerate(points):
+            if len(row) != 3:
+                raise ValueError(f"points[{i}] has {len(row)} values; expected [x1, x2, label]")
+        return points
+
+    @field_validator("n_samples")
+    @classmethod
+    def _n_samples_limit(cls, n: int | None) -> int | None:
+        if n is not None:
+            _at_most("n_samples", n, "max_samples")
+        return n
+
+    @field_validator("features")
+    @classmethod
+    def _features_known(cls, features: list[str]) -> list[str]:
+        from app.datasets import FEATURES
+
+        for name in features:
+            _known("feature", name, list(FEATURES))
+        if len(set(features)) != len(features):
+            raise ValueError(f"features {features} has duplicates")
+        return features
+
+    @field_validator("layers")
+    @classmethod
+    def _layers_limit(cls, layers: list[LayerConfig]) -> list[LayerConfig]:
+        _at_most("len(layers)", len(layers), "max_hidden_layers")
+        return layers
+
+    @field_validator("initializer")
+    @classmethod
+    def _initializer_known(cls, name: str) -> str:
+        from app.engine.initializers import INITIALIZERS
+
+        return _known("initializer", name, list(INITIALIZERS))
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer_known(cls, name: str) -> str:
+        from app.engine.optimizers import OPTIMIZERS
+
+        return _known("optimizer", name, list(OPTIMIZERS))
+
+    @field_validator("batch_size", "epoch_budget", "grid_resolution", "neuron_grid_resolution",
+                     "frame_rate")
+    @classmethod
+    def _setting_limits(cls, value: float | None, info: ValidationInfo) -> float | None:
+        setting = {
+            "batch_size": "max_batch_size",
+            "epoch_budget": "max_epoch_budget",
+            "grid_resolution": "max_grid_resolution",
+            "neuron_grid_resolution": "max_grid_resolution",
+            "frame_rate": "max_frame_rate",
+        }[str(info.field_name)]
+        if value is not None:
+            _at_most(str(info.field_name), value, setting)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SessionConfig:
+        from app.datasets import DATASETS
+
+        if self.points is None:
+            _known("dataset", self.dataset, list(DATASETS))
+        kind = self.resolved_problem()
+        if self.points is not None:
+            _check_labels(self.points, kind)
+        if self.loss is not None:
+            allowed = list(LOSSES_FOR_PROBLEM[kind])
+            if self.loss not in allowed:
+                raise ValueError(
+                    f"loss {self.loss!r} does not fit problem {kind!r}; expected one of: "
+                    + ", ".join(allowed)
+                )
+        elif self.points is None and kind == "multiclass" and self.n_classes() < 2:
+            raise ValueError(f"dataset {self.dataset!r} has fewer than 2 classes")
+        return self
+
+    def resolved_problem(self) -> str:
+        """The problem kind: explicit, else the dataset's, else guessed from user labels."""
+        if self.problem is not None:
+            return self.problem
+        from app.datasets import DATASETS, infer_kind
+
+        if self.points is not None:
+            return str(infer_kind([row[2] for row in self.points])[0])
+
+        return str(DATASETS[self.dataset].kind)
+
+    def resolved_loss(self) -> str:
+        """The loss name: explicit, else the problem's natural one."""
+        return self.loss or LOSSES_FOR_PROBLEM[self.resolved_problem()][0]
+
+    def n_classes(self) -> int:
+        """Output classes: 2 for binary, k for multiclass, 0 for regression."""
+        kind = self.resolved_problem()
+        if kind == "binary":
+            return 2
+        if kind == "regression":
+            return 0
+        if self.points is not None:
+            return int(max(row[2] for row in self.points)) + 1
+        from app.datasets import DATASETS
+
+        return int(DATASETS[self.dataset].n_classes)
+
+
+def _check_labels(points: list[list[float]], kind: str) -> None:
+    """User labels must suit the problem: 0/1, class indices, or any finite number."""
+    for i, row in enumerate(points):
+        label = row[2]
+        if kind == "binary" and label not in (0.0, 1.0):
+            raise ValueError(f"points[{i}] label {label} is not 0 or 1 (problem 'binary')")
+        if kind == "multiclass" and (label < 0 or label != math.floor(label) or label > 255):
+            raise ValueError(
+                f"points[{i}] label {label} is not a class index 0..255 (problem 'multiclass')"
+            )
+
+
+# Fields whose change keeps the weights and the optimizer state (everything else rebuilds).
+LIVE_FIELDS = frozenset({
+    "learning_rate", "momentum", "nesterov", "rho", "beta_1", "beta_2", "epsilon",
+    "regularization", "regularization_rate", "max_norm", "batch_size",
+    "early_stopping_patience", "epoch_budget", "augmentation", "frame_rate", "lockstep",
+    "grid_resolution", "neuron_grid_resolution",
+})
+
+
+def _optional_fields() -> dict[str, Any]:
+    return {
+        name: (Optional[field.annotation], None)  # noqa: UP045 (a runtime type expression)
+        for name, field in SessionConfig.model_fields.items()
+    }
+
+
+# A partial config for PATCH and `set`: any subset of the fields, validated by merging.
+if TYPE_CHECKING:
+    SessionConfigUpdate = BaseModel
+else:
+    SessionConfigUpdate = create_model(
+        "SessionConfigUpdate",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="Any subset of SessionConfig's fields; validated by merging into the current one.",
+        **_optional_fields(),
+    )
+
+
+def merge_config(config: SessionConfig, changes: dict[str, Any]) -> SessionConfig:
+    """A new validated config with `changes` applied (raises pydantic's ValidationError)."""
+    merged = config.model_dump()
+    merged.update(changes)
+    return SessionConfig.model_validate(merged)

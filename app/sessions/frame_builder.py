@@ -1,0 +1,176 @@
+"""Builds a session's FramePart: latest weights, metrics, confusion, and quantized grids."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from app.datasets import featurize
+from app.engine.layers import Dense
+from app.sessions.build import grid_points
+from app.sessions.frames import FramePart, Section, json_nested, quantize
+from app.sessions.session import TrainingSession
+from app.settings import get_settings
+
+Array = npt.NDArray[np.float64]
+PROTOCOL_VERSION = 1
+
+
+def build_part(
+    session: TrainingSession, first_epoch: int, lockstep: tuple[int, Array] | None = None
+) -> FramePart:
+    """The session's state now plus its history rows from `first_epoch` on."""
+    config = session.config
+    extent = get_settings().grid_extent
+    problem = config.resolved_problem()
+    with np.errstate(all="ignore"):
+        sections = _grids(session, extent)
+        header: dict[str, Any] = {
+            "type": "frame",
+            "protocol": PROTOCOL_VERSION,
+            "session_id": session.id,
+            "epoch": session.epoch,
+            "status": session.status,
+            "status_reason": session.status_reason,
+            "weights_hash": session.weights_hash(),
+            "problem": problem,
+            "n_classes": config.n_classes(),
+            "metric": "mae" if problem == "regression" else "accuracy",
+            "metrics": session.metrics(),
+            "confusion": _confusion(session) if problem != "regression" else None,
+            "layers": _layers(session),
+            "inputs": list(config.features),
+            "grid": {"extent": [-extent, extent, -extent, extent],
+                     "resolution": config.grid_resolution},
+            "lockstep": config.lockstep,
+        }
+    if lockstep is not None:
+        header["param_layout"] = param_layout(session)
+        header["lockstep_first"] = lockstep[0]
+    return FramePart(
+        header=header,
+        sections=sections,
+        history_id=session.history_id,
+        first_epoch=max(first_epoch, 1),
+        rows=session.history.rows(first_epoch),
+        lockstep=None if lockstep is None else lockstep[1],
+        lockstep_first=None if lockstep is None else lockstep[0],
+    )
+
+
+def param_layout(session: TrainingSession) -> list[dict[str, Any]]:
+    """Name and shape of every array of get_weights(), in order (the lockstep vector layout)."""
+    return [
+        {"name": f"{layer.name}.{key}", "shape": list(store[key].shape)}
+        for layer in session.model.layers
+        for store, key in layer.weight_slots()
+    ]
+
+
+def flat_weights(session: TrainingSession) -> Array:
+    """get_weights() concatenated into one float64 vector."""
+    return np.concatenate([w.ravel() for w in session.model.get_weights()])
+
+
+def _forward(session: TrainingSession, x: Array, capture: list[int]) -> tuple[Array, list[Array]]:
+    """Inference forward through every layer, keeping the outputs of the `capture` layers."""
+    captured: list[Array] = []
+    for index, layer in enumerate(session.model.layers):
+        x = layer.forward(x, training=False)
+        if index in capture:
+            captured.append(x)
+    return x, captured
+
+
+def _grid_features(session: TrainingSession, resolution: int, extent: float) -> Array:
+    cache: dict[tuple[int, float, tuple[str, ...]], Array] = session.__dict__.setdefault(
+        "_grid_cache", {}
+    )
+    key = (resolution, extent, tuple(session.config.features))
+    if key not in cache:
+        cache[key] = featurize(grid_points(resolution, extent), session.config.features)
+    return cache[key]
+
+
+def _grids(session: TrainingSession, extent: float) -> dict[str, Section]:
+    config = session.config
+    r, g = config.grid_resolution, config.neuron_grid_resolution
+    output, _ = _forward(session, _grid_features(session, r, extent), [])
+    sections: dict[str, Section] = {}
+    if config.resolved_problem() == "multiclass":
+        sections["output_class"] = Section(np.argmax(output, axis=1).astype(np.uint8).reshape(r, r))
+        values = output.max(axis=1)
+    else:
+        values = output[:, 0]
+    codes, low, high = quantize(values.reshape(r, r))
+    sections["output"] = Section(codes, {"min": low, "max": high})
+    _, hidden = _forward(session, _grid_features(session, g, extent), session.built.neuron_indices)
+    if hidden:
+        columns = np.concatenate(hidden, axis=1)  # (g*g, m)
+        planes, ranges = [], []
+        for unit in range(columns.shape[1]):
+            unit_codes, unit_low, unit_high = quantize(columns[:, unit].reshape(g, g))
+            planes.append(unit_codes)
+            ranges.append([unit_low, unit_high])
+        sections["neurons"] = Section(np.stack(planes), {"ranges": ranges})
+    return sections
+
+
+def _confusion(session: TrainingSession) -> dict[str, list[list[int]]]:
+    k = session.config.n_classes()
+    result = {}
+    for name, x, y in (
+        ("train", session.data.x_train, session.data.y_train),
+        ("test", session.data.x_test, session.data.y_test),
+    ):
+        prediction = session.model.predict(x)
+        if k == 2 and prediction.shape[1] == 1:
+            predicted = (prediction[:, 0] > 0.5).astype(np.intp)
+            truth = (y.reshape(-1) > 0.5).astype(np.intp)
+        else:
+            predicted = np.argmax(prediction, axis=1)
+            truth = y.reshape(-1).astype(np.intp)
+        counts = np.bincount(truth * k + predicted, minlength=k * k).reshape(k, k)
+        result[name] = counts.tolist()
+    return result
+
+
+def _layers(session: TrainingSession) -> list[dict[str, Any]]:
+    model = session.model
+    entries = []
+    for position, index in enumerate(session.built.dense_indices):
+        dense = model.layers[index]
+        assert isinstance(dense, Dense)
+        block = session.built.block_of_dense[position]
+        norm = model.grad_norms.get(f"layers.{index}")
+        bn_index = block["batch_norm"]
+        batch_norm = None
+        if bn_index is not None:
+            bn = model.layers[bn_index]
+            batch_norm = {
+                "gamma": _finite(bn.params["gamma"]),
+                "beta": _finite(bn.params["beta"]),
+                "moving_mean": _finite(bn.state["moving_mean"]),
+                "moving_variance": _finite(bn.state["moving_variance"]),
+            }
+        activation = dense.activation_name
+        if bn_index is not None:
+            activation = session.config.layers[position].activation
+        entries.append({
+            "index": position,
+            "units": dense.units,
+            "activation": activation,
+            "kernel": _finite(dense.params["kernel"]),
+            "bias": _finite(dense.params["bias"]),
+            "grad_norm": norm if norm is not None and math.isfinite(norm) else None,
+            "dropout": block["dropout"],
+            "batch_norm": batch_norm,
+        })
+    return entries
+
+
+def _finite(array: Array) -> Any:
+    return json_nested(array)

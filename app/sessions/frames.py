@@ -1,0 +1,176 @@
+"""Binary frame encoding (docs/protocol.md): 4-byte big-endian header length, JSON, sections.
+
+The worker builds a `FramePart` (a header dict, the heavy sections, and the epoch rows since its
+previous frame); the web process merges parts per subscriber (rows appended, heavy parts newest
+wins) and encodes one websocket message per frame with `encode_frame`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[np.float64]
+ALIGN = 8
+EPOCH_COLUMNS = ("train_loss", "test_loss", "train_metric", "test_metric")
+
+
+@dataclass
+class Section:
+    """One typed array of the payload plus its extra header fields (min/max, ranges, layout)."""
+
+    data: npt.NDArray[Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FramePart:
+    """What one worker tick says about a session: latest state and the epochs since last tick.
+
+    `rows` is (k, 4) float64 of EPOCH_COLUMNS for epochs first_epoch .. first_epoch + k - 1;
+    `lockstep` (j, p) the weights after epochs lockstep_first .. lockstep_first + j - 1, when
+    the session asks for them (only epochs trained while someone watched have them).
+    """
+
+    header: dict[str, Any]
+    sections: dict[str, Section]
+    history_id: int
+    first_epoch: int
+    rows: Array
+    lockstep: Array | None = None
+    lockstep_first: int | None = None
+
+    @property
+    def last_epoch(self) -> int:
+        """The epoch of the last row (first_epoch - 1 when there are none)."""
+        return self.first_epoch + len(self.rows) - 1
+
+
+def quantize(values: Array) -> tuple[npt.NDArray[np.uint8], float, float]:
+    """Map values linearly onto 0..255: value = min + q / 255 * (max - min)."""
+    finite = values[np.isfinite(values)]
+    low = float(finite.min()) if finite.size else 0.0
+    high = float(finite.max()) if finite.size else 0.0
+    span = high - low
+    if span <= 0.0:
+        return np.zeros(values.shape, dtype=np.uint8), low, high
+    scaled = np.nan_to_num((values - low) * (255.0 / span), nan=0.0, posinf=255.0, neginf=0.0)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8), low, high
+
+
+def dequantize(codes: npt.NDArray[np.uint8], low: float, high: float) -> Array:
+    """The inverse of quantize, to within half a step."""
+    result: Array = low + codes.astype(np.float64) / 255.0 * (high - low)
+    return result
+
+
+def weights_hash(weights: list[Array]) -> str:
+    """First 12 hex chars of sha256 over the float64 little-endian bytes, Keras order."""
+    digest = hashlib.sha256()
+    for array in weights:
+        digest.update(np.ascontiguousarray(array, dtype="<f8").tobytes())
+    return digest.hexdigest()[:12]
+
+
+def encode_frame(header: dict[str, Any], sections: dict[str, Section]) -> bytes:
+    """One binary websocket message: length prefix, padded JSON header, aligned sections."""
+    payload = bytearray()
+    described: dict[str, Any] = {}
+    for name, section in sections.items():
+        payload.extend(b"\0" * (-len(payload) % ALIGN))
+        data = np.ascontiguousarray(section.data)
+        little = data.astype(data.dtype.newbyteorder("<"), copy=False)
+        described[name] = {
+            "offset": len(payload),
+            "length": int(data.size),
+            "dtype": str(data.dtype),
+            "shape": list(data.shape),
+            **section.extra,
+        }
+        payload.extend(little.tobytes())
+    text = json.dumps({**header, "sections": described}, separators=(",", ":"),
+                      allow_nan=False, default=_json_default).encode()
+    text += b" " * (-(4 + len(text)) % ALIGN)
+    return struct.pack(">I", len(text)) + text + bytes(payload)
+
+
+def decode_frame(message: bytes) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+    """The header and each section as a numpy array of its shape (for clients and tests)."""
+    (length,) = struct.unpack(">I", message[:4])
+    header: dict[str, Any] = json.loads(message[4:4 + length])
+    base = 4 + length
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    for name, entry in header["sections"].items():
+        dtype = np.dtype(entry["dtype"]).newbyteorder("<")
+        start = base + entry["offset"]
+        flat = np.frombuffer(message, dtype=dtype, count=entry["length"], offset=start)
+        arrays[name] = flat.reshape(entry["shape"])
+    return header, arrays
+
+
+def merge_parts(pending: FramePart | None, new: FramePart) -> FramePart:
+    """Coalesce two parts: newest heavy state, every epoch row of both, no duplicates."""
+    if pending is None or pending.history_id != new.history_id:
+        return new
+    fresh = new.rows[max(0, pending.last_epoch + 1 - new.first_epoch):]
+    rows = np.concatenate([pending.rows, fresh]) if len(fresh) else pending.rows
+    first = pending.first_epoch if len(pending.rows) else new.first_epoch
+    if not len(pending.rows):
+        rows = new.rows
+    lockstep, lockstep_first = pending.lockstep, pending.lockstep_first
+    if new.lockstep is not None and new.lockstep_first is not None:
+        if lockstep is None or lockstep_first is None:
+            lockstep, lockstep_first = new.lockstep, new.lockstep_first
+        else:
+            next_epoch = lockstep_first + len(lockstep)
+            extra = new.lockstep[max(0, next_epoch - new.lockstep_first):]
+            lockstep = np.concatenate([lockstep, extra])
+    return FramePart(new.header, new.sections, new.history_id, first, rows, lockstep,
+                     lockstep_first)
+
+
+def frame_bytes(part: FramePart, seq: int) -> bytes:
+    """Encode a (merged) part as the frame numbered `seq` for one client."""
+    sections = dict(part.sections)
+    sections["epochs"] = Section(part.rows.astype(np.float32), {"columns": list(EPOCH_COLUMNS)})
+    if part.lockstep is not None:
+        layout = part.header.get("param_layout", [])
+        sections["lockstep_weights"] = Section(
+            part.lockstep, {"layout": layout, "first_epoch": part.lockstep_first}
+        )
+    header = {k: v for k, v in part.header.items() if k not in ("param_layout", "lockstep_first")}
+    header.update(seq=seq, epochs_first=part.first_epoch, history_id=part.history_id)
+    return encode_frame(header, sections)
+
+
+def json_nested(array: npt.NDArray[Any]) -> Any:
+    """Nested lists for JSON, NaN/inf as null (a diverged net still gets valid JSON)."""
+    finite = np.isfinite(array)
+    if np.all(finite):
+        return array.tolist()
+    values = array.astype(object)
+    values[~finite] = None
+    return values.tolist()
+
+
+def _json_default(value: object) -> Any:
+    """numpy scalars and arrays into JSON; non-finite floats become null."""
+    if isinstance(value, np.ndarray):
+        return [_finite_or_none(v) for v in value.tolist()] if value.ndim == 1 else [
+            _json_default(row) for row in value
+        ]
+    if isinstance(value, np.floating | np.integer):
+        return _finite_or_none(value.item())
+    raise TypeError(f"cannot encode {type(value).__name__} in a frame header")
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

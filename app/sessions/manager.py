@@ -1,0 +1,348 @@
+"""The web process's side of the sessions: worker handles, session handles, subscribers.
+
+Every session lives in exactly one worker (app/sessions/worker.py); REST routes and websockets
+both reach it through `SessionManager.call`, so they always see the same state. A reader thread
+per worker receives replies and frames and hands them to the event loop with
+`call_soon_threadsafe`, in pipe order; frames go into a latest-frame-wins slot per subscriber
+(epoch rows merged, never dropped), so a slow client costs one slot, not a queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import multiprocessing
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.sessions.frames import FramePart, merge_parts
+from app.sessions.worker import worker_main
+from app.settings import Settings
+
+MAX_CONTROL_MESSAGES = 64
+
+
+class SessionCallError(Exception):
+    """A call the worker refused: HTTP status and detail, passed on by the routes."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One websocket client of a session: a frame slot, control messages, a wake-up event."""
+
+    session_id: str
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    part: FramePart | None = None
+    controls: deque[str] = field(default_factory=deque)
+    seeded: bool = False  # frames before the hello frame are already in it
+    closing: bool = False
+    overflow: bool = False
+    seq: int = 0
+
+    def push_control(self, message: dict[str, Any]) -> None:
+        """Queue a JSON text message; a client that lets 64 pile up is dropped, not buffered."""
+        if len(self.controls) >= MAX_CONTROL_MESSAGES:
+            self.overflow = True
+        else:
+            self.controls.append(json.dumps(message, allow_nan=False))
+        self.event.set()
+
+    def offer(self, part: FramePart, max_pending: int) -> None:
+        """Merge a frame part into the slot (newest heavy state, every epoch row)."""
+        if not self.seeded:
+            return
+        self.part = merge_parts(self.part, part)
+        if len(self.part.rows) > max_pending:
+            self.overflow = True
+        self.event.set()
+
+
+@dataclass(eq=False)
+class SessionHandle:
+    """Where a session lives and who watches it."""
+
+    session_id: str
+    worker: WorkerHandle
+    subscribers: set[Subscriber] = field(default_factory=set)
+    last_active: float = field(default_factory=time.monotonic)
+
+
+class WorkerHandle:
+    """One worker (process or thread), its pipe, and the thread that reads the pipe."""
+
+    def __init__(self, index: int, use_process: bool, manager: SessionManager) -> None:
+        self.index = index
+        self.manager = manager
+        self.conn, child = multiprocessing.Pipe(duplex=True)
+        self.send_lock = threading.Lock()
+        self.sessions = 0
+        self.alive = True
+        self.runner: multiprocessing.process.BaseProcess | threading.Thread
+        if use_process:
+            # spawn, not fork: the web process has threads (event loop, readers) by now.
+            context = multiprocessing.get_context("spawn")
+            self.runner = context.Process(
+                target=worker_main, args=(child,), name=f"nn-worker-{index}", daemon=True
+            )
+        else:
+            self.runner = threading.Thread(
+                target=worker_main, args=(child,), name=f"nn-worker-{index}", daemon=True
+            )
+        self.runner.start()
+        self._child = child
+        self.reader = threading.Thread(
+            target=self._read, name=f"nn-worker-{index}-reader", daemon=True
+        )
+        self.reader.start()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        """Send one message (thread-safe; pipes are not)."""
+        with self.send_lock:
+            self.conn.send(message)
+
+    def _read(self) -> None:
+        """Hand every message to the event loop, in order, until the pipe closes."""
+        loop = self.manager.loop
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                break
+            loop.call_soon_threadsafe(self.manager.dispatch, message)
+        with contextlib.suppress(RuntimeError):  # the loop may already be closed at shutdown
+            loop.call_soon_threadsafe(self.manager.worker_lost, self)
+
+    def stop(self, timeout: float) -> None:
+        """Ask the worker to stop, wait for it, then close the pipe (ends the reader)."""
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.send(("stop",))
+        self.runner.join(timeout)
+        if isinstance(self.runner, multiprocessing.process.BaseProcess) and self.runner.is_alive():
+            self.runner.terminate()
+            self.runner.join(timeout)
+        self._child.close()
+        self.conn.close()
+        self.reader.join(timeout)
+
+
+class SessionManager:
+    """Creates sessions on the least-loaded worker and routes every call and frame."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.handles: dict[str, SessionHandle] = {}
+        self.workers: list[WorkerHandle] = []
+        self.pending: dict[int, tuple[asyncio.Future[Any], Callable[[Any], None] | None]] = {}
+        self.request_ids = itertools.count(1)
+        self.janitor: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the manager was started on."""
+        assert self._loop is not None, "SessionManager.start() was not called"
+        return self._loop
+
+    async def start(self) -> None:
+        """Start the workers and the idle-session janitor."""
+        self._loop = asyncio.get_running_loop()
+        # Workers inherit the environment: one BLAS thread each (RECIPES: 2 shared cores).
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        count = self.settings.worker_processes
+        if count is None:
+            count = os.cpu_count() or 1
+        use_process = count > 0
+        self.workers = [WorkerHandle(i, use_process, self) for i in range(max(1, count))]
+        self.janitor = asyncio.create_task(self._expire_idle())
+
+    async def stop(self) -> None:
+        """Tell subscribers, stop the janitor and the workers, fail pending calls."""
+        if self.janitor is not None:
+            self.janitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.janitor
+        for handle in self.handles.values():
+            for subscriber in handle.subscribers:
+                subscriber.closing = True
+                subscriber.event.set()
+        workers, self.workers = self.workers, []
+
+        def stop_all() -> None:
+            for worker in workers:
+                worker.stop(5.0)
+
+        await asyncio.to_thread(stop_all)
+        for future, _ in self.pending.values():
+            if not future.done():
+                future.set_exception(SessionCallError(503, "the server is shutting down"))
+        self.pending.clear()
+        self.handles.clear()
+
+    # ---- calls -----------------------------------------------------------------------------
+
+    def dispatch(self, message: tuple[Any, ...]) -> None:
+        """Runs on the event loop for every worker message, in pipe order."""
+        if message[0] == "reply":
+            _, request_id, status, payload = message
+            entry = self.pending.pop(request_id, None)
+            if entry is None:
+                return
+            future, on_reply = entry
+            if future.done():
+                return
+            if status == 200:
+                if on_reply is not None:
+                    on_reply(payload)
+                future.set_result(payload)
+            else:
+                future.set_exception(SessionCallError(status, payload))
+        elif message[0] == "frame":
+            _, session_id, part = message
+            handle = self.handles.get(session_id)
+            if handle is not None:
+                for subscriber in handle.subscribers:
+                    subscriber.offer(part, self.settings.max_pending_epochs)
+
+    def worker_lost(self, worker: WorkerHandle) -> None:
+        """A worker's pipe closed: its sessions are gone; pending calls fail with 503."""
+        worker.alive = False
+        for session_id in [s for s, h in self.handles.items() if h.worker is worker]:
+            self._drop(session_id)
+
+    def get(self, session_id: str) -> SessionHandle:
+        """The handle of a live session, or 404."""
+        handle = self.handles.get(session_id)
+        if handle is None:
+            raise SessionCallError(404, f"session {session_id!r} not found")
+        handle.last_active = time.monotonic()
+        return handle
+
+    async def _request(
+        self,
+        worker: WorkerHandle,
+        op: str,
+        session_id: str,
+        payload: Any = None,
+        on_reply: Callable[[Any], None] | None = None,
+    ) -> Any:
+        if not worker.alive:
+            raise SessionCallError(503, f"worker {worker.index} is not running")
+        request_id = next(self.request_ids)
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.pending[request_id] = (future, on_reply)
+        try:
+            worker.send(("call", request_id, op, session_id, payload))
+            return await asyncio.wait_for(future, self.settings.command_timeout_seconds)
+        except TimeoutError:
+            raise SessionCallError(
+                504, f"{op} on session {session_id!r} took longer than "
+                f"command_timeout_seconds = {self.settings.command_timeout_seconds}"
+            ) from None
+        finally:
+            self.pending.pop(request_id, None)
+
+    async def call(self, session_id: str, op: str, payload: Any = None) -> Any:
+        """Run one operation on a session in its worker and return the worker's answer."""
+        handle = self.get(session_id)
+        return await self._request(handle.worker, op, session_id, payload)
+
+    async def create(self, op: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A new session ("create" from a config, "import" from an export) on the idlest worker."""
+        limit = self.settings.max_sessions
+        if len(self.handles) >= limit:
+            raise SessionCallError(
+                429, f"{len(self.handles)} sessions exist; max_sessions = {limit}"
+            )
+        live = [w for w in self.workers if w.alive]
+        if not live:
+            raise SessionCallError(503, "no worker is running")
+        worker = min(live, key=lambda w: w.sessions)
+        session_id = secrets.token_urlsafe(9)
+        # Reserve the slot first so concurrent creates cannot overshoot max_sessions.
+        self.handles[session_id] = SessionHandle(session_id, worker)
+        worker.sessions += 1
+        try:
+            public: dict[str, Any] = await self._request(worker, op, session_id, payload)
+        except BaseException:
+            self._drop(session_id)
+            raise
+        return public
+
+    async def delete(self, session_id: str) -> None:
+        """Remove a session; its subscribers get {"type": "removed"} and are closed."""
+        handle = self.get(session_id)
+        try:
+            await self._request(handle.worker, "delete", session_id)
+        finally:
+            self._drop(session_id)
+
+    def _drop(self, session_id: str) -> None:
+        handle = self.handles.pop(session_id, None)
+        if handle is None:
+            return
+        handle.worker.sessions -= 1
+        for subscriber in handle.subscribers:
+            subscriber.push_control({"type": "removed"})
+            subscriber.closing = True
+            subscriber.event.set()
+
+    # ---- subscribers -----------------------------------------------------------------------
+
+    async def subscribe(self, session_id: str) -> Subscriber:
+        """Register a websocket client; its slot is seeded with the full-history first frame."""
+        handle = self.get(session_id)
+        subscriber = Subscriber(session_id)
+        handle.subscribers.add(subscriber)
+
+        def seed(reply: dict[str, Any]) -> None:
+            # Runs in pipe order, so later frames merge after this one and none is missed.
+            subscriber.push_control({"type": "hello", "protocol": 1, "session": reply["session"]})
+            subscriber.part = reply["part"]
+            subscriber.seeded = True
+            subscriber.event.set()
+
+        try:
+            await self._request(handle.worker, "subscribe", session_id, None, seed)
+        except BaseException:
+            handle.subscribers.discard(subscriber)
+            raise
+        return subscriber
+
+    async def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Forget a websocket client (its worker stops building frames nobody reads)."""
+        handle = self.handles.get(subscriber.session_id)
+        if handle is None or subscriber not in handle.subscribers:
+            return
+        handle.subscribers.discard(subscriber)
+        handle.last_active = time.monotonic()
+        with contextlib.suppress(SessionCallError):
+            await self._request(handle.worker, "unsubscribe", subscriber.session_id)
+
+    # ---- idle sessions ---------------------------------------------------------------------
+
+    async def _expire_idle(self) -> None:
+        """Delete sessions nobody has watched or called for session_idle_seconds."""
+        idle = self.settings.session_idle_seconds
+        while True:
+            await asyncio.sleep(min(5.0, max(0.05, idle / 4)))
+            now = time.monotonic()
+            for session_id, handle in list(self.handles.items()):
+                if not handle.subscribers and now - handle.last_active > idle:
+                    with contextlib.suppress(SessionCallError):
+                        await self.delete(session_id)
+
+    def stats(self) -> dict[str, int]:
+        """Counts for /health."""
+        return {"sessions": len(self.handles), "workers": sum(w.alive for w in self.workers)}

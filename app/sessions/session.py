@@ -1,0 +1,295 @@
+"""TrainingSession: one model, its data, config and history, driven by commands; pure, synchronous.
+
+Nothing here knows about threads, processes or sockets: the worker (app/sessions/worker.py)
+calls `train_one_epoch` in slices and builds frames between them. The same config and the same
+command sequence always give bit-identical weights (every draw comes from seeded generators).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from app.datasets import augment, featurize
+from app.engine.layers import Dense
+from app.sessions.build import (
+    BuiltModel,
+    SessionData,
+    apply_live_changes,
+    make_data,
+    make_model,
+    targets,
+)
+from app.sessions.config import LIVE_FIELDS, SessionConfig, merge_config
+from app.sessions.frames import weights_hash
+from app.sessions.history import History
+from app.settings import get_settings
+
+Array = npt.NDArray[np.float64]
+Status = Literal["paused", "running", "finished", "diverged"]
+# A separate stream for augmentation so turning it on never shifts the model's own draws.
+AUGMENT_STREAM = 0xA06
+
+
+class CommandRefused(ValueError):
+    """A command that is valid but not allowed in the session's current state (HTTP 409)."""
+
+
+class TrainingSession:
+    """The state of one live training session and the commands that change it."""
+
+    def __init__(self, config: SessionConfig, session_id: str = "local") -> None:
+        self.id = session_id
+        self.config = config
+        self.history_id = 0
+        self.status: Status = "paused"
+        self.status_reason: str | None = None
+        self.steps_remaining = 0
+        self.data: SessionData = make_data(config)
+        self._rebuild_model()
+
+    # ---- construction ----------------------------------------------------------------------
+
+    def _rebuild_model(self) -> None:
+        """Fresh weights from the seed, epoch 0, empty history, paused."""
+        self.built: BuiltModel = make_model(self.config)
+        self.epoch = 0
+        self.history = History()
+        self.history_id += 1
+        self.best_test_loss = math.inf
+        self.wait = 0
+        self.status, self.status_reason, self.steps_remaining = "paused", None, 0
+        self.augment_rng = np.random.default_rng([self.config.seed, AUGMENT_STREAM])
+
+    @property
+    def model(self) -> Any:
+        """The compiled Sequential (typed loosely: the engine is its own package)."""
+        return self.built.model
+
+    # ---- commands --------------------------------------------------------------------------
+
+    def play(self) -> None:
+        """Train until paused, finished or diverged."""
+        self._require_trainable("play")
+        self.status, self.steps_remaining = "running", 0
+
+    def pause(self) -> None:
+        """Stop training after the current epoch (also ends a step early)."""
+        if self.status == "running":
+            self.status = "paused"
+        self.steps_remaining = 0
+
+    def step(self, n: int = 1) -> None:
+        """Train exactly n more epochs, then pause."""
+        limit = get_settings().max_step_epochs
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= limit:
+            raise ValueError(f"step n = {n!r} must be an integer in 1..max_step_epochs = {limit}")
+        self._require_trainable("step")
+        self.status, self.steps_remaining = "running", n
+
+    def reset(self) -> None:
+        """The initial weights again (same seed, same data), epoch 0."""
+        self._rebuild_model()
+
+    def regenerate(self, seed: int | None = None) -> None:
+        """New data from `seed` (default: the next seed) and a model rebuilt from it."""
+        new_seed = self.config.seed + 1 if seed is None else seed
+        self.config = merge_config(self.config, {"seed": new_seed})
+        self.data = make_data(self.config)
+        self._rebuild_model()
+
+    def update(self, changes: dict[str, Any]) -> bool:
+        """Apply config changes; returns True when they rebuilt the model (weights reset)."""
+        new = merge_config(self.config, changes)
+        changed = {name for name in changes if getattr(new, name) != getattr(self.config, name)}
+        old, self.config = self.config, new
+        if changed <= LIVE_FIELDS:
+            apply_live_changes(self.built, new)
+            self._reopen_if_budget_raised(old)
+            return False
+        self.data = make_data(new)
+        self._rebuild_model()
+        return True
+
+    def edit_weight(self, layer: int, param: str, index: list[int], value: float) -> None:
+        """Set one kernel entry [i, j] or bias entry [j] of Dense layer `layer` (0 = first)."""
+        dense_count = len(self.built.dense_indices)
+        if not 0 <= layer < dense_count:
+            raise ValueError(f"layer = {layer} is out of range; expected 0..{dense_count - 1}")
+        dense = self.model.layers[self.built.dense_indices[layer]]
+        assert isinstance(dense, Dense)
+        if param not in ("kernel", "bias") or param not in dense.params:
+            raise ValueError(f"param = {param!r}; expected 'kernel' or 'bias'")
+        array = dense.params[param]
+        if len(index) != array.ndim or any(
+            not 0 <= i < size for i, size in zip(index, array.shape, strict=True)
+        ):
+            raise ValueError(f"index = {index} is outside {param} of shape {list(array.shape)}")
+        if not math.isfinite(value):
+            raise ValueError(f"value = {value!r} must be finite")
+        # In place: the optimizer and the fast path hold references to this array.
+        array[tuple(index)] = value
+
+    def predict(self, points: list[list[float]]) -> list[list[float | None]]:
+        """The raw outputs for points [[x1, x2], ...] (probability, softmax row or value)."""
+        limit = get_settings().max_predict_points
+        if not 1 <= len(points) <= limit:
+            raise ValueError(
+                f"len(points) = {len(points)} must be in 1..max_predict_points = {limit}"
+            )
+        table = np.asarray(points, dtype=np.float64)
+        if table.ndim != 2 or table.shape[1] != 2 or not np.all(np.isfinite(table)):
+            raise ValueError("points must be a list of [x1, x2] pairs of finite numbers")
+        with np.errstate(all="ignore"):
+            outputs: Array = self.model.predict(featurize(table, self.config.features))
+        return [[v if math.isfinite(v) else None for v in row] for row in outputs.tolist()]
+
+    def _require_trainable(self, command: str) -> None:
+        if self.status in ("finished", "diverged"):
+            raise CommandRefused(
+                f"cannot {command}: the session is {self.status} ({self.status_reason}); "
+                "reset it, or raise epoch_budget with set"
+            )
+
+    def _reopen_if_budget_raised(self, old: SessionConfig) -> None:
+        """A finished session whose budget was raised (or removed) can train again."""
+        budget = self.config.epoch_budget
+        if (
+            self.status == "finished"
+            and budget != old.epoch_budget
+            and (budget is None or budget > self.epoch)
+            and self.status_reason is not None
+            and self.status_reason.startswith("epoch budget")
+        ):
+            self.status, self.status_reason = "paused", None
+
+    # ---- training --------------------------------------------------------------------------
+
+    @property
+    def is_training(self) -> bool:
+        """Whether the worker should give this session epochs."""
+        return self.status == "running"
+
+    def train_one_epoch(self) -> None:
+        """One epoch, its losses and metrics, then the status checks; never raises."""
+        x, y = self.data.x_train, self.data.y_train
+        # Overflow in a diverging net is expected: it is reported as `diverged`, not warned.
+        with np.errstate(all="ignore"):
+            try:
+                if self.config.augmentation:
+                    points, labels = augment(
+                        self.data.dataset.x_train, self.data.dataset.y_train,
+                        self.data.dataset.name, self.augment_rng,
+                    )
+                    x, y = featurize(points, self.config.features), targets(self.config, labels)
+                self.model.train_epoch(x, y, self.config.batch_size)
+                row = self._evaluate()
+            except Exception as error:  # a diverged net may trip any check in the engine
+                self.epoch += 1
+                self.history.append((math.nan, math.nan, math.nan, math.nan))
+                self._stop("diverged", f"training failed at epoch {self.epoch}: {error}")
+                return
+        self.epoch += 1
+        self.history.append(row)
+        self._check_after_epoch(row)
+
+    def _check_after_epoch(self, row: tuple[float, float, float, float]) -> None:
+        train_loss, test_loss = row[0], row[1]
+        bad = next((v for v in (train_loss, test_loss) if not math.isfinite(v)), None)
+        if bad is None and not self._weights_finite():
+            bad = math.nan
+        if bad is not None:
+            self._stop(
+                "diverged",
+                f"loss became {bad} at epoch {self.epoch}; try a smaller learning rate",
+            )
+            return
+        budget = self.config.epoch_budget
+        if budget is not None and self.epoch >= budget:
+            self._stop("finished", f"epoch budget of {budget} reached")
+            return
+        patience = self.config.early_stopping_patience
+        if test_loss < self.best_test_loss:
+            self.best_test_loss, self.wait = test_loss, 0
+        else:
+            self.wait += 1
+            if patience is not None and self.wait > patience:
+                self._stop(
+                    "finished",
+                    f"early stopping at epoch {self.epoch}: test loss has not improved on "
+                    f"{self.best_test_loss:.6g} for {self.wait} epochs",
+                )
+                return
+        if self.steps_remaining > 0:
+            self.steps_remaining -= 1
+            if self.steps_remaining == 0:
+                self.status = "paused"
+
+    def _stop(self, status: Status, reason: str) -> None:
+        self.status, self.status_reason, self.steps_remaining = status, reason, 0
+
+    def _weights_finite(self) -> bool:
+        return all(bool(np.isfinite(p).all()) for p in self.model.parameters().values())
+
+    def _evaluate(self) -> tuple[float, float, float, float]:
+        train_loss, train_metric = self.loss_and_metric(self.data.x_train, self.data.y_train)
+        test_loss, test_metric = self.loss_and_metric(self.data.x_test, self.data.y_test)
+        return train_loss, test_loss, train_metric, test_metric
+
+    def loss_and_metric(self, x: Array, y: Array) -> tuple[float, float]:
+        """Data loss (no penalty, as TFP plots it) and accuracy or MAE, in inference mode."""
+        model = self.model
+        prediction: Array = model.predict(x)
+        if self.built.fused:
+            loss = float(model.loss.fn_from_logits(y, model.layers[-1].z))
+        else:
+            loss = float(model.loss.fn(y, prediction))
+        return loss, self.metric(y, prediction)
+
+    def metric(self, y: Array, prediction: Array) -> float:
+        """Accuracy for classification (threshold 0.5 or argmax), mean absolute error else."""
+        problem = self.config.resolved_problem()
+        if problem == "binary":
+            return float(np.mean((prediction[:, 0] > 0.5) == (y[:, 0] > 0.5)))
+        if problem == "multiclass":
+            return float(np.mean(np.argmax(prediction, axis=1) == y.astype(np.intp)))
+        return float(np.mean(np.abs(prediction - y)))
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def weights_hash(self) -> str:
+        """12 hex chars of sha256 over the float64 weights (see docs/protocol.md)."""
+        return weights_hash(self.model.get_weights())
+
+    def metrics(self) -> dict[str, float | None]:
+        """The latest epoch's losses and metrics (null before the first epoch or when NaN)."""
+        last = self.history.last()
+        names = ("train_loss", "test_loss", "train_metric", "test_metric")
+        if last is None:
+            return dict.fromkeys(names)
+        return {n: float(v) if math.isfinite(v) else None for n, v in zip(names, last, strict=True)}
+
+    def public(self) -> dict[str, Any]:
+        """The SessionPublic view (docs/protocol.md)."""
+        metrics = self.metrics()
+        accuracy = self.config.resolved_problem() != "regression"
+        return {
+            "id": self.id,
+            "status": self.status,
+            "status_reason": self.status_reason,
+            "epoch": self.epoch,
+            "config": self.config.model_dump(),
+            "weights_hash": self.weights_hash(),
+            "metrics": {
+                "train_loss": metrics["train_loss"],
+                "test_loss": metrics["test_loss"],
+                "train_accuracy": metrics["train_metric"] if accuracy else None,
+                "test_accuracy": metrics["test_metric"] if accuracy else None,
+            },
+            "n_train": len(self.data.x_train),
+            "n_test": len(self.data.x_test),
+            "ws_url": f"/ws/sessions/{self.id}",
+        }

@@ -1,0 +1,288 @@
+"""A worker owns many TrainingSessions and trains the running ones round-robin in short slices.
+
+It runs as its own process (or, with worker_processes=0, as a thread in the web process) and
+talks over one duplex pipe. Why a process: small nets are GIL-bound pure-Python work, so only
+processes use both cores (RECIPES). Why slices: commands and frames of every session on this
+worker wait at most one slice, and frames are built here, off the web process's event loop.
+
+Pipe messages (tuples, pickled by multiprocessing between our own processes only):
+  web -> worker  ("call", request_id, op, session_id, payload) | ("stop",)
+  worker -> web  ("reply", request_id, status_code, payload) | ("frame", session_id, FramePart)
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from app.datasets import to_csv
+from app.sessions.config import SessionConfig
+from app.sessions.export import SessionExport, export_session, import_session
+from app.sessions.frame_builder import build_part, flat_weights
+from app.sessions.frames import FramePart
+from app.sessions.session import CommandRefused, TrainingSession
+from app.settings import get_settings
+
+# A session's slice shrinks as more sessions run so each gets a turn ~30 times a second.
+TURN_PERIOD = 0.03
+MIN_SLICE = 0.002
+MAX_SLICE = 0.02
+IDLE_POLL = 0.5
+
+
+@dataclass
+class Runner:
+    """A session plus what the worker tracks for streaming it."""
+
+    session: TrainingSession
+    subscribers: int = 0
+    sent_epoch: int = 0  # the last epoch whose row went out in a broadcast frame
+    sent_history_id: int = 0
+    next_frame_at: float = 0.0
+    dirty: bool = True
+    waiting_replies: list[int] = field(default_factory=list)  # REST steps that reply when done
+    lockstep: list[np.ndarray[Any, Any]] = field(default_factory=list)
+    lockstep_first: int = 1
+    lockstep_history: int = 0
+
+
+class WorkerError(Exception):
+    """An error for the caller: HTTP status and a detail (a string or pydantic's error list)."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def validation_detail(error: ValidationError) -> list[dict[str, Any]]:
+    """pydantic's errors as plain JSON (FastAPI's 422 shape, without exception objects)."""
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in error.errors(include_url=False)
+    ]
+
+
+class Worker:
+    """The loop of one worker: serve calls, train running sessions, emit due frames."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.runners: dict[str, Runner] = {}
+        self.turn = 0
+        self.stopping = False
+
+    def serve_forever(self) -> None:
+        """Run until ("stop",) arrives or the web side closes the pipe."""
+        try:
+            while not self.stopping:
+                running = [r for r in self.runners.values() if r.session.is_training]
+                self._serve_calls(0.0 if running else self._idle_timeout())
+                if self.stopping:
+                    break
+                if running:
+                    self._train_turn(running)
+                self._emit_idle_frames()
+        except (EOFError, OSError, BrokenPipeError):
+            pass  # the web process went away: nothing left to serve
+
+    # ---- calls -----------------------------------------------------------------------------
+
+    def _idle_timeout(self) -> float:
+        due = [r.next_frame_at for r in self.runners.values() if r.subscribers and r.dirty]
+        if not due:
+            return IDLE_POLL
+        return max(0.0, min(due) - time.monotonic())
+
+    def _serve_calls(self, timeout: float) -> None:
+        while self.conn.poll(timeout):
+            message = self.conn.recv()
+            timeout = 0.0
+            if message[0] == "stop":
+                self.stopping = True
+                return
+            _, request_id, op, session_id, payload = message
+            try:
+                result = self._call(request_id, op, session_id, payload)
+            except WorkerError as error:
+                self._send(("reply", request_id, error.status, error.detail))
+                continue
+            except ValidationError as error:
+                self._send(("reply", request_id, 422, validation_detail(error)))
+                continue
+            except CommandRefused as error:
+                self._send(("reply", request_id, 409, str(error)))
+                continue
+            except ValueError as error:
+                self._send(("reply", request_id, 422, str(error)))
+                continue
+            except Exception:  # never let one bad call take the worker and its sessions down
+                self._send(("reply", request_id, 500, traceback.format_exc(limit=3)))
+                continue
+            if result is not _DEFERRED:
+                self._send(("reply", request_id, 200, result))
+
+    def _runner(self, session_id: str) -> Runner:
+        runner = self.runners.get(session_id)
+        if runner is None:
+            raise WorkerError(404, f"session {session_id!r} not found")
+        return runner
+
+    def _call(self, request_id: int, op: str, session_id: str, payload: Any) -> Any:
+        if op == "create":
+            session = TrainingSession(SessionConfig.model_validate(payload), session_id)
+            self.runners[session_id] = Runner(session)
+            return session.public()
+        if op == "import":
+            data = SessionExport.model_validate(payload)
+            session = import_session(data, session_id)
+            self.runners[session_id] = Runner(session)
+            return session.public()
+        runner = self._runner(session_id)
+        session = runner.session
+        if op == "get":
+            return session.public()
+        if op == "delete":
+            self._flush_replies(runner)
+            del self.runners[session_id]
+            return None
+        if op == "export":
+            return export_session(session)
+        if op == "data_csv":
+            dataset = session.data.dataset
+            return to_csv(
+                np.concatenate([dataset.x_train, dataset.x_test]),
+                np.concatenate([dataset.y_train, dataset.y_test]),
+            )
+        if op == "predict":
+            return session.predict(payload)
+        if op == "subscribe":
+            runner.subscribers += 1
+            return {"session": session.public(), "part": self._initial_part(runner)}
+        if op == "unsubscribe":
+            runner.subscribers = max(0, runner.subscribers - 1)
+            return None
+        if op == "update":
+            session.update(payload)
+            return self._after_command(runner)
+        if op == "command":
+            return self._command(request_id, runner, payload)
+        raise WorkerError(400, f"unknown operation {op!r}")
+
+    def _command(self, request_id: int, runner: Runner, command: dict[str, Any]) -> Any:
+        session = runner.session
+        kind = command["type"]
+        if kind == "play":
+            session.play()
+        elif kind == "pause":
+            session.pause()
+        elif kind == "step":
+            session.step(command.get("n", 1))
+            if command.get("wait"):
+                runner.waiting_replies.append(request_id)
+                runner.dirty = True
+                return _DEFERRED
+        elif kind == "reset":
+            session.reset()
+        elif kind == "regenerate":
+            session.regenerate(command.get("seed"))
+        elif kind == "set":
+            session.update(command["config"])
+        elif kind == "edit_weight":
+            session.edit_weight(
+                command["layer"], command["param"], list(command["index"]), command["value"]
+            )
+        elif kind == "predict":
+            return {"outputs": session.predict(command["points"])}
+        else:
+            raise WorkerError(422, f"unknown command {kind!r}")
+        return self._after_command(runner)
+
+    def _after_command(self, runner: Runner) -> dict[str, Any]:
+        runner.dirty = True
+        runner.next_frame_at = 0.0  # show the effect of a command at once
+        if not runner.session.is_training:
+            self._flush_replies(runner)
+        return runner.session.public()
+
+    def _flush_replies(self, runner: Runner) -> None:
+        """Answer the REST steps waiting on this session (it stopped training)."""
+        if runner.waiting_replies:
+            public = runner.session.public()
+            for request_id in runner.waiting_replies:
+                self._send(("reply", request_id, 200, public))
+            runner.waiting_replies.clear()
+
+    # ---- training --------------------------------------------------------------------------
+
+    def _train_turn(self, running: list[Runner]) -> None:
+        runner = running[self.turn % len(running)]
+        self.turn += 1
+        session = runner.session
+        now = time.monotonic()
+        end = now + min(MAX_SLICE, max(MIN_SLICE, TURN_PERIOD / len(running)))
+        if runner.subscribers:
+            end = min(end, max(runner.next_frame_at, now + MIN_SLICE))
+        record = runner.subscribers > 0 and session.config.lockstep
+        while session.is_training:
+            session.train_one_epoch()
+            if record:
+                if runner.lockstep and runner.lockstep_history != session.history_id:
+                    runner.lockstep.clear()
+                if not runner.lockstep:
+                    runner.lockstep_first = session.epoch
+                    runner.lockstep_history = session.history_id
+                runner.lockstep.append(flat_weights(session))
+            if time.monotonic() >= end:
+                break
+        runner.dirty = True
+        if not session.is_training:
+            self._flush_replies(runner)
+        if runner.subscribers and time.monotonic() >= runner.next_frame_at:
+            self._emit(runner)
+
+    def _emit_idle_frames(self) -> None:
+        now = time.monotonic()
+        for runner in self.runners.values():
+            if runner.subscribers and runner.dirty and now >= runner.next_frame_at and (
+                not runner.session.is_training or runner.next_frame_at == 0.0
+            ):
+                self._emit(runner)
+
+    def _initial_part(self, runner: Runner) -> FramePart:
+        """A new subscriber's first frame: the whole history (capped) and the state now."""
+        session = runner.session
+        first = max(1, session.epoch - get_settings().max_history_in_hello + 1)
+        return build_part(session, first)
+
+    def _emit(self, runner: Runner) -> None:
+        """Broadcast the rows since the last frame and the latest state to the web process."""
+        session = runner.session
+        if runner.sent_history_id != session.history_id:
+            runner.sent_history_id, runner.sent_epoch = session.history_id, 0
+        lockstep = None
+        if runner.lockstep and runner.lockstep_history == session.history_id:
+            lockstep = (runner.lockstep_first, np.stack(runner.lockstep))
+            runner.lockstep = []
+        part = build_part(session, runner.sent_epoch + 1, lockstep)
+        runner.sent_epoch = session.epoch
+        runner.dirty = False
+        interval = 1.0 / session.config.frame_rate
+        runner.next_frame_at = time.monotonic() + interval
+        self._send(("frame", session.id, part))
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        self.conn.send(message)
+
+
+_DEFERRED = object()
+
+
+def worker_main(conn: Connection) -> None:
+    """Entry point of a worker process (or thread)."""
+    Worker(conn).serve_forever()
