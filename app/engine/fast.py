@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,8 @@ class _Plan:
     parts: list[tuple[Layer, list[Any]]]  # per layer: objects whose identity fixes the layout
     norm_keys: list[str]
     update_keys: list[tuple[str, Array]] = field(default_factory=list)
+    coeff_values: tuple[float, ...] = ()
+    hyper_values: tuple[float, ...] = ()
 
 
 _plans: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
@@ -139,31 +142,48 @@ def _max_norm_value(constraint: constraints.Constraint | None, kernel: Array) ->
     return float(constraint.max_value)
 
 
-def _fill_coeffs(plan_layers: list[Layer], coeffs: Array) -> bool:
-    """Write each layer's activation alpha, penalty rates and max-norm; False if unsupported."""
-    for index, layer in enumerate(plan_layers):
+def _coeff_values(plan_layers: list[Layer]) -> tuple[float, ...] | None:
+    """Per layer: activation alpha, kernel l1, l2, bias l1, l2, max-norm; None if unsupported."""
+    values: list[float] = []
+    for layer in plan_layers:
         assert isinstance(layer, Dense)
         kernel_rates = _penalty_rates(layer.kernel_regularizer)
         bias_rates = _penalty_rates(layer.bias_regularizer)
         max_value = _max_norm_value(layer.kernel_constraint, layer.params["kernel"])
         if kernel_rates is None or bias_rates is None or max_value is None:
-            return False
-        coeffs[index, 0] = float(getattr(layer.activation, "alpha", 0.0))
-        coeffs[index, 1:3] = kernel_rates
-        coeffs[index, 3:5] = bias_rates
-        coeffs[index, 5] = max_value
+            return None
+        alpha = float(getattr(layer.activation, "alpha", 0.0))
+        values += (alpha, *kernel_rates, *bias_rates, max_value)
+    return tuple(values)
+
+
+def _hyper_values(optimizer: optimizers.Optimizer) -> tuple[float, ...]:
+    """The optimizer's numbers in the kernel's order (any may change between epochs)."""
+    return (
+        optimizer.learning_rate,
+        float(getattr(optimizer, "momentum", 0.0)),
+        1.0 if getattr(optimizer, "nesterov", False) else 0.0,
+        float(getattr(optimizer, "beta_1", 0.0)),
+        float(getattr(optimizer, "beta_2", 0.0)),
+        float(getattr(optimizer, "epsilon", 0.0)),
+        float(getattr(optimizer, "rho", 0.0)),
+    )
+
+
+def _refresh_numbers(plan: _Plan) -> bool:
+    """Copy changed rates into the plan's arrays; False when a layer is no longer supported."""
+    coeff_values = _coeff_values(plan.layers)
+    if coeff_values is None:
+        return False
+    # Writing numpy scalars costs ~0.1 us each: only when something changed.
+    if coeff_values != plan.coeff_values:
+        plan.coeffs[...] = np.array(coeff_values).reshape(plan.coeffs.shape)
+        plan.coeff_values = coeff_values
+    hyper_values = _hyper_values(plan.optimizer)
+    if hyper_values != plan.hyper_values:
+        plan.hyper[...] = hyper_values
+        plan.hyper_values = hyper_values
     return True
-
-
-def _fill_hyper(optimizer: optimizers.Optimizer, hyper: Array) -> None:
-    """The optimizer's current numbers (any may have been changed since the last epoch)."""
-    hyper[kernels.H_LR] = optimizer.learning_rate
-    hyper[kernels.H_MOMENTUM] = float(getattr(optimizer, "momentum", 0.0))
-    hyper[kernels.H_NESTEROV] = 1.0 if getattr(optimizer, "nesterov", False) else 0.0
-    hyper[kernels.H_BETA_1] = float(getattr(optimizer, "beta_1", 0.0))
-    hyper[kernels.H_BETA_2] = float(getattr(optimizer, "beta_2", 0.0))
-    hyper[kernels.H_EPSILON] = float(getattr(optimizer, "epsilon", 0.0))
-    hyper[kernels.H_RHO] = float(getattr(optimizer, "rho", 0.0))
 
 
 def _layer_parts(layer: Dense) -> list[Any]:
@@ -215,12 +235,11 @@ def _build_plan(model: Any) -> _Plan | None:
     for below, above in itertools.pairwise(layout):
         if below[3] != above[2]:
             return None
-    coeffs = np.zeros((len(layers), kernels.N_COEFFS))
-    if not _fill_coeffs(list(dense_layers), coeffs):
+    if _coeff_values(list(dense_layers)) is None:
         return None
-    hyper = np.zeros(kernels.N_HYPER)
-    return _assemble(model, dense_layers, optimizer, loss, loss_code, opt_code, layout, coeffs,
-                     hyper)
+    plan = _assemble(model, dense_layers, optimizer, loss, loss_code, opt_code, layout)
+    _refresh_numbers(plan)
+    return plan
 
 
 def _assemble(
@@ -231,8 +250,6 @@ def _assemble(
     loss_code: int,
     opt_code: int,
     layout: npt.NDArray[np.int64],
-    coeffs: Array,
-    hyper: Array,
 ) -> _Plan:
     """Collect the arrays (creating optimizer state and last_update entries) into a plan."""
     # Imported here: numba's typed containers take ~0.2 s to load.
@@ -270,10 +287,11 @@ def _assemble(
                     if slot_name in fresh:
                         state[slot_name] = fresh[slot_name]
                 slot_array = state.get(slot_name) if slot_name else None
+                if slot_name:
+                    # Also "still absent": a slot added later must replace the scratch.
+                    checks.append((state, slot_name, slot_array))
                 if slot_array is None:
                     slot_array = np.zeros_like(array)
-                else:
-                    checks.append((state, slot_name, slot_array))
                 slots[slot].append(slot_array.reshape(-1))
             last = optimizer.last_update.get(key)
             if last is None or last.shape != array.shape or not last.flags.c_contiguous:
@@ -292,8 +310,8 @@ def _assemble(
         loss_code=loss_code,
         opt_code=opt_code,
         layout=layout,
-        coeffs=coeffs,
-        hyper=hyper,
+        coeffs=np.zeros((layout.shape[0], kernels.N_COEFFS)),
+        hyper=np.zeros(kernels.N_HYPER),
         arrays=flat,
         checks=checks,
         parts=parts,
@@ -319,7 +337,7 @@ def _plan_valid(plan: _Plan, model: Any) -> bool:
 def _current_plan(model: Any) -> _Plan | None:
     """The cached plan if still valid, else a fresh one (None when unsupported)."""
     plan = _plans.get(model)
-    if plan is not None and _plan_valid(plan, model):
+    if plan is not None and _plan_valid(plan, model) and _refresh_numbers(plan):
         return plan
     plan = _build_plan(model)
     if plan is None:
@@ -329,13 +347,20 @@ def _current_plan(model: Any) -> _Plan | None:
     return plan
 
 
+# The plan supports() just validated: train_epoch, called right after, skips re-checking it.
+_just_checked: _Plan | None = None
+
+
 def supports(model: Any) -> bool:
     """Whether `train_epoch` can run this model; False sends it down the numpy path."""
+    global _just_checked
     try:
-        return _current_plan(model) is not None
+        plan = _current_plan(model)
     except (AttributeError, KeyError, TypeError, ValueError):
         # Anything unexpected in the model's shape means: let the numpy path handle it.
-        return False
+        plan = None
+    _just_checked = plan
+    return plan is not None
 
 
 def _sparse_label_error(label: float, k: int) -> ValueError:
@@ -354,12 +379,12 @@ def train_epoch(
     x: (n, n_in); y: (n, k) targets, or (n,) class indices for sparse CCE; order: (n,) the
     epoch's sample order. Updates the model and optimizer in place.
     """
-    plan = _current_plan(model)
+    global _just_checked
+    plan, _just_checked = _just_checked, None
+    if plan is None or plan is not _plans.get(model):
+        plan = _current_plan(model)
     if plan is None:
         raise ValueError("fast.train_epoch: this model is not supported; check fast.supports first")
-    if not _fill_coeffs(plan.layers, plan.coeffs):
-        raise ValueError("fast.train_epoch: a regularizer or constraint is no longer supported")
-    _fill_hyper(plan.optimizer, plan.hyper)
     x_c = np.ascontiguousarray(x, dtype=np.float64)
     targets = np.ascontiguousarray(y, dtype=np.float64)
     if targets.ndim == 1:
@@ -382,3 +407,121 @@ def train_epoch(
         model.grad_norms = dict(zip(plan.norm_keys, norms.tolist(), strict=True))
     result: list[float] = batch_losses.tolist()
     return result
+
+
+# ---- forward over many points (decision grid, neuron heatmaps) ---------------------------------
+
+
+@dataclass
+class _GridBuffers:
+    """Preallocated outputs for one model and one number of points."""
+
+    outputs: list[Array]
+    scratch: Array
+    negative: npt.NDArray[np.bool_]
+
+
+_grid_buffers: weakref.WeakKeyDictionary[Any, dict[int, _GridBuffers]] = (
+    weakref.WeakKeyDictionary()
+)
+_MAX_GRID_SIZES = 4  # distinct point counts cached per model (output grid, neuron grid, ...)
+
+
+def _sigmoid_inplace(values: Array, buffers: _GridBuffers) -> None:
+    """values <- 1 / (1 + e^-z) in place: e = e^-|z|, then 1/(1+e) or e/(1+e) by sign.
+
+    Equal to activations.Sigmoid to a few ulp (relative) without its slow logaddexp.
+    """
+    scratch = buffers.scratch[: values.size].reshape(values.shape)
+    negative = buffers.negative[: values.size].reshape(values.shape)
+    np.less(values, 0.0, out=negative)
+    np.abs(values, out=scratch)
+    np.negative(scratch, out=scratch)
+    np.exp(scratch, out=scratch)
+    np.add(scratch, 1.0, out=values)
+    np.reciprocal(values, out=values)
+    np.multiply(scratch, values, out=scratch)
+    np.copyto(values, scratch, where=negative)
+
+
+def _activate_inplace(layer: Dense, values: Array, buffers: _GridBuffers) -> bool:
+    """Apply the layer's activation to `values` in place; False when it has no in-place form."""
+    kind = type(layer.activation)
+    if kind is activations.Tanh:
+        np.tanh(values, out=values)
+    elif kind is activations.Sigmoid:
+        _sigmoid_inplace(values, buffers)
+    elif kind is activations.ReLU:
+        np.maximum(values, 0.0, out=values)
+    elif kind is not activations.Linear:
+        return False
+    return True
+
+
+def _buffers_for(model: Any, n: int) -> _GridBuffers:
+    """This model's buffers for n points, allocated on first use."""
+    per_model = _grid_buffers.setdefault(model, {})
+    buffers = per_model.get(n)
+    widths = [layer.n_out for layer in model.layers]
+    if buffers is None or [out.shape[1] for out in buffers.outputs] != widths:
+        if len(per_model) >= _MAX_GRID_SIZES:
+            per_model.clear()
+        widest = max(widths)
+        buffers = per_model[n] = _GridBuffers(
+            outputs=[np.empty((n, width)) for width in widths],
+            scratch=np.empty(n * widest),
+            negative=np.empty(n * widest, dtype=np.bool_),
+        )
+    return buffers
+
+
+def forward_all(model: Any, points: npt.ArrayLike) -> list[Array]:
+    """Every layer's output at every point, in inference mode: [(n, units_l) for each layer].
+
+    points: (n, input_dim) features. For the decision grid (the last entry) and the neuron
+    heatmaps (the hidden entries); same values as `model.predict` to rounding (sigmoid is
+    computed without logaddexp, ~15x faster). Dense layers with tanh, sigmoid, relu or linear
+    write into buffers kept per model and per n: the arrays returned are overwritten by the
+    next call with the same model and n (copy what you keep). Other layers run their own
+    numpy `forward(x, training=False)`.
+    """
+    x = np.ascontiguousarray(points, dtype=np.float64)
+    input_dim = getattr(model, "input_dim", None)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] != input_dim:
+        raise ValueError(
+            f"points must have shape (n, {input_dim}) with n >= 1, got {x.shape}"
+        )
+    buffers = _buffers_for(model, x.shape[0])
+    outputs: list[Array] = []
+    values = x
+    for layer, out in zip(model.layers, buffers.outputs, strict=True):
+        if type(layer) is Dense and layer.activation is not None:
+            np.matmul(values, layer.params["kernel"], out=out)
+            if layer.use_bias:
+                out += layer.params["bias"]
+            if not _activate_inplace(layer, out, buffers):
+                out[...] = layer.activation.fn(out)
+            values = out
+        else:
+            values = layer.forward(values, training=False)
+        outputs.append(values)
+    return outputs
+
+
+def warm_up() -> float:
+    """Load the compiled kernel (compiling it on a fresh clone, ~10 s); returns the seconds taken.
+
+    Run it in a background thread at server start-up so the first session does not wait.
+    """
+    from numba.typed import List
+
+    start = time.perf_counter()
+    layout = np.array([[kernels.TANH, 1, 2, 2], [kernels.SIGMOID, 1, 2, 1]], dtype=np.int64)
+    sizes = [4, 2, 2, 1]
+    arrays = List([np.zeros(size) for _ in range(4) for size in sizes])
+    kernels.train_epoch_kernel(
+        np.zeros((2, 2)), np.zeros((2, 1)), np.arange(2, dtype=np.int64), 1, arrays, layout,
+        np.zeros((2, kernels.N_COEFFS)), kernels.BCE_SIGMOID, kernels.SGD,
+        np.zeros(kernels.N_HYPER), 0, np.empty(2), np.empty(2),
+    )
+    return time.perf_counter() - start

@@ -42,22 +42,26 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def _jit(inline: bool = False) -> Callable[[_F], _F]:
     """numba.njit with the project's options, typed for mypy.
 
-    cache=True: compiled code is stored in __pycache__ beside this file (numba falls back to a
-    user cache dir when that is read-only). error_model="numpy": no ZeroDivisionError checks
-    inside the loops (inputs are validated before the call).
+    cache=True stores the compiled code in __pycache__ beside this file, or in the user's cache
+    dir when that is read-only; with neither writable numba refuses to cache, and the kernel is
+    compiled in each process instead. error_model="numpy": no ZeroDivisionError checks inside
+    the loops (inputs are validated before the call).
     """
 
     def wrap(function: _F) -> _F:
-        compiled = njit(
-            cache=True,
-            nogil=True,
-            fastmath=False,
-            error_model="numpy",
-            inline="always" if inline else "never",
-        )
-        return cast(_F, compiled(function))
+        options: dict[str, Any] = {
+            "nogil": True,
+            "fastmath": False,
+            "error_model": "numpy",
+            "inline": "always" if inline else "never",
+        }
+        try:
+            return cast(_F, njit(cache=True, **options)(function))
+        except RuntimeError:
+            return cast(_F, njit(cache=False, **options)(function))
 
     return wrap
+
 
 # Cephes tanh: a rational approximation below 0.625 and exp() above, ~1 ulp. libm's tanh costs
 # ~20 ns here and was the largest single cost of an epoch; this one ~5 ns.
