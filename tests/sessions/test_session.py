@@ -1,0 +1,211 @@
+"""TrainingSession: defaults, commands, reproducibility, divergence, export/import."""
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app.sessions.config import SessionConfig
+from app.sessions.export import SessionExport, export_session, import_session
+from app.sessions.frame_builder import build_part
+from app.sessions.session import CommandRefused, TrainingSession
+
+
+def session(**config: Any) -> TrainingSession:
+    return TrainingSession(SessionConfig.model_validate(config))
+
+
+def run(s: TrainingSession, epochs: int) -> None:
+    s.step(epochs)
+    while s.is_training:
+        s.train_one_epoch()
+
+
+def textbook_forward(s: TrainingSession, x: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """tanh hidden layers and a sigmoid output, from the exported weights alone."""
+    weights = export_session(s)["weights"]
+    hidden = []
+    a = x
+    for i in range(0, len(weights) - 2, 2):
+        a = np.tanh(a @ np.array(weights[i]) + np.array(weights[i + 1]))
+        hidden.append(a)
+    z = a @ np.array(weights[-2]) + np.array(weights[-1])
+    return hidden, 1.0 / (1.0 + np.exp(-z))
+
+
+def test_empty_config_is_tensorflow_playgrounds_default() -> None:
+    s = session()
+    public = s.public()
+    assert public["config"]["dataset"] == "circle"
+    assert [layer["units"] for layer in public["config"]["layers"]] == [4, 2]
+    assert public["config"]["learning_rate"] == 0.03 and public["config"]["batch_size"] == 10
+    # TFP: 500 points, ratio 50 %.
+    assert public["n_train"] == 250 and public["n_test"] == 250
+    assert public["status"] == "paused" and public["epoch"] == 0
+
+
+def test_history_losses_match_a_textbook_forward_of_the_weights() -> None:
+    s = session()
+    run(s, 3)
+    x = s.data.x_test
+    y = s.data.y_test[:, 0]
+    _, p = textbook_forward(s, x)
+    p = p[:, 0]
+    bce = float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))
+    accuracy = float(np.mean((p > 0.5) == (y > 0.5)))
+    last = s.history.rows()[-1]
+    assert len(s.history) == 3 and s.epoch == 3
+    assert last[1] == pytest.approx(bce, rel=1e-9)
+    assert last[3] == accuracy
+
+
+def test_same_config_and_commands_give_bit_identical_weights() -> None:
+    config = {"dataset": "spiral", "noise": 0.2, "seed": 7, "optimizer": "adam",
+              "layers": [{"units": 5, "activation": "relu", "dropout": 0.2}]}
+    a, b = session(**config), session(**config)
+    for s in (a, b):
+        run(s, 4)
+        s.update({"learning_rate": 0.01})
+        s.edit_weight(0, "kernel", [1, 2], 0.5)
+        run(s, 3)
+    assert a.weights_hash() == b.weights_hash()
+    assert a.epoch == b.epoch == 7
+
+
+def test_reset_restores_the_initial_weights_and_regenerate_changes_the_data() -> None:
+    s = session()
+    initial = s.weights_hash()
+    first_points = s.data.x_train.copy()
+    run(s, 2)
+    assert s.weights_hash() != initial
+    s.reset()
+    assert s.weights_hash() == initial and s.epoch == 0 and len(s.history) == 0
+    s.regenerate()
+    assert s.config.seed == 1
+    assert not np.array_equal(s.data.x_train, first_points)
+
+
+def test_live_changes_keep_weights_and_architecture_changes_rebuild() -> None:
+    s = session()
+    run(s, 2)
+    trained = s.weights_hash()
+    assert s.update({"learning_rate": 0.1, "batch_size": 5, "regularization": "l2",
+                     "regularization_rate": 0.001, "momentum": 0.9}) is False
+    assert s.weights_hash() == trained and s.epoch == 2
+    assert s.model.optimizer.learning_rate == 0.1
+    run(s, 1)  # momentum switched on live: its velocity slot is created, no KeyError
+    assert s.update({"layers": [{"units": 3}]}) is True
+    assert s.epoch == 0 and [w.shape for w in s.model.get_weights()][:1] == [(2, 3)]
+
+
+def test_edit_weight_sets_exactly_that_entry_and_checks_bounds() -> None:
+    s = session()
+    s.edit_weight(2, "bias", [0], 1.25)
+    assert export_session(s)["weights"][5] == [1.25]
+    with pytest.raises(ValueError, match=r"layer = 3 is out of range; expected 0\.\.2"):
+        s.edit_weight(3, "bias", [0], 1.0)
+    with pytest.raises(ValueError, match=r"index = \[2, 0\] is outside kernel of shape \[2, 4\]"):
+        s.edit_weight(0, "kernel", [2, 0], 1.0)
+
+
+def test_predict_matches_the_textbook_forward() -> None:
+    s = session()
+    points = [[0.0, 0.0], [3.0, -4.0]]
+    _, p = textbook_forward(s, np.array(points))
+    assert np.allclose(s.predict(points), p, rtol=1e-12)
+
+
+def test_divergence_pauses_with_a_reason_naming_the_epoch() -> None:
+    s = session(
+        dataset="reg-plane", learning_rate=10.0, layers=[{"units": 8, "activation": "relu"}],
+        features=["x1", "x2", "x1_sq", "x2_sq"],
+    )
+    s.play()
+    for _ in range(200):
+        if not s.is_training:
+            break
+        s.train_one_epoch()
+    assert s.status == "diverged"
+    assert s.status_reason is not None
+    assert s.status_reason.endswith(f"at epoch {s.epoch}; try a smaller learning rate")
+    assert s.status_reason.startswith("loss became ")
+    with pytest.raises(CommandRefused):
+        s.play()
+    # A diverged session still gives a valid frame (NaN/inf become null in JSON).
+    json.dumps(build_part(s, 1).header, allow_nan=False)
+
+
+def test_epoch_budget_finishes_and_raising_it_reopens() -> None:
+    s = session(epoch_budget=3)
+    s.play()
+    while s.is_training:
+        s.train_one_epoch()
+    assert (s.status, s.epoch, s.status_reason) == ("finished", 3, "epoch budget of 3 reached")
+    s.update({"epoch_budget": 5})
+    assert s.status == "paused"
+
+
+def test_early_stopping_finishes_when_test_loss_stops_improving() -> None:
+    s = session(early_stopping_patience=0, learning_rate=3.0)
+    s.play()
+    while s.is_training and s.epoch < 500:
+        s.train_one_epoch()
+    losses = s.history.rows()[:, 1]
+    assert s.status == "finished"
+    # Patience 0: it stops at the first epoch whose test loss is not below the best before it.
+    assert losses[-1] >= min(losses[:-1])
+    assert all(losses[i] < min(losses[:i]) for i in range(1, len(losses) - 1))
+
+
+@pytest.mark.parametrize("config", [
+    {},
+    {"optimizer": "adam", "layers": [{"units": 3, "batch_norm": True, "dropout": 0.1}]},
+    {"optimizer": "momentum", "augmentation": True, "regularization": "l1",
+     "regularization_rate": 0.001},
+    {"dataset": "blobs-3", "optimizer": "rmsprop", "layers": [{"units": 4, "activation": "elu"}]},
+])
+def test_export_then_import_continues_bit_identically(config: dict[str, Any]) -> None:
+    original = session(**config)
+    run(original, 5)
+    exported = json.loads(json.dumps(export_session(original)))
+    copy = import_session(SessionExport.model_validate(exported), "copy")
+    assert copy.weights_hash() == original.weights_hash() and copy.epoch == 5
+    run(original, 4)
+    run(copy, 4)
+    assert copy.weights_hash() == original.weights_hash()
+    np.testing.assert_array_equal(copy.history.rows(), original.history.rows())
+
+
+def test_import_refuses_non_numbers_and_wrong_shapes() -> None:
+    exported = export_session(session())
+    exported["weights"][0][0][0] = "1.0"
+    with pytest.raises(ValueError, match=r"weights\[0\] holds '1.0'"):
+        import_session(SessionExport.model_validate(exported), "bad")
+    exported = export_session(session())
+    exported["weights"][0] = [[1.0]]
+    with pytest.raises(ValueError, match="shape"):
+        import_session(SessionExport.model_validate(exported), "bad")
+
+
+def test_frame_grid_is_the_textbook_output_over_cell_centres() -> None:
+    s = session(grid_resolution=4, neuron_grid_resolution=2)
+    part = build_part(s, 1)
+    # Cell centres of a 4x4 grid over [-6, 6]: -4.5, -1.5, 1.5, 4.5; row 0 at the top (x2 = 4.5).
+    centres = [-4.5, -1.5, 1.5, 4.5]
+    points = np.array([[x1, x2] for x2 in centres[::-1] for x1 in centres])
+    _, p = textbook_forward(s, points)
+    output = part.sections["output"]
+    low, high = output.extra["min"], output.extra["max"]
+    assert low == pytest.approx(p.min(), rel=1e-12) and high == pytest.approx(p.max(), rel=1e-12)
+    decoded = low + output.data.astype(float) / 255 * (high - low)
+    assert np.max(np.abs(decoded - p.reshape(4, 4))) <= (high - low) / 510 + 1e-12
+    neurons = part.sections["neurons"]
+    assert neurons.data.shape == (6, 2, 2)
+    coarse = np.array([[x1, x2] for x2 in (3.0, -3.0) for x1 in (-3.0, 3.0)])
+    first_hidden, _ = textbook_forward(s, coarse)
+    assert neurons.extra["ranges"][0] == pytest.approx(
+        [first_hidden[0][:, 0].min(), first_hidden[0][:, 0].max()], rel=1e-12
+    )
+    assert math.isclose(part.header["layers"][0]["kernel"][0][0], s.model.get_weights()[0][0, 0])
