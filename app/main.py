@@ -11,10 +11,12 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from app.api import errors
 from app.api.limits import BodySizeLimit
 from app.api.routes import datasets, health, registry, sessions, stream
 from app.sessions.manager import SessionCallError, SessionManager
@@ -49,13 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, settings=settings)
 
-    @app.exception_handler(SessionCallError)
-    async def session_call_error(request: Request, error: SessionCallError) -> JSONResponse:
-        """A worker's refusal as the HTTP error it names."""
-        detail = error.detail
-        if error.status == 422 and isinstance(detail, str):
-            detail = [{"loc": ["body"], "msg": detail, "type": "value_error"}]
-        return JSONResponse({"detail": detail}, status_code=error.status)
+    app.add_exception_handler(SessionCallError, errors.session_call_error)
+    app.add_exception_handler(RequestValidationError, errors.validation_error)
 
     app.include_router(health.router)
     app.include_router(registry.router)
