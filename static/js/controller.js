@@ -88,6 +88,7 @@ export class Controller {
     const { controls, data } = this.views;
     controls.build(this.registry);
     data.build(this.registry.datasets, (name) => this.selectDataset(name));
+    data.select(this.state.points ? null : this.state.dataset);
     this.renderStructure();
     controls.update(this.state, this.resolvedProblem());
     this.writeHash();
@@ -390,7 +391,7 @@ export class Controller {
       if (this.frame) this.pending = this.frame;
       this.scheduleDraw();
     }
-    if ('layers' in changes || 'features' in changes) this.renderStructure();
+    if (['layers', 'features', 'dataset', 'points', 'problem'].some((k) => k in changes)) this.renderStructure();
     if ('dataset' in changes || 'points' in changes) this.views.data.select(this.state.points ? null : this.state.dataset);
     if (send && Object.keys(changes).length > 0) {
       const id = this.command({ type: 'set', config: changes });
@@ -555,6 +556,17 @@ export class Controller {
       this.renderStructure();
       return session;
     });
+  }
+
+  /** Leave: close the stream and delete the session so it stops using the server's CPU. */
+  dispose() {
+    this.stream?.close();
+    this.stream = null;
+    if (this.session) {
+      // keepalive lets the request outlive the page when this runs on pagehide.
+      fetch(`/api/sessions/${encodeURIComponent(this.session.id)}`, { method: 'DELETE', keepalive: true }).catch(() => {});
+      this.session = null;
+    }
   }
 
   /** The user edited the URL (or went back): apply what differs. */

@@ -64,6 +64,8 @@ document.addEventListener('keydown', (event) => {
   }
 });
 
+window.addEventListener('pagehide', () => controller.dispose());
+
 // Exposed for the browser tests and the page benchmark (read-only use).
 /** @type {any} */ (window).playground = controller;
 

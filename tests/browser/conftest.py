@@ -61,6 +61,8 @@ def page(browser: Browser, page_errors: list[str]) -> Iterator[Page]:
     page.on("console", console)
     page.on("pageerror", exception)
     yield page
+    # Delete the test's session so it stops training on the shared server.
+    page.evaluate("() => window.playground?.dispose()")
     context.close()
 
 

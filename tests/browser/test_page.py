@@ -165,7 +165,8 @@ def test_editing_a_weight_changes_the_output(page: Page, live_server: str) -> No
     page.evaluate("() => { window.outputBefore = Array.from(window.playground.frame.output); }")
     pixels_before = heatmap_pixels(page)
     output_layer = len(before["layers"]) - 1
-    link = page.locator(f'path.link-hit[data-layer="{output_layer}"]').first
+    # From the second unit of the last hidden layer: a curve (a level link has no height to hover).
+    link = page.locator(f'path.link-hit[data-layer="{output_layer}"][data-i="1"]')
     link.hover()
     assert "Weight" in page.locator("#weight-tooltip").inner_text()
     link.click()
@@ -235,6 +236,7 @@ def test_reloading_the_url_restores_the_configuration(page: Page, live_server: s
     page.locator("#add-layer").click()
     page.locator('.node.feature[data-feature="x1x2"]').click()
     page.locator("#show-test").check()
+    page.locator(".controls-more summary").click()
     page.locator("#seed").fill("7")
     page.locator("#seed").press("Enter")
     page.wait_for_function("() => window.playground.pendingSets.size === 0")

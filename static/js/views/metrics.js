@@ -8,7 +8,8 @@ import { classColor } from '../colors.js';
  * @param {number | null | undefined} value
  */
 function fixed3(value) {
-  return value === null || value === undefined || Number.isNaN(value) ? '–' : value.toFixed(3);
+  if (value === null || value === undefined || Number.isNaN(value)) return '–';
+  return Math.abs(value) < 1e4 ? value.toFixed(3) : value.toExponential(2);
 }
 
 export class MetricsView {
@@ -37,7 +38,7 @@ export class MetricsView {
     accuracy.textContent =
       value === null || value === undefined || Number.isNaN(value)
         ? '–'
-        : metric === 'accuracy' ? `${(value * 100).toFixed(1)}%` : value.toFixed(3);
+        : metric === 'accuracy' ? `${(value * 100).toFixed(1)}%` : fixed3(value);
 
     const matrix = header.confusion?.test;
     const key = JSON.stringify(matrix ?? null);

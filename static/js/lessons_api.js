@@ -1,0 +1,81 @@
+/** REST calls of the lessons and instruments (docs/lessons.md); failures become Errors with the detail. */
+
+/**
+ * The server's `detail` as one readable line (422 details are lists of {loc, msg}).
+ * @param {unknown} detail
+ * @returns {string}
+ */
+function describe(detail) {
+  if (Array.isArray(detail)) {
+    return detail.map((d) => (d && typeof d === 'object' && 'msg' in d ? String(d.msg) : JSON.stringify(d))).join('; ');
+  }
+  return typeof detail === 'string' ? detail : JSON.stringify(detail);
+}
+
+/**
+ * @param {string} url
+ * @param {RequestInit} [init]
+ * @returns {Promise<any>}
+ */
+async function request(url, init = {}) {
+  const response = await fetch(url, { ...init, headers: init.body ? { 'Content-Type': 'application/json' } : undefined });
+  if (response.status === 204) return null;
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    throw new Error(`${response.status}: ${body && 'detail' in body ? describe(body.detail) : response.statusText}`);
+  }
+  return body;
+}
+
+/** @param {unknown} body */
+const post = (body) => ({ method: 'POST', body: JSON.stringify(body) });
+const enc = encodeURIComponent;
+
+/** @returns {Promise<{id: string, number: number, title: string, section: string, kind: string}[]>} */
+export const fetchLessons = () => request('/api/lessons');
+/** @param {string} id */
+export const fetchLesson = (id) => request(`/api/lessons/${enc(id)}`);
+/** @param {Record<string, unknown>} params */
+export const runPerceptron = (params) => request('/api/instruments/perceptron', post(params));
+/** @param {Record<string, unknown>} body preset or config, learning_rate, batch_start... */
+export const backprop = (body) => request('/api/instruments/backprop', post(body));
+/**
+ * @param {string} sessionId
+ * @param {{batch_start?: number, batch_size?: number, training?: boolean}} [query]
+ */
+export function sessionTrace(sessionId, query = {}) {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null) params.set(k, String(v));
+  return request(`/api/sessions/${enc(sessionId)}/trace?${params}`);
+}
+/** @param {{config: Record<string, unknown>, racers: Record<string, unknown>[]}} body */
+export const createRace = (body) => request('/api/races', post(body));
+/**
+ * @param {string} id
+ * @param {number} epochs
+ */
+export const stepRace = (id, epochs) => request(`/api/races/${enc(id)}/step`, post({ epochs }));
+/** @param {string} id */
+export const deleteRace = (id) => request(`/api/races/${enc(id)}`, { method: 'DELETE' });
+/** @param {string} sessionId */
+export const createReplay = (sessionId) => request(`/api/sessions/${enc(sessionId)}/timetravel`, { method: 'POST' });
+/**
+ * The frame of a past epoch, as the bytes the page's frame decoder reads.
+ * @param {string} sessionId
+ * @param {number} epoch
+ * @returns {Promise<ArrayBuffer>}
+ */
+export async function fetchPastFrame(sessionId, epoch) {
+  const response = await fetch(`/api/sessions/${enc(sessionId)}/timetravel/${epoch}`);
+  if (!response.ok) {
+    const body = await response.json().catch(() => null);
+    throw new Error(`${response.status}: ${body ? describe(body.detail) : response.statusText}`);
+  }
+  return response.arrayBuffer();
+}
+/**
+ * @param {string} sessionId
+ * @param {number} epoch
+ * @param {Record<string, unknown>} config
+ */
+export const fork = (sessionId, epoch, config) => request(`/api/sessions/${enc(sessionId)}/timetravel/fork`, post({ epoch, config }));
