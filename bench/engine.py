@@ -26,6 +26,7 @@ for _name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -37,8 +38,6 @@ import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import itertools
 
 from app.datasets import make_dataset  # noqa: E402
 from app.engine import Dense, Input, Sequential, fast, optimizers  # noqa: E402
