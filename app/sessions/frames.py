@@ -138,7 +138,9 @@ def merge_parts(pending: FramePart | None, new: FramePart) -> FramePart:
 def frame_bytes(part: FramePart, seq: int) -> bytes:
     """Encode a (merged) part as the frame numbered `seq` for one client."""
     sections = dict(part.sections)
-    sections["epochs"] = Section(part.rows.astype(np.float32), {"columns": list(EPOCH_COLUMNS)})
+    with np.errstate(over="ignore"):  # a diverged loss beyond float32 is sent as inf
+        rows = part.rows.astype(np.float32)
+    sections["epochs"] = Section(rows, {"columns": list(EPOCH_COLUMNS)})
     if part.lockstep is not None:
         layout = part.header.get("param_layout", [])
         sections["lockstep_weights"] = Section(

@@ -49,6 +49,7 @@ class Subscriber:
     seeded: bool = False  # frames before the hello frame are already in it
     closing: bool = False
     overflow: bool = False
+    ended_by_server: bool = False
     seq: int = 0
 
     def push_control(self, message: dict[str, Any]) -> None:
@@ -320,15 +321,21 @@ class SessionManager:
             raise
         return subscriber
 
-    async def unsubscribe(self, subscriber: Subscriber) -> None:
-        """Forget a websocket client (its worker stops building frames nobody reads)."""
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Forget a websocket client (its worker stops building frames nobody reads).
+
+        Synchronous and fire-and-forget, so it is safe in a cancelled handler's cleanup.
+        """
         handle = self.handles.get(subscriber.session_id)
         if handle is None or subscriber not in handle.subscribers:
             return
         handle.subscribers.discard(subscriber)
         handle.last_active = time.monotonic()
-        with contextlib.suppress(SessionCallError):
-            await self._request(handle.worker, "unsubscribe", subscriber.session_id)
+        if handle.worker.alive:
+            # Nobody awaits the reply: dispatch() drops replies it has no pending entry for.
+            request_id = next(self.request_ids)
+            with contextlib.suppress(OSError):
+                handle.worker.send(("call", request_id, "unsubscribe", subscriber.session_id, None))
 
     # ---- idle sessions ---------------------------------------------------------------------
 

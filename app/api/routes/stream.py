@@ -8,11 +8,11 @@ cancelled and the subscription is dropped, so a disconnect leaves no task behind
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, WebSocket
 from pydantic import TypeAdapter, ValidationError
 from starlette.websockets import WebSocketDisconnect
@@ -46,61 +46,78 @@ async def stream_session(websocket: WebSocket, session_id: str) -> None:
         await websocket.send_text(json.dumps({"type": "error", "id": None, "detail": error.detail}))
         await websocket.close(code=NOT_FOUND if error.status == 404 else POLICY_VIOLATION)
         return
-    tasks = [
-        asyncio.create_task(_receive(websocket, manager, subscriber, settings)),
-        asyncio.create_task(_send(websocket, subscriber, settings)),
-    ]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        # anyio's task group (what Starlette itself uses): when either side ends, the scope
+        # cancels the other, and nothing outlives this handler.
+        async with anyio.create_task_group() as group:
+            group.start_soon(_receive, websocket, manager, subscriber, settings, group.cancel_scope)
+            group.start_soon(_send, websocket, subscriber, settings, group.cancel_scope)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await manager.unsubscribe(subscriber)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(websocket.close(), settings.send_timeout_seconds)
+        manager.unsubscribe(subscriber)  # synchronous: safe even while being cancelled
+    if subscriber.ended_by_server:
+        # Too slow, removed, or shutting down: close it ourselves, bounded.
+        code = POLICY_VIOLATION if subscriber.overflow else 1000
+        with anyio.move_on_after(settings.send_timeout_seconds), contextlib.suppress(Exception):
+            await websocket.close(code=code)
 
 
-async def _send(websocket: WebSocket, subscriber: Subscriber, settings: Settings) -> None:
+async def _send(
+    websocket: WebSocket, subscriber: Subscriber, settings: Settings, scope: anyio.CancelScope
+) -> None:
     """Wait for the slot, then send control messages and the merged frame, each bounded."""
     timeout = settings.send_timeout_seconds
-    while True:
-        await subscriber.event.wait()
-        subscriber.event.clear()
-        if subscriber.overflow:
-            return  # too slow to keep up: disconnect rather than buffer
-        while subscriber.controls:
-            await asyncio.wait_for(websocket.send_text(subscriber.controls.popleft()), timeout)
-        if subscriber.part is not None:
-            part, subscriber.part = subscriber.part, None
-            message = frame_bytes(part, subscriber.seq)
-            subscriber.seq += 1
-            await asyncio.wait_for(websocket.send_bytes(message), timeout)
-        if subscriber.closing:
-            return
+    try:
+        while not (subscriber.overflow or subscriber.closing):
+            await subscriber.event.wait()
+            subscriber.event.clear()
+            if subscriber.overflow:
+                break  # too slow to keep up: disconnect rather than buffer
+            while subscriber.controls:
+                with anyio.fail_after(timeout):
+                    await websocket.send_text(subscriber.controls.popleft())
+            if subscriber.part is not None:
+                part, subscriber.part = subscriber.part, None
+                message = frame_bytes(part, subscriber.seq)
+                subscriber.seq += 1
+                with anyio.fail_after(timeout):
+                    await websocket.send_bytes(message)
+        subscriber.ended_by_server = True
+    except Exception:
+        # A client that stops reading (TimeoutError), a socket already gone, or a frame that
+        # cannot be encoded: end this one connection, never the session or the server.
+        subscriber.overflow = subscriber.ended_by_server = True
+    finally:
+        scope.cancel()
 
 
 async def _receive(
-    websocket: WebSocket, manager: SessionManager, subscriber: Subscriber, settings: Settings
+    websocket: WebSocket,
+    manager: SessionManager,
+    subscriber: Subscriber,
+    settings: Settings,
+    scope: anyio.CancelScope,
 ) -> None:
     """Turn each client message into a command; answer errors without dropping the session."""
-    while True:
-        try:
-            message = await websocket.receive()
-        except WebSocketDisconnect:
-            return
-        if message["type"] == "websocket.disconnect":
-            return
-        text = message.get("text")
-        if text is None:
-            subscriber.push_control(_error(None, "expected a JSON text message, got binary"))
-            continue
-        limit = settings.max_ws_message_bytes
-        if len(text) > limit:
-            detail = f"message is {len(text)} characters; max_ws_message_bytes = {limit}"
-            subscriber.push_control(_error(None, detail))
-            continue
-        await _handle(text, manager, subscriber)
+    try:
+        while True:
+            try:
+                message = await websocket.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                subscriber.push_control(_error(None, "expected a JSON text message, got binary"))
+                continue
+            limit = settings.max_ws_message_bytes
+            if len(text) > limit:
+                detail = f"message is {len(text)} characters; max_ws_message_bytes = {limit}"
+                subscriber.push_control(_error(None, detail))
+                continue
+            await _handle(text, manager, subscriber)
+    finally:
+        scope.cancel()
 
 
 async def _handle(text: str, manager: SessionManager, subscriber: Subscriber) -> None:
