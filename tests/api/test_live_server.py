@@ -1,0 +1,43 @@
+"""A real uvicorn server (one worker process) on a free port, driven over HTTP and websockets."""
+
+import json
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from app.sessions.frames import decode_frame
+
+
+def test_rest_and_websocket_reach_the_same_session_in_a_worker_process(live_server: str) -> None:
+    with httpx.Client(base_url=live_server, timeout=30.0) as http:
+        assert http.get("/health").json()["workers"] == 1
+        session = http.post("/api/sessions", json={"dataset": "xor", "frame_rate": 20.0}).json()
+        ws_url = live_server.replace("http", "ws", 1) + session["ws_url"]
+        epochs: list[int] = []
+        with connect(ws_url, origin=live_server, compression=None) as ws:  # type: ignore[arg-type]
+            assert json.loads(ws.recv())["type"] == "hello"
+            ws.send(json.dumps({"type": "step", "n": 200}))
+            header: dict[str, object] = {}
+            while header.get("epoch") != 200 or header.get("status") != "paused":
+                message = ws.recv(timeout=30)
+                if isinstance(message, bytes):
+                    header, arrays = decode_frame(message)
+                    first = int(header["epochs_first"])  # type: ignore[call-overload]
+                    epochs += range(first, first + len(arrays["epochs"]))
+            # The REST view of the session is the one the socket drove.
+            public = http.get(f"/api/sessions/{session['id']}").json()
+            assert public["epoch"] == 200 and public["weights_hash"] == header["weights_hash"]
+        assert epochs == list(range(1, 201))
+        assert http.delete(f"/api/sessions/{session['id']}").status_code == 204
+
+
+def test_a_foreign_origin_cannot_open_the_socket(live_server: str) -> None:
+    with httpx.Client(base_url=live_server) as http:
+        session = http.post("/api/sessions", json={}).json()
+        http.delete(f"/api/sessions/{session['id']}")
+    url = live_server.replace("http", "ws", 1) + session["ws_url"]
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, origin="http://evil.example")  # type: ignore[arg-type]
+    assert refused.value.response.status_code == 403
