@@ -145,7 +145,7 @@ class SessionConfig(BaseModel):
     augmentation: Boolean = False
     epoch_budget: Integer | None = Field(default=None, ge=1)
     grid_resolution: Integer = Field(default=100, ge=2)
-    neuron_grid_resolution: Integer = Field(default=20, ge=2)
+    neuron_grid_resolution: Integer = Field(default=16, ge=2)
     frame_rate: Number = Field(default_factory=lambda: get_settings().default_frame_rate, gt=0.0)
     lockstep: Boolean = False
 

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.datasets import featurize
+from app.engine import fast
 from app.engine.layers import Dense
 from app.sessions.build import grid_points
 from app.sessions.frames import FramePart, Section, json_nested, quantize
@@ -75,16 +76,6 @@ def flat_weights(session: TrainingSession) -> Array:
     return np.concatenate([w.ravel() for w in session.model.get_weights()])
 
 
-def _forward(session: TrainingSession, x: Array, capture: list[int]) -> tuple[Array, list[Array]]:
-    """Inference forward through every layer, keeping the outputs of the `capture` layers."""
-    captured: list[Array] = []
-    for index, layer in enumerate(session.model.layers):
-        x = layer.forward(x, training=False)
-        if index in capture:
-            captured.append(x)
-    return x, captured
-
-
 def _grid_features(session: TrainingSession, resolution: int, extent: float) -> Array:
     cache: dict[tuple[int, float, tuple[str, ...]], Array] = session.__dict__.setdefault(
         "_grid_cache", {}
@@ -95,10 +86,22 @@ def _grid_features(session: TrainingSession, resolution: int, extent: float) -> 
     return cache[key]
 
 
+def _layer_outputs(session: TrainingSession, x: Array) -> list[Array]:
+    """Every layer's inference output: the engine's buffered fast forward when it applies."""
+    try:
+        return fast.forward_all(session.model, x)
+    except (AttributeError, ValueError):  # an engine without forward_all, or a shape it refuses
+        outputs = []
+        for layer in session.model.layers:
+            x = layer.forward(x, training=False)
+            outputs.append(x)
+        return outputs
+
+
 def _grids(session: TrainingSession, extent: float) -> dict[str, Section]:
     config = session.config
     r, g = config.grid_resolution, config.neuron_grid_resolution
-    output, _ = _forward(session, _grid_features(session, r, extent), [])
+    output = _layer_outputs(session, _grid_features(session, r, extent))[-1]
     sections: dict[str, Section] = {}
     if config.resolved_problem() == "multiclass":
         sections["output_class"] = Section(np.argmax(output, axis=1).astype(np.uint8).reshape(r, r))
@@ -107,14 +110,16 @@ def _grids(session: TrainingSession, extent: float) -> dict[str, Section]:
         values = output[:, 0]
     codes, low, high = quantize(values.reshape(r, r))
     sections["output"] = Section(codes, {"min": low, "max": high})
-    _, hidden = _forward(session, _grid_features(session, g, extent), session.built.neuron_indices)
+    del output, values  # views of the engine's reused buffers
+    outputs = _layer_outputs(session, _grid_features(session, g, extent))
+    hidden = [outputs[i] for i in session.built.neuron_indices]
     if hidden:
-        columns = np.concatenate(hidden, axis=1)  # (g*g, m)
+        columns = np.concatenate(hidden, axis=1)  # (g*g, m), a copy of the reused buffers
         planes, ranges = [], []
         for unit in range(columns.shape[1]):
             unit_codes, unit_low, unit_high = quantize(columns[:, unit].reshape(g, g))
             planes.append(unit_codes)
-            ranges.append([unit_low, unit_high])
+            ranges.append([_short(unit_low), _short(unit_high)])
         sections["neurons"] = Section(np.stack(planes), {"ranges": ranges})
     return sections
 
@@ -173,4 +178,10 @@ def _layers(session: TrainingSession) -> list[dict[str, Any]]:
 
 
 def _finite(array: Array) -> Any:
-    return json_nested(array)
+    """Header numbers to 6 significant digits (display); exact values are in lockstep/export."""
+    return json_nested(np.asarray([float(f"{v:.6g}") for v in array.ravel()]).reshape(array.shape))
+
+
+def _short(value: float) -> float:
+    """A float to 6 significant digits, so the JSON header stays small."""
+    return float(f"{value:.6g}")

@@ -49,6 +49,7 @@ class TrainingSession:
         self.status_reason: str | None = None
         self.steps_remaining = 0
         self.data: SessionData = make_data(config)
+        self._x_all: Array | None = None
         self._rebuild_model()
 
     # ---- construction ----------------------------------------------------------------------
@@ -98,7 +99,7 @@ class TrainingSession:
         """New data from `seed` (default: the next seed) and a model rebuilt from it."""
         new_seed = self.config.seed + 1 if seed is None else seed
         self.config = merge_config(self.config, {"seed": new_seed})
-        self.data = make_data(self.config)
+        self.data, self._x_all = make_data(self.config), None
         self._rebuild_model()
 
     def update(self, changes: dict[str, Any]) -> bool:
@@ -110,7 +111,7 @@ class TrainingSession:
             apply_live_changes(self.built, new)
             self._reopen_if_budget_raised(old)
             return False
-        self.data = make_data(new)
+        self.data, self._x_all = make_data(new), None
         self._rebuild_model()
         return True
 
@@ -235,19 +236,27 @@ class TrainingSession:
         return all(bool(np.isfinite(p).all()) for p in self.model.parameters().values())
 
     def _evaluate(self) -> tuple[float, float, float, float]:
-        train_loss, train_metric = self.loss_and_metric(self.data.x_train, self.data.y_train)
-        test_loss, test_metric = self.loss_and_metric(self.data.x_test, self.data.y_test)
-        return train_loss, test_loss, train_metric, test_metric
-
-    def loss_and_metric(self, x: Array, y: Array) -> tuple[float, float]:
-        """Data loss (no penalty, as TFP plots it) and accuracy or MAE, in inference mode."""
+        """Train and test loss and metric from one inference pass over all the points."""
+        data = self.data
+        if self._x_all is None:
+            self._x_all = np.concatenate([data.x_train, data.x_test])
         model = self.model
-        prediction: Array = model.predict(x)
-        if self.built.fused:
-            loss = float(model.loss.fn_from_logits(y, model.layers[-1].z))
-        else:
-            loss = float(model.loss.fn(y, prediction))
-        return loss, self.metric(y, prediction)
+        prediction: Array = model.predict(self._x_all)
+        logits: Array | None = model.layers[-1].z if self.built.fused else None
+        n = len(data.x_train)
+        train = self._loss_and_metric(data.y_train, prediction[:n], None if logits is None
+                                      else logits[:n])
+        test = self._loss_and_metric(data.y_test, prediction[n:], None if logits is None
+                                     else logits[n:])
+        return train[0], test[0], train[1], test[1]
+
+    def _loss_and_metric(
+        self, y: Array, prediction: Array, logits: Array | None
+    ) -> tuple[float, float]:
+        """Data loss (no penalty, as TFP plots it) and accuracy or MAE."""
+        loss = self.model.loss
+        value = loss.fn(y, prediction) if logits is None else loss.fn_from_logits(y, logits)
+        return float(value), self.metric(y, prediction)
 
     def metric(self, y: Array, prediction: Array) -> float:
         """Accuracy for classification (threshold 0.5 or argmax), mean absolute error else."""

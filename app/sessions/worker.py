@@ -12,6 +12,7 @@ Pipe messages (tuples, pickled by multiprocessing between our own processes only
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from app.datasets import to_csv
+from app.engine import fast
 from app.sessions.config import SessionConfig
 from app.sessions.export import SessionExport, export_session, import_session
 from app.sessions.frame_builder import build_part, flat_weights
@@ -273,7 +275,10 @@ class Worker:
         runner.sent_epoch = session.epoch
         runner.dirty = False
         interval = 1.0 / session.config.frame_rate
-        runner.next_frame_at = time.monotonic() + interval
+        now = time.monotonic()
+        due = runner.next_frame_at
+        # Keep the cadence (due + interval) unless we fell a whole interval behind.
+        runner.next_frame_at = due + interval if now - due < interval else now + interval
         self._send(("frame", session.id, part))
 
     def _send(self, message: tuple[Any, ...]) -> None:
@@ -284,5 +289,7 @@ _DEFERRED = object()
 
 
 def worker_main(conn: Connection) -> None:
-    """Entry point of a worker process (or thread)."""
+    """Entry point of a worker process (or thread): load the compiled kernel, then serve."""
+    with contextlib.suppress(Exception):  # no fast path just means the numpy path
+        fast.warm_up()
     Worker(conn).serve_forever()

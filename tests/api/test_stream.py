@@ -67,7 +67,7 @@ def test_hello_then_a_full_frame(client: TestClient) -> None:
         kind, (header, arrays) = receive(ws)
         assert kind == "frame" and header["seq"] == 0 and header["epoch"] == 0
         assert arrays["output"].shape == (100, 100) and arrays["output"].dtype == np.uint8
-        assert arrays["neurons"].shape == (6, 20, 20)
+        assert arrays["neurons"].shape == (6, 16, 16)
         assert [layer["units"] for layer in header["layers"]] == [4, 2, 1]
         assert header["confusion"]["test"] and header["problem"] == "binary"
 

@@ -1,0 +1,190 @@
+"""Live-stream benchmark against a real uvicorn server on loopback (issue 3).
+
+    .venv/bin/python bench/stream.py [--seconds 8] [--sessions 50] [--workers N]
+
+(a) one session with the default net, playing: epochs/s trained, frames/s received (full frames),
+    bytes per frame; (b) many concurrent playing sessions: per-session epochs/s and frames/s,
+    and the latency of GET /health meanwhile (p50/p99). Targets (issue 3): (a) >= 1,000 epochs/s,
+    >= 30 frames/s, frames <= 16 KB; (b) every session >= 60 epochs/s and >= 10 frames/s,
+    /health p99 < 100 ms. The server runs in its own process; this client is asyncio +
+    websockets (RECIPES: the simplest bounded load generator here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Tally:
+    """What one websocket client saw during the measured window."""
+
+    frames: int = 0
+    bytes: int = 0
+    max_bytes: int = 0
+    first_epoch: int | None = None
+    last_epoch: int = 0
+    rows: int = 0
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_server(port: int, workers: int | None) -> subprocess.Popen[bytes]:
+    """uvicorn in its own process, as `scripts/run.sh` would serve it."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", NN_PLAYGROUND_MAX_SESSIONS="500")
+    if workers is not None:
+        env["NN_PLAYGROUND_WORKER_PROCESSES"] = str(workers)
+    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+               "--port", str(port), "--ws-per-message-deflate", "false", "--log-level", "warning"]
+    return subprocess.Popen(command, cwd=ROOT, env=env)
+
+
+def wait_ready(base: str) -> None:
+    """Poll /health until the server answers."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def header_of(message: bytes) -> dict[str, Any]:
+    """The JSON header of a binary frame (docs/protocol.md)."""
+    (length,) = struct.unpack(">I", message[:4])
+    header: dict[str, Any] = json.loads(message[4:4 + length])
+    return header
+
+
+async def watch(url: str, tally: Tally, start: asyncio.Event, stop: asyncio.Event) -> None:
+    """Play one session and count what arrives between start and stop."""
+    async with connect(url, compression=None, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "play"}))
+        while not stop.is_set():
+            try:
+                message = await asyncio.wait_for(ws.recv(), 1.0)
+            except TimeoutError:
+                continue
+            if isinstance(message, str) or not start.is_set():
+                continue
+            header = header_of(message)
+            if tally.first_epoch is None:
+                tally.first_epoch = header["epoch"]
+            tally.last_epoch = header["epoch"]
+            tally.frames += 1
+            tally.bytes += len(message)
+            tally.max_bytes = max(tally.max_bytes, len(message))
+            tally.rows += header["sections"]["epochs"]["shape"][0]
+        await ws.send(json.dumps({"type": "pause"}))
+
+
+async def poll_health(base: str, latencies: list[float], stop: asyncio.Event) -> None:
+    """GET /health every 20 ms, recording each latency."""
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        while not stop.is_set():
+            began = time.perf_counter()
+            await http.get("/health")
+            latencies.append(time.perf_counter() - began)
+            await asyncio.sleep(0.02)
+
+
+async def run(
+    base: str, sessions: int, seconds: float, warmup: float
+) -> tuple[list[Tally], list[float], float]:
+    """Create `sessions` default sessions, stream them all, measure for `seconds`."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        created = [(await http.post("/api/sessions", json={})).json() for _ in range(sessions)]
+    ws_base = base.replace("http", "ws", 1)
+    tallies = [Tally() for _ in created]
+    start, stop = asyncio.Event(), asyncio.Event()
+    latencies: list[float] = []
+    tasks = [asyncio.create_task(watch(ws_base + s["ws_url"], t, start, stop))
+             for s, t in zip(created, tallies, strict=True)]
+    await asyncio.sleep(warmup)
+    start.set()
+    health = asyncio.create_task(poll_health(base, latencies, stop))
+    began = time.perf_counter()
+    await asyncio.sleep(seconds)
+    stop.set()
+    elapsed = time.perf_counter() - began
+    await asyncio.gather(*tasks, health)
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        for s in created:
+            await http.delete(f"/api/sessions/{s['id']}")
+    return tallies, latencies, elapsed
+
+
+def report(name: str, tallies: list[Tally], latencies: list[float], window: float) -> None:
+    """Print per-session rates and /health latency."""
+    epochs = [(t.last_epoch - (t.first_epoch or 0)) / window for t in tallies]
+    frames = [t.frames / window for t in tallies]
+    per_frame = [t.bytes / t.frames for t in tallies if t.frames]
+    gaps = sum(t.rows < t.last_epoch - (t.first_epoch or 0) for t in tallies)
+    print(f"== {name}: {len(tallies)} session(s), {window:.1f} s window")
+    print(f"epochs/s per session: min {min(epochs):.0f}  median {statistics.median(epochs):.0f}"
+          f"  total {sum(epochs):.0f}")
+    print(f"frames/s per session: min {min(frames):.1f}  median {statistics.median(frames):.1f}")
+    if per_frame:
+        print(f"bytes/frame: mean {statistics.mean(per_frame):.0f}  "
+              f"max {max(t.max_bytes for t in tallies)}")
+    print(f"sessions whose frames missed epoch rows: {gaps}")
+    if latencies:
+        ordered = sorted(latencies)
+        p50 = ordered[len(ordered) // 2] * 1000
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+        print(f"/health: {len(ordered)} requests, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+
+
+def main() -> int:
+    """Start a server, run (a) and (b), print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=None, help="default: the CPU count")
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(port, args.workers)
+    try:
+        wait_ready(base)
+        print(f"workers: {httpx.get(f'{base}/health').json()['workers']}")
+        for name, count in (("(a) one session", 1), ("(b) concurrent", args.sessions)):
+            tallies, latencies, window = asyncio.run(run(base, count, args.seconds, args.warmup))
+            report(name, tallies, latencies, window)
+    finally:
+        server.terminate()
+        server.wait(30)
+    print(f"load average after: {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
