@@ -18,7 +18,17 @@ from fastapi.templating import Jinja2Templates
 
 from app.api import errors
 from app.api.limits import BodySizeLimit
-from app.api.routes import datasets, health, registry, sessions, stream
+from app.api.routes import (
+    datasets,
+    health,
+    instruments,
+    lessons,
+    races,
+    registry,
+    sessions,
+    stream,
+    timetravel,
+)
 from app.sessions.manager import SessionCallError, SessionManager
 from app.settings import Settings, get_settings
 
@@ -59,6 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(sessions.router)
     app.include_router(stream.router)
+    app.include_router(lessons.router)
+    app.include_router(instruments.router)
+    app.include_router(races.router)
+    app.include_router(timetravel.router)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
