@@ -29,6 +29,9 @@ function featureList(registry) {
   return Object.entries(features).map(([name, spec]) => ({ name, label: spec.label ?? name }));
 }
 
+/** Least time between two redraws of the charts while training runs. */
+const CHART_MS = 100;
+
 const CONFIG_KEYS = new Set(PROPERTIES.filter((p) => p.config).map((p) => p.key));
 
 /**
@@ -62,6 +65,7 @@ export class Controller {
     /** @type {Frame | null} last frame drawn */
     this.frame = null;
     this.drawScheduled = false;
+    this.chartDrawnAt = -Infinity;
     this.lastEpoch = -1;
     this.status = 'paused';
     this.losses = new SeriesHistory(2);
@@ -75,6 +79,8 @@ export class Controller {
     this.reconnects = 0;
     /** Counters the page benchmark reads (frames received and drawn, main-thread ms drawing). */
     this.stats = { received: 0, drawn: 0, drawMs: 0, firstFrameAt: 0 };
+    /** Runs once, after the first frame is drawn. */
+    this.afterFirstFrame = () => {};
     /** @type {Map<number, boolean>} ids of `set` commands in flight: structural or not */
     this.pendingSets = new Map();
   }
@@ -94,7 +100,8 @@ export class Controller {
     this.writeHash();
     window.addEventListener('hashchange', () => this.applyHash());
     await this.openSession(() => api.createSession(sessionConfig(this.state)));
-    this.loadThumbnails();
+    // Thumbnails wait for the first frame so their requests never delay it.
+    this.afterFirstFrame = () => this.loadThumbnails();
   }
 
   /** Draw every dataset's thumbnail, one request each, after the first frame has priority. */
@@ -266,8 +273,12 @@ export class Controller {
         output.updateHeatmap(frame, this.state.discretize);
         network.update(frame, header.n_classes > 2 ? null : frame.output, outputToUnit(header.problem));
         metrics.update(header);
-        lossChart.update(this.losses, this.state.log_scale);
-        gradChart.update(this.gradNames, this.grads);
+        // Curves move little between frames: redraw them at most every CHART_MS while running.
+        if (started - this.chartDrawnAt >= CHART_MS || header.status !== 'running') {
+          this.chartDrawnAt = started;
+          lossChart.update(this.losses, this.state.log_scale);
+          gradChart.update(this.gradNames, this.grads);
+        }
         this.views.data.updateClasses(header.problem, header.n_classes);
         output.updateLegend(header.problem, header.n_classes);
         const previous = this.frame;
@@ -283,7 +294,10 @@ export class Controller {
     if (fresh) {
       this.stats.drawn += 1;
       this.stats.drawMs += performance.now() - started;
-      if (!this.stats.firstFrameAt) this.stats.firstFrameAt = performance.now();
+      if (!this.stats.firstFrameAt) {
+        this.stats.firstFrameAt = performance.now();
+        setTimeout(() => this.afterFirstFrame(), 0);
+      }
       document.body.dataset.drawnFrames = String(this.stats.drawn);
     }
   }
@@ -388,6 +402,7 @@ export class Controller {
     this.views.controls.update(this.state, this.resolvedProblem());
     if ('show_test' in patch || 'discretize' in patch || 'log_scale' in patch) {
       this.pointsDirty = true;
+      this.chartDrawnAt = -Infinity;
       if (this.frame) this.pending = this.frame;
       this.scheduleDraw();
     }

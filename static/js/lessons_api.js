@@ -79,3 +79,15 @@ export async function fetchPastFrame(sessionId, epoch) {
  * @param {Record<string, unknown>} config
  */
 export const fork = (sessionId, epoch, config) => request(`/api/sessions/${enc(sessionId)}/timetravel/fork`, post({ epoch, config }));
+/**
+ * Change a session's config (PATCH); structural fields rebuild it (docs/protocol.md).
+ * @param {string} sessionId
+ * @param {Record<string, unknown>} changes
+ */
+export const patchSession = (sessionId, changes) => request(`/api/sessions/${enc(sessionId)}`, { method: 'PATCH', body: JSON.stringify(changes) });
+/**
+ * A session command over REST: a `step` answers once its epochs are trained.
+ * @param {string} sessionId
+ * @param {Record<string, unknown>} command
+ */
+export const sessionCommand = (sessionId, command) => request(`/api/sessions/${enc(sessionId)}/commands`, post(command));

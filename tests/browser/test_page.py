@@ -198,6 +198,7 @@ def test_adding_a_layer_redraws_the_network(page: Page, live_server: str, artifa
     assert page.locator(".network .layer-head[data-layer]").count() == 3
     assert page.locator(".network .node:not(.feature):not(.output-node)").count() == 4 + 2 + 2
     assert page.locator("path.link").count() == 2 * 4 + 4 * 2 + 2 * 2 + 2 * 1
+    assert page.locator("path.link-hit").count() == 2 * 4 + 4 * 2 + 2 * 2 + 2 * 1
     assert page.locator("#layer-count").inner_text() == "3 hidden layers"
     page.screenshot(path=artifacts / "page-three-layers.png", full_page=True)
 

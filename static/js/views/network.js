@@ -359,14 +359,16 @@ export class NetworkView {
       if (Number.isFinite(rate) && rate >= 0 && rate < 1) change({ dropout: rate });
       else dropout.value = String(layer.dropout);
     });
-    dropoutRow.append(el('label', { for: dropoutId }, 'Dropout'), dropout);
+    dropout.setAttribute('aria-label', `Layer ${n} dropout rate`);
+    dropoutRow.append(el('label', { for: dropoutId, title: 'Dropout rate' }, 'Drop'), dropout);
 
     const bnRow = el('div', { class: 'row' });
     const bnId = `batch-norm-${index}`;
     const bn = el('input', { id: bnId, type: 'checkbox' });
     bn.checked = layer.batch_norm;
     bn.addEventListener('change', () => change({ batch_norm: bn.checked }));
-    bnRow.append(bn, el('label', { for: bnId }, 'Batch norm'));
+    bn.setAttribute('aria-label', `Layer ${n} batch normalization`);
+    bnRow.append(bn, el('label', { for: bnId, title: 'Batch normalization' }, headWidth < 90 ? 'BN' : 'Batch norm'));
 
     head.append(activation, dropoutRow, bnRow);
     this.container.append(head);
@@ -390,13 +392,23 @@ export class NetworkView {
         if (!row) continue;
         for (let j = 0; j < layerLinks[i].length; j++) {
           const w = row[j];
-          const path = layerLinks[i][j];
-          path.setAttribute('stroke', divergingCss(w));
-          path.setAttribute('stroke-width', linkWidth(w).toFixed(2));
+          const path = /** @type {SVGPathElement & {_look?: string}} */ (layerLinks[i][j]);
+          // Only touch the DOM when the drawn look changes: fewer style and paint invalidations.
+          const stroke = divergingCss(w);
+          const width = (Math.round(linkWidth(w) * 4) / 4).toFixed(2);
+          const look = stroke + width;
+          if (path._look === look) continue;
+          path._look = look;
+          path.setAttribute('stroke', stroke);
+          path.setAttribute('stroke-width', width);
         }
       }
       this.biases[l]?.forEach((square, j) => {
-        square.style.background = divergingCss(layer.bias[j]);
+        const colour = divergingCss(layer.bias[j]);
+        if (square.dataset.colour !== colour) {
+          square.dataset.colour = colour;
+          square.style.background = colour;
+        }
       });
     });
 

@@ -1,0 +1,176 @@
+"""Page benchmark: load to first drawn frame, main-thread time per drawn frame, drawn frames/s.
+
+Run: `.venv/bin/python bench/page.py` (about 40 s; needs Debian's chromium at /usr/bin/chromium).
+
+A real server (uvicorn in a thread, training in its worker processes) and Debian's Chromium
+through Playwright, as the browser tests use them. For each net, training runs for a window of
+`--seconds` while Chrome's own counters (CDP `Performance.getMetrics`: TaskDuration is all
+main-thread work, ScriptDuration the JavaScript part) are read before and after; divided by
+the frames the page drew in that window they give the main-thread cost of one drawn frame,
+including decoding, drawing, style, layout and paint. The page's own `draw()` time is printed
+beside it. Each figure is checked against issue 4's targets (the reference of this benchmark):
+first frame < 1 s, <= 8 ms main-thread time per drawn frame, 30 drawn frames/s sustained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvicorn
+from playwright.sync_api import CDPSession, Page, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.main import create_app
+from app.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TARGET_FIRST_FRAME_S = 1.0
+TARGET_MS_PER_FRAME = 8.0
+TARGET_FPS = 30.0
+
+# Hash fragments of the nets measured: TFP's default (2 inputs, 4-2) and 6 hidden layers of 8.
+NETS = {
+    "default 2-4-2-1": "dataset=circle&learning_rate=0.03",
+    "6x8 (7 features)": (
+        "dataset=spiral&learning_rate=0.03&features=x1,x2,x1_sq,x2_sq,x1x2,sin_x1,sin_x2"
+        "&layers=" + ",".join(["8:tanh:0:0"] * 6)
+    ),
+}
+
+
+@contextmanager
+def live_server() -> Iterator[str]:
+    """A real server on a free loopback port (pre-bound socket, as the browser tests)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    settings = Settings(allowed_origins=[f"http://127.0.0.1:{port}"])
+    config = uvicorn.Config(create_app(settings), ws_per_message_deflate=False, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def first_frame_seconds(page: Page, url: str) -> float:
+    """Seconds from navigation start to the first frame the page drew."""
+    page.goto("about:blank")  # a fresh load, not a same-document hash change
+    page.goto(url)
+    page.wait_for_function("() => window.playground && window.playground.stats.firstFrameAt > 0")
+    seconds: float = page.evaluate("() => window.playground.stats.firstFrameAt") / 1000
+    page.evaluate("() => window.playground.dispose()")
+    return seconds
+
+
+def main_thread_metrics(session: CDPSession) -> dict[str, float]:
+    """Chrome's cumulative main-thread counters (seconds since Performance.enable)."""
+    metrics = session.send("Performance.getMetrics")["metrics"]
+    return {m["name"]: m["value"] for m in metrics}
+
+
+def training_window(page: Page, url: str, seconds: float) -> dict[str, float]:
+    """Train for `seconds` and return drawn frames/s and main-thread ms per drawn frame."""
+    page.goto("about:blank")
+    page.goto(url)
+    page.wait_for_function("() => window.playground && window.playground.frame")
+    page.locator("#play-button").click()
+    page.wait_for_timeout(1000)  # past start-up: charts built, JIT warm
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    before = main_thread_metrics(cdp)
+    stats0 = page.evaluate("() => ({...window.playground.stats})")
+    start = time.perf_counter()
+    page.wait_for_timeout(seconds * 1000)
+    after = main_thread_metrics(cdp)
+    cdp.detach()
+    stats1 = page.evaluate("() => ({...window.playground.stats})")
+    elapsed = time.perf_counter() - start
+    epochs = page.evaluate("() => window.playground.lastEpoch")
+    page.evaluate("() => window.playground.dispose()")
+    drawn = stats1["drawn"] - stats0["drawn"]
+    received = stats1["received"] - stats0["received"]
+    per = max(drawn, 1)
+    return {
+        "fps": drawn / elapsed,
+        "received_per_s": received / elapsed,
+        "task_ms": 1000 * (after["TaskDuration"] - before["TaskDuration"]) / per,
+        "script_ms": 1000 * (after["ScriptDuration"] - before["ScriptDuration"]) / per,
+        "layout_ms": 1000 * (after["LayoutDuration"] - before["LayoutDuration"]) / per,
+        "style_ms": 1000 * (after["RecalcStyleDuration"] - before["RecalcStyleDuration"]) / per,
+        "draw_ms": (stats1["drawMs"] - stats0["drawMs"]) / per,
+        "epochs": epochs,
+    }
+
+
+def verdict(ok: bool) -> str:
+    """PASS or MISS against the target."""
+    return "PASS" if ok else "MISS"
+
+
+def run(seconds: float, loads: int) -> None:
+    """Measure every net and print a table with the targets beside the figures."""
+    print(f"# bench/page.py  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  window {seconds:.0f} s")
+    with live_server() as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        print(f"Chromium {browser.version}")
+        first_frame_seconds(page, f"{base}/")  # warm the server's caches and numba kernels
+        for name, fragment in NETS.items():
+            url = f"{base}/#{fragment}"
+            firsts = [first_frame_seconds(page, url) for _ in range(loads)]
+            first = statistics.median(firsts)
+            w = training_window(page, url, seconds)
+            print(f"\n## {name}")
+            print(
+                f"load -> first frame drawn: median {first * 1000:.0f} ms of {loads} loads "
+                f"(target < {TARGET_FIRST_FRAME_S * 1000:.0f} ms, ratio "
+                f"{first / TARGET_FIRST_FRAME_S:.2f}) {verdict(first < TARGET_FIRST_FRAME_S)}"
+            )
+            print(
+                f"main-thread time per drawn frame: {w['task_ms']:.2f} ms all tasks, "
+                f"{w['script_ms']:.2f} ms script, {w['style_ms']:.2f} ms style, "
+                f"{w['layout_ms']:.2f} ms layout, {w['draw_ms']:.2f} ms in draw() "
+                f"(target <= {TARGET_MS_PER_FRAME:.0f} ms, ratio "
+                f"{w['task_ms'] / TARGET_MS_PER_FRAME:.2f}) "
+                f"{verdict(w['task_ms'] <= TARGET_MS_PER_FRAME)}"
+            )
+            print(
+                f"drawn frames/s: {w['fps']:.1f} (frames received/s {w['received_per_s']:.1f}, "
+                f"target {TARGET_FPS:.0f}, ratio {w['fps'] / TARGET_FPS:.2f}) "
+                f"{verdict(w['fps'] >= TARGET_FPS * 0.95)}; {w['epochs']:.0f} epochs trained"
+            )
+        browser.close()
+
+
+def main() -> None:
+    """Parse the options and run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="training window per net")
+    parser.add_argument("--loads", type=int, default=5, help="page loads timed per net")
+    args = parser.parse_args()
+    run(args.seconds, args.loads)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+/** Optimizer race view: racers to choose, overlaid loss curves, decision boundaries side by side. */
+import uPlot from '../vendor/uplot/uPlot.esm.js';
+import { drawClassField, drawScalarField } from './heatmap.js';
+import { el } from './lessons_view.js';
+import { outputToUnit } from './views/output.js';
+
+/** One colour per racer slot (colour-blind-safe Okabe-Ito). */
+const COLORS = ['#000000', '#e69f00', '#56b4e9', '#009e73', '#d55e00', '#cc79a7', '#0072b2', '#f0e442'];
+
+/** The five optimizers of the lecture, with the race's default learning rate. */
+export const DEFAULT_RACERS = [
+  { optimizer: 'sgd', learning_rate: 0.03, label: 'SGD' },
+  { optimizer: 'momentum', learning_rate: 0.03, label: 'Momentum' },
+  { optimizer: 'adagrad', learning_rate: 0.03, label: 'AdaGrad' },
+  { optimizer: 'rmsprop', learning_rate: 0.03, label: 'RMSProp' },
+  { optimizer: 'adam', learning_rate: 0.03, label: 'Adam' },
+];
+
+/**
+ * Bytes of a base64 string.
+ * @param {string} text
+ */
+function bytes(text) {
+  const raw = atob(text);
+  const out = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+  return out;
+}
+
+export class RaceView {
+  /** @param {HTMLElement} container */
+  constructor(container) {
+    this.container = container;
+    this.editor = el('div', { class: 'racer-editor', 'aria-label': 'Racers' });
+    const bar = el('div', { class: 'race-bar' });
+    this.startButton = el('button', { type: 'button', id: 'race-start' }, 'Start race');
+    this.epochsInput = /** @type {HTMLInputElement} */ (el('input', { type: 'number', id: 'race-epochs', min: '1', step: '10', value: '100', 'aria-label': 'Epochs to run' }));
+    this.runButton = el('button', { type: 'button', id: 'race-run', disabled: '' }, 'Run');
+    bar.append(this.startButton, this.epochsInput, el('span', {}, 'epochs'), this.runButton);
+    this.status = el('p', { class: 'race-status', role: 'status', id: 'race-status' });
+    this.chart = el('div', { class: 'race-chart', 'aria-label': 'Training loss per epoch of every racer' });
+    this.grids = el('div', { class: 'race-grids' });
+    container.append(this.editor, bar, this.status, this.chart, this.grids);
+    /** @type {uPlot | null} */
+    this.plot = null;
+    /** @type {number[][]} [epochs, racer 1 losses, ...] */
+    this.columns = [[]];
+    this.setRacers(DEFAULT_RACERS);
+  }
+
+  /**
+   * The racer rows: on/off, label, optimizer, learning rate.
+   * @param {Record<string, any>[]} racers
+   */
+  setRacers(racers) {
+    this.editor.replaceChildren();
+    racers.forEach((racer, i) => {
+      const row = el('div', { class: 'racer', 'data-racer': String(i) });
+      const on = el('input', { type: 'checkbox', id: `racer-on-${i}`, checked: '' });
+      const label = el('label', { for: `racer-on-${i}` }, racer.label ?? racer.optimizer);
+      label.style.borderLeft = `4px solid ${COLORS[i % COLORS.length]}`;
+      const lr = el('input', { type: 'number', class: 'racer-lr', step: 'any', min: '0', value: String(racer.learning_rate ?? 0.01), 'aria-label': `${racer.label} learning rate` });
+      row.append(on, label, el('span', {}, 'lr'), lr);
+      row.dataset.spec = JSON.stringify(racer);
+      this.editor.append(row);
+    });
+  }
+
+  /** @returns {Record<string, unknown>[]} the checked racers with their learning rates */
+  racers() {
+    return [...this.editor.querySelectorAll('.racer')].flatMap((row) => {
+      const on = /** @type {HTMLInputElement} */ (row.querySelector('input[type=checkbox]'));
+      const lr = /** @type {HTMLInputElement} */ (row.querySelector('.racer-lr'));
+      if (!on.checked) return [];
+      return [{ ...JSON.parse(/** @type {HTMLElement} */ (row).dataset.spec ?? '{}'), learning_rate: Number(lr.value) }];
+    });
+  }
+
+  /** @param {{start: () => void, run: (epochs: number) => void}} handlers */
+  bind(handlers) {
+    this.startButton.addEventListener('click', () => handlers.start());
+    this.runButton.addEventListener('click', () => handlers.run(Math.max(1, Number(this.epochsInput.value) || 1)));
+  }
+
+  /**
+   * A new race: reset the chart to its racers and draw its starting boundaries.
+   * @param {any} race RacePublic
+   */
+  showRace(race) {
+    this.plot?.destroy();
+    this.columns = [[], ...race.racers.map(() => [])];
+    const width = Math.max(300, this.chart.clientWidth || 480);
+    this.plot = new uPlot(
+      {
+        width,
+        height: 180,
+        scales: { x: { time: false } },
+        legend: { show: true, live: false },
+        axes: [{ label: 'epoch', size: 30 }, { label: 'train loss', size: 50 }],
+        series: [
+          { label: 'epoch' },
+          ...race.racers.map((/** @type {any} */ r, /** @type {number} */ i) => ({ label: r.label, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: false } })),
+        ],
+      },
+      /** @type {uPlot.AlignedData} */ (/** @type {unknown} */ (this.columns)),
+      this.chart,
+    );
+    this.runButton.removeAttribute('disabled');
+    this.append(race);
+  }
+
+  /**
+   * Add the epochs of a step to the curves and redraw the boundaries.
+   * @param {any} race RacePublic of a step (curves since first_epoch)
+   */
+  append(race) {
+    const [first] = race.racers;
+    const count = first ? first.train_loss.length : 0;
+    for (let k = 0; k < count; k++) {
+      this.columns[0].push(race.first_epoch + k);
+      race.racers.forEach((/** @type {any} */ r, /** @type {number} */ i) => this.columns[i + 1].push(r.train_loss[k] ?? NaN));
+    }
+    this.plot?.setData(/** @type {uPlot.AlignedData} */ (/** @type {unknown} */ (this.columns)));
+    this.container.dataset.epoch = String(race.epoch);
+    this.status.textContent = `Epoch ${race.epoch}: ` + race.racers.map((/** @type {any} */ r) => {
+      const losses = this.columns[race.racers.indexOf(r) + 1];
+      const last = losses[losses.length - 1];
+      return `${r.label} ${r.status === 'diverged' ? 'diverged' : Number.isFinite(last) ? last.toFixed(3) : '–'}`;
+    }).join(' · ');
+    if (race.grids) this.drawGrids(race);
+  }
+
+  /** @param {any} race */
+  drawGrids(race) {
+    const problem = this.problem ?? 'binary';
+    this.grids.replaceChildren();
+    race.grids.forEach((/** @type {any} */ grid, /** @type {number} */ i) => {
+      const figure = el('figure', { class: 'race-grid' });
+      const canvas = /** @type {HTMLCanvasElement} */ (el('canvas', { 'aria-label': `${grid.label} decision boundary` }));
+      const codes = bytes(grid.output);
+      const values = Float32Array.from(codes, (q) => grid.min + (q / 255) * (grid.max - grid.min));
+      if (grid.output_class) {
+        drawClassField(canvas, bytes(grid.output_class), values, grid.resolution, this.nClasses ?? 3, false);
+      } else {
+        drawScalarField(canvas, values, grid.resolution, outputToUnit(problem), false);
+      }
+      const caption = el('figcaption', {}, grid.label);
+      caption.style.color = COLORS[i % COLORS.length];
+      figure.append(canvas, caption);
+      this.grids.append(figure);
+    });
+  }
+
+  /**
+   * What the grids encode (binary probability, regression value, classes).
+   * @param {string} problem
+   * @param {number} nClasses
+   */
+  setProblem(problem, nClasses) {
+    this.problem = problem;
+    this.nClasses = nClasses;
+  }
+
+  /** @param {string} message */
+  showError(message) {
+    this.status.textContent = message;
+    this.status.dataset.error = 'true';
+  }
+}

@@ -1,0 +1,161 @@
+/** Backprop trace view: the lecture's example phase by phase, or one step of the live network. */
+import { el } from './lessons_view.js';
+
+/** Entries shown per parameter array: enough to read, bounded for a 2,000-weight net. */
+const MAX_ENTRIES = 48;
+
+/** @param {number | null | undefined} v */
+function fmt(v) {
+  if (v === null || v === undefined) return '–';
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  return a >= 1e-3 && a < 1e4 ? v.toFixed(5).replace(/0+$/, '').replace(/\.$/, '') : v.toExponential(3);
+}
+
+/**
+ * Flatten nested lists with their index paths.
+ * @param {any} value
+ * @param {number[]} [path]
+ * @returns {{path: number[], value: number}[]}
+ */
+function entries(value, path = []) {
+  if (!Array.isArray(value)) return [{ path, value }];
+  return value.flatMap((v, i) => entries(v, [...path, i]));
+}
+
+/**
+ * @param {string[]} headers
+ * @param {(string | number | null)[][]} rows
+ * @param {string} label
+ */
+function table(headers, rows, label) {
+  const node = el('table', { class: 'trace-table', 'aria-label': label });
+  const head = el('tr');
+  for (const h of headers) head.append(el('th', {}, h));
+  node.append(head);
+  for (const row of rows) {
+    const tr = el('tr');
+    for (const cell of row) tr.append(el('td', {}, typeof cell === 'number' ? fmt(cell) : String(cell ?? '–')));
+    node.append(tr);
+  }
+  return node;
+}
+
+export class TraceView {
+  /** @param {HTMLElement} container */
+  constructor(container) {
+    this.container = container;
+    const bar = el('div', { class: 'trace-bar' });
+    this.lectureButton = el('button', { type: 'button', id: 'trace-lecture' }, "The lecture's 2-2-2 example");
+    this.sessionButton = el('button', { type: 'button', id: 'trace-session' }, 'Trace the live network now');
+    this.lrInput = /** @type {HTMLInputElement} */ (el('input', { type: 'number', id: 'trace-lr', step: '0.1', min: '0.01', value: '0.5', 'aria-label': 'Learning rate of the example' }));
+    bar.append(this.lectureButton, el('label', { for: 'trace-lr' }, 'η'), this.lrInput, this.sessionButton);
+    this.body = el('div', { class: 'trace-body', role: 'region', 'aria-live': 'polite' });
+    container.append(bar, this.body);
+    /** @type {any} */
+    this.example = null;
+    this.phase = 0;
+  }
+
+  /** @param {{lecture: (learningRate: number) => void, session: () => void}} handlers */
+  bind(handlers) {
+    this.lectureButton.addEventListener('click', () => handlers.lecture(Number(this.lrInput.value) || 0.5));
+    this.sessionButton.addEventListener('click', () => handlers.session());
+  }
+
+  /**
+   * The worked example, revealed one phase at a time.
+   * @param {any} result POST /api/instruments/backprop with preset "lecture"
+   */
+  showLecture(result) {
+    this.example = result;
+    this.phase = 0;
+    this.lrInput.value = String(result.trace.optimizer.learning_rate);
+    this.renderPhase();
+  }
+
+  renderPhase() {
+    const phases = this.example.phases;
+    const nav = el('div', { class: 'phase-nav' });
+    const prev = el('button', { type: 'button', id: 'phase-prev' }, '◀ Previous phase');
+    const next = el('button', { type: 'button', id: 'phase-next' }, 'Next phase ▶');
+    prev.toggleAttribute('disabled', this.phase === 0);
+    next.toggleAttribute('disabled', this.phase === phases.length - 1);
+    prev.addEventListener('click', () => { this.phase -= 1; this.renderPhase(); });
+    next.addEventListener('click', () => { this.phase += 1; this.renderPhase(); });
+    nav.append(prev, el('span', { class: 'phase-title', id: 'phase-title' }, `Phase ${this.phase + 1} of ${phases.length}: ${phases[this.phase].title}`), next);
+    const shown = phases.slice(0, this.phase + 1).map((/** @type {any} */ phase, /** @type {number} */ i) => {
+      const section = el('section', { class: 'phase', 'data-phase': phase.id });
+      if (i === this.phase) section.classList.add('current');
+      section.append(
+        el('h4', {}, phase.title),
+        table(['quantity', 'value', 'how'], phase.quantities.map((/** @type {any} */ q) => [q.symbol, q.value, q.formula]), phase.title),
+      );
+      return section;
+    });
+    const check = this.example.trace.gradient_check;
+    this.body.replaceChildren(nav, ...shown.reverse(), this.checkBadge(check));
+  }
+
+  /** @param {any} check */
+  checkBadge(check) {
+    if (!check) return el('span');
+    return el(
+      'p',
+      { class: `grad-check ${check.passed ? 'passed' : 'failed'}`, id: 'grad-check' },
+      `Numeric gradient check (central differences, h = ${check.step}): largest difference ${fmt(check.max_abs_difference)} — ${check.passed ? 'passed' : 'FAILED'}`,
+    );
+  }
+
+  /**
+   * One step of a network: per layer the units' z, a, delta; per parameter the gradients, the
+   * numeric estimate and the optimizer's state and update.
+   * @param {any} result GET /api/sessions/{id}/trace
+   */
+  showTrace(result) {
+    const trace = result.trace;
+    const n = trace.x.length;
+    const intro = el('p', { class: 'trace-intro' },
+      `Epoch ${result.epoch}, batch of ${n} training points from index ${result.batch_start}; loss ${fmt(trace.loss)} + penalty ${fmt(trace.penalty)}; ` +
+      `optimizer ${trace.optimizer.name} (lr ${trace.optimizer.learning_rate}, ${trace.optimizer.iterations} steps so far). Unit values are for the batch's first point.`);
+    const layers = trace.layers.map((/** @type {any} */ layer) => {
+      const rows = layer.z[0].map((/** @type {number} */ z, /** @type {number} */ j) => [j + 1, z, layer.a[0][j], layer.delta[0][j]]);
+      const block = el('section', { class: 'trace-layer' });
+      block.append(
+        el('h4', {}, `Layer ${layer.index}: ${layer.kind}${layer.grad_norm === null ? '' : ` — gradient norm ${fmt(layer.grad_norm)}`}`),
+        table(['unit', 'z', 'a', 'delta = dJ/dz'], rows, `layer ${layer.index} units`),
+      );
+      return block;
+    });
+    const params = trace.parameters.map((/** @type {any} */ p) => this.parameterBlock(p));
+    this.body.replaceChildren(intro, this.checkBadge(trace.gradient_check), ...layers, ...params);
+  }
+
+  /** @param {any} p one ParameterValues */
+  parameterBlock(p) {
+    const slots = Object.keys(p.state_after);
+    const values = entries(p.value);
+    const grads = entries(p.gradient);
+    const numeric = p.numeric_gradient ? entries(p.numeric_gradient) : null;
+    const updates = entries(p.update);
+    const after = entries(p.new_value);
+    const states = slots.map((s) => entries(p.state_after[s]));
+    const rows = values.slice(0, MAX_ENTRIES).map((entry, i) => [
+      `[${entry.path.join(', ')}]`, entry.value, grads[i].value, numeric ? numeric[i].value : null,
+      numeric ? Math.abs(grads[i].value - numeric[i].value) : null,
+      ...states.map((s) => s[i].value), updates[i].value, after[i].value,
+    ]);
+    const block = el('section', { class: 'trace-param', 'data-param': p.name });
+    const more = values.length > MAX_ENTRIES ? ` (first ${MAX_ENTRIES} of ${values.length})` : '';
+    block.append(
+      el('h4', {}, `${p.name}${more}`),
+      table(['index', 'value', 'gradient', 'numeric', '|diff|', ...slots, 'update', 'new value'], rows, p.name),
+    );
+    return block;
+  }
+
+  /** @param {string} message */
+  showError(message) {
+    this.body.replaceChildren(el('p', { class: 'instrument-error', role: 'alert' }, message));
+  }
+}

@@ -1,0 +1,240 @@
+"""Lessons and instruments in Debian's Chromium: open each lesson, run its try-this steps."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+from app.api.routes import instruments, lessons, races, timetravel
+from app.lessons import LESSONS
+from tests.conftest import LiveServer
+
+pytestmark = pytest.mark.browser
+
+MY_ROUTERS = (lessons.router, instruments.router, races.router, timetravel.router)
+SLOW = 60_000  # ms: a 500-epoch step on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def lessons_url() -> Iterator[str]:
+    """A real server with the lesson and instrument routers (added unless app.main has them)."""
+    with LiveServer(worker_processes=1) as server:
+        paths = {getattr(route, "path", None) for route in server.app.routes}
+        for router in MY_ROUTERS:
+            if not any(getattr(r, "path", None) in paths for r in router.routes):
+                server.app.include_router(router)
+        yield server.url
+
+
+def open_lessons(page: Page, base_url: str) -> None:
+    """Load the page, add the lessons panel unless the template already has it, wait for both."""
+    page.goto(f"{base_url}/")
+    page.wait_for_function("() => window.playground && window.playground.frame")
+    wired = page.evaluate("() => !!document.querySelector('script[src$=\"lessons_main.js\"]')")
+    if not wired:
+        page.add_style_tag(url="/static/css/lessons.css")
+        page.add_script_tag(url="/static/js/lessons_main.js", type="module")
+    page.wait_for_selector(".lesson-button[data-lesson='optimizers']")
+
+
+def open_lesson(page: Page, lesson_id: str) -> None:
+    page.locator(f".lesson-button[data-lesson='{lesson_id}']").click()
+    page.wait_for_selector(f"#lesson-card[data-lesson='{lesson_id}']")
+
+
+def run_step(page: Page, index: int) -> str:
+    """Press the step's Try button and wait until it reports done; returns its report."""
+    page.locator(f".try-this li[data-step='{index}'] .try-button").click()
+    status = page.locator(f".try-this li[data-step='{index}'] .try-status")
+    page.wait_for_function(
+        f"() => ['done', 'error'].includes(document.querySelector("
+        f"\".try-this li[data-step='{index}'] .try-status\")?.dataset.state)",
+        timeout=SLOW,
+    )
+    assert status.get_attribute("data-state") == "done", status.inner_text()
+    return status.inner_text()
+
+
+def frame_header(page: Page, epoch: int) -> dict[str, Any]:
+    """The header of the frame the page drew, once it shows `epoch` with training stopped."""
+    page.wait_for_function(
+        f"() => window.playground.frame && window.playground.frame.header.epoch === {epoch}"
+        " && window.playground.frame.header.status !== 'running'",
+        timeout=SLOW,
+    )
+    header: dict[str, Any] = page.evaluate("() => window.playground.frame.header")
+    return header
+
+
+def shoot(page: Page, artifacts: Path, name: str) -> None:
+    page.screenshot(path=str(artifacts / f"lesson-{name}.png"), full_page=True)
+
+
+def test_lesson_menu_lists_the_eight_lessons(page: Page, lessons_url: str,
+                                             page_errors: list[str]) -> None:
+    open_lessons(page, lessons_url)
+    names = page.locator(".lesson-button").all_inner_texts()
+    assert [n.split(".")[0] for n in names] == [str(i) for i in range(1, 9)]
+    assert page_errors == []
+
+
+def test_lesson_1_perceptron_settles_on_and_and_cycles_on_xor(
+    page: Page, lessons_url: str, artifacts: Path, page_errors: list[str]
+) -> None:
+    open_lessons(page, lessons_url)
+    open_lesson(page, "perceptron")
+    assert "converged" in run_step(page, 0)
+    page.wait_for_selector("#perceptron-pane[data-done='true']", timeout=SLOW)
+    assert "Converged" in page.locator(".perceptron-readout").inner_text()
+    assert "no convergence in 50 passes" in run_step(page, 2)
+    page.wait_for_selector("#perceptron-pane[data-dataset='xor-table'][data-done='true']",
+                           timeout=SLOW)
+    readout = page.locator(".perceptron-readout").inner_text()
+    assert "cycles forever" in readout
+    shoot(page, artifacts, "1-perceptron")
+    assert page_errors == []
+
+
+def test_lesson_2_hand_set_net_and_trained_mlp(
+    page: Page, lessons_url: str, artifacts: Path, page_errors: list[str]
+) -> None:
+    open_lessons(page, lessons_url)
+    open_lesson(page, "xor-hidden-layer")
+    rows = page.locator(".xor-demo tr").all_inner_texts()[1:]
+    assert [row.split()[-1] for row in rows] == ["0", "1", "1", "0"]  # the slide's outputs
+    run_step(page, 0)
+    assert run_step(page, 1).startswith("epoch 500")
+    header = frame_header(page, 500)
+    assert header["metrics"]["train_metric"] == 1.0  # all four rows of XOR right
+    shoot(page, artifacts, "2-xor-hidden-layer")
+    assert page_errors == []
+
+
+def test_lesson_3_backprop_phases_show_the_slides_numbers(
+    page: Page, lessons_url: str, artifacts: Path, page_errors: list[str]
+) -> None:
+    open_lessons(page, lessons_url)
+    open_lesson(page, "backprop-by-hand")
+    run_step(page, 0)
+    page.wait_for_selector("#phase-title")
+    for _ in range(5):
+        page.locator("#phase-next").click()
+    assert page.locator("#phase-title").inner_text().startswith("Phase 6 of 6")
+    text = page.locator("#trace-pane").inner_text()
+    for printed in ("0.3775", "0.59327", "0.29837", "0.5113", "0.56137", "0.14978"):
+        assert printed in text  # slide values that round the same at 5 decimals
+    assert "passed" in page.locator("#grad-check").inner_text()
+    shoot(page, artifacts, "3-backprop")
+    assert page_errors == []
+
+
+def test_lesson_4_output_units(page: Page, lessons_url: str, artifacts: Path,
+                               page_errors: list[str]) -> None:
+    open_lessons(page, lessons_url)
+    open_lesson(page, "output-units")
+    assert run_step(page, 0).startswith("epoch 100")
+    assert frame_header(page, 100)["problem"] == "regression"
+    run_step(page, 2)
+    header = frame_header(page, 100)
+    assert header["problem"] == "multiclass" and header["n_classes"] == 3
+    shoot(page, artifacts, "4-output-units")
+    assert page_errors == []
+
+
+def test_lesson_5_overfitting(page: Page, lessons_url: str, artifacts: Path,
+                              page_errors: list[str]) -> None:
+    open_lessons(page, lessons_url)
+    open_lesson(page, "overfitting")
+    run_step(page, 0)
+    metrics = frame_header(page, 400)["metrics"]
+    assert metrics["test_loss"] > metrics["train_loss"] + 1.0  # memorised the noise
+    run_step(page, 3)  # L2
+    l2 = frame_header(page, 400)["metrics"]
+    assert l2["test_loss"] - l2["train_loss"] < metrics["test_loss"] - metrics["train_loss"]
+    shoot(page, artifacts, "5-overfitting")
+    assert page_errors == []
+
+
+def test_lesson_6_vanishing_gradients(page: Page, lessons_url: str, artifacts: Path,
+                                      page_errors: list[str]) -> None:
+    open_lessons(page, lessons_url)
+    open_lesson(page, "vanishing-gradients")
+    run_step(page, 0)
+    norms = [layer["grad_norm"] for layer in frame_header(page, 1)["layers"]]
+    assert norms[0] / norms[-1] < 0.1  # first hidden layer far below the output layer
+    run_step(page, 1)
+    relu = [layer["grad_norm"] for layer in frame_header(page, 1)["layers"]]
+    assert relu[0] / relu[-1] > 10 * norms[0] / norms[-1]
+    shoot(page, artifacts, "6-vanishing-gradients")
+    assert page_errors == []
+
+
+def test_lesson_7_zeros_keep_units_identical(page: Page, lessons_url: str, artifacts: Path,
+                                             page_errors: list[str]) -> None:
+    open_lessons(page, lessons_url)
+    open_lesson(page, "initialization")
+    run_step(page, 0)
+    for layer in frame_header(page, 100)["layers"][:-1]:
+        columns = list(zip(*layer["kernel"], strict=True))
+        assert all(column == columns[0] for column in columns)  # every unit the same
+    shoot(page, artifacts, "7-initialization")
+    assert page_errors == []
+
+
+def test_lesson_8_race(page: Page, lessons_url: str, artifacts: Path,
+                       page_errors: list[str]) -> None:
+    open_lessons(page, lessons_url)
+    open_lesson(page, "optimizers")
+    run_step(page, 0)
+    page.wait_for_selector("#race-pane[data-epoch='200']", timeout=SLOW)
+    assert page.locator(".race-grid canvas").count() == 5
+    status = page.locator("#race-status").inner_text()
+    for label in ("SGD", "Momentum", "AdaGrad", "RMSProp", "Adam"):
+        assert label in status
+    shoot(page, artifacts, "8-optimizers")
+    assert page_errors == []
+
+
+def test_trace_of_the_live_network(page: Page, lessons_url: str, page_errors: list[str]) -> None:
+    open_lessons(page, lessons_url)
+    page.locator("#tab-trace").click()
+    page.locator("#trace-session").click()
+    page.wait_for_selector(".trace-param")
+    assert "passed" in page.locator("#grad-check").inner_text()
+    assert page.locator(".trace-layer").count() >= 3  # two hidden layers and the output
+    assert page_errors == []
+
+
+def test_time_travel_slider_and_fork(page: Page, lessons_url: str, artifacts: Path,
+                                     page_errors: list[str]) -> None:
+    open_lessons(page, lessons_url)
+    session_id = page.evaluate("() => window.playground.session.id")
+    page.evaluate(
+        "(id) => fetch(`/api/sessions/${id}/commands`, {method: 'POST', headers: "
+        "{'Content-Type': 'application/json'}, body: JSON.stringify({type: 'step', n: 20})})",
+        session_id,
+    )
+    frame_header(page, 20)
+    page.locator("#tab-timetravel").click()
+    page.locator("#tt-record").click()
+    page.wait_for_selector("#timetravel-pane[data-recorded='20']", timeout=SLOW)
+    page.locator("#tt-slider").fill("5")
+    page.wait_for_selector("#timetravel-pane[data-epoch='5']")
+    assert page.locator("#epoch-counter").inner_text().replace(",", "").lstrip("0") == "5"
+    shoot(page, artifacts, "timetravel")
+    page.locator("#tt-fork").click()
+    page.wait_for_function(
+        f"() => window.playground.session && window.playground.session.id !== '{session_id}'"
+    )
+    assert page.evaluate("() => window.playground.session.epoch") == 5
+    assert page_errors == []
+
+
+def test_every_lesson_opens(page: Page, lessons_url: str, page_errors: list[str]) -> None:
+    open_lessons(page, lessons_url)
+    for lesson_id, lesson in LESSONS.items():
+        open_lesson(page, lesson_id)
+        assert page.locator(".try-this li").count() == len(lesson.try_this)
+    assert page_errors == []
