@@ -6,8 +6,9 @@ import { el } from './lessons_view.js';
 const SIZE = 220;
 const LOW = -0.5;
 const HIGH = 1.5;
-/** Milliseconds per instance shown. */
+/** Milliseconds per instance shown, and the longest a whole replay may take. */
 const TICK_MS = 120;
+const REPLAY_MS = 5000;
 
 export class PerceptronView {
   /** @param {HTMLElement} container */
@@ -53,7 +54,7 @@ export class PerceptronView {
       index += 1;
     };
     this.draw(run, [0, 0, 0], null);
-    this.timer = window.setInterval(tick, TICK_MS);
+    this.timer = window.setInterval(tick, Math.min(TICK_MS, REPLAY_MS / Math.max(frames.length, 1)));
   }
 
   /** @param {any} run */
