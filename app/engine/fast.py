@@ -18,16 +18,21 @@ Not updated by the fast path: each Dense's cached `x`, `z`, `a`, `delta` (call `
 
 `forward_all(model, points)` is the inference forward for grids (the decision map and the
 neuron heatmaps): numpy with preallocated buffers, because over 10,000 points numpy's SIMD
-tanh beats a scalar compiled loop ~4x. `warm_up()` loads (or compiles) the kernel.
+tanh beats a scalar compiled loop ~4x. `warm_up()` loads (or compiles) the kernel;
+`start_warm_up()` does it for a server without blocking it.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -511,7 +516,8 @@ def forward_all(model: Any, points: npt.ArrayLike) -> list[Array]:
 def warm_up() -> float:
     """Load the compiled kernel (compiling it on a fresh clone, ~10 s); returns the seconds taken.
 
-    Run it in a background thread at server start-up so the first session does not wait.
+    Loading from numba's cache takes ~0.4 s (most of it numba's typed list); servers should
+    call `start_warm_up()` instead, which keeps the compile off this process.
     """
     from numba.typed import List
 
@@ -525,3 +531,24 @@ def warm_up() -> float:
         np.zeros(kernels.N_HYPER), 0, np.empty(2), np.empty(2),
     )
     return time.perf_counter() - start
+
+
+def start_warm_up() -> threading.Thread:
+    """Warm the kernel in a daemon thread: compile it in a child process, then load it here.
+
+    Compiling holds the GIL for ~10 s of CPU (only on a fresh clone or after the kernel's
+    source changed); in a child process it neither stalls this process's event loop nor its
+    training threads, and fills numba's on-disk cache, from which this process then loads in
+    ~0.4 s. If the cache cannot be written, the load here compiles instead (the same result).
+    """
+
+    def run() -> None:
+        command = [sys.executable, "-c", "from app.engine import fast; fast.warm_up()"]
+        root = Path(__file__).resolve().parents[2]
+        # Failure is harmless: warm_up() below compiles in-process if the cache is still cold.
+        subprocess.run(command, cwd=root, check=False, capture_output=True)
+        warm_up()
+
+    thread = threading.Thread(target=run, name="fast-path-warm-up", daemon=True)
+    thread.start()
+    return thread

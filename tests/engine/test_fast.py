@@ -406,6 +406,12 @@ def test_warm_up_loads_the_kernel() -> None:
     assert fast.warm_up() >= 0.0
 
 
+def test_background_warm_up_finishes() -> None:
+    thread = fast.start_warm_up()
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+
+
 def test_the_cache_falls_back_to_per_process_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no writable cache dir numba raises at decoration; the kernel must still compile."""
     real_njit = numba.njit
