@@ -267,7 +267,7 @@ def test_diverging_learning_rate_shows_the_reason(
     banner = page.locator("#diverged")
     banner.wait_for(state="visible")
     text = banner.inner_text()
-    reason = page.evaluate("() => window.playground.session.status_reason")
+    reason = page.evaluate("() => window.playground.frame.header.status_reason")
     assert "diverged" in text.lower() and reason and reason in text
     assert page.locator("#play-button").get_attribute("aria-pressed") == "false"
     page.screenshot(path=artifacts / "page-diverged.png", full_page=True)
