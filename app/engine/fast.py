@@ -395,16 +395,34 @@ def train_epoch(
     if targets.ndim == 1:
         targets = targets.reshape(-1, 1)
     order_c = np.ascontiguousarray(order, dtype=np.int64)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    # Shapes the compiled loops rely on (they do not check bounds).
+    n_in, k = int(plan.layout[0, 2]), int(plan.layout[-1, 3])
+    if x_c.ndim != 2 or x_c.shape[1] != n_in:
+        raise ValueError(f"x must have shape (n, {n_in}), got {x_c.shape}")
+    y_width = 1 if plan.loss_code == kernels.SPARSE_CCE_SOFTMAX else k
+    if targets.ndim != 2 or targets.shape[1] != y_width:
+        raise ValueError(f"y must have shape (n, {y_width}), got {np.shape(y)}")
     n_batches = math.ceil(order_c.shape[0] / batch_size)
     batch_losses = np.empty(n_batches)
     norms = np.empty(plan.layout.shape[0])
     optimizer = plan.optimizer
     iterations = kernels.train_epoch_kernel(
-        x_c, targets, order_c, batch_size, plan.arrays, plan.layout, plan.coeffs,
+        x_c, targets, order_c, int(batch_size), plan.arrays, plan.layout, plan.coeffs,
         plan.loss_code, plan.opt_code, plan.hyper, optimizer.iterations, batch_losses, norms,
     )
+    if iterations <= kernels.BAD_LABEL:
+        label = targets[kernels.BAD_LABEL - iterations, 0]
+        raise _sparse_label_error(float(label), k)
     if iterations < 0:
-        raise _sparse_label_error(targets[-1 - iterations, 0], int(plan.layout[-1, 3]))
+        index = kernels.BAD_ORDER - iterations
+        raise ValueError(
+            f"order[{index}] = {order_c[index]} is not a sample index; expected 0 <= index < "
+            f"{min(x_c.shape[0], targets.shape[0])}"
+        )
     optimizer.iterations = iterations
     if n_batches:
         for key, last in plan.update_keys:

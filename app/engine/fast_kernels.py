@@ -35,6 +35,9 @@ H_LR, H_MOMENTUM, H_NESTEROV, H_BETA_1, H_BETA_2, H_EPSILON, H_RHO = range(7)
 N_HYPER = 7
 N_LAYOUT = 4
 N_COEFFS = 6
+# train_epoch_kernel's error returns: BAD_ORDER - i (order[i]), BAD_LABEL - t (y[t]).
+BAD_ORDER = -1
+BAD_LABEL = -(1 << 40)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -565,18 +568,23 @@ def train_epoch_kernel(
     sample indices; losses_out: (ceil(n / batch_size),) each batch's loss plus penalty, before
     its update; grad_norms_out: (L,) each layer's gradient norm at the last step; block 3 of
     `arrays` receives the last step's deltas (the optimizer's last_update). Returns the
-    optimizer's iteration count after the epoch, or -1 - t when label y[t] of a sparse loss is
-    not a class index (nothing is updated then).
+    optimizer's iteration count after the epoch; or, before any update, BAD_ORDER - i when
+    order[i] is not a row of x, BAD_LABEL - t when label y[t] of a sparse loss is not a class
+    index.
     """
     n_layers = layout.shape[0]
     n = order.shape[0]
     k = layout[n_layers - 1, 3]
+    # Indices are not bounds-checked in compiled code: refuse anything that would read outside
+    # x, y or the output row before touching the weights.
+    for i in range(n):
+        if not 0 <= order[i] < min(x.shape[0], y.shape[0]):
+            return BAD_ORDER - i
     if loss == SPARSE_CCE_SOFTMAX:
-        # A label that is not a class index would read outside the output row: refuse first.
         for t in range(y.shape[0]):
             label = y[t, 0]
             if not (label >= 0.0 and label < k and label == math.floor(label)):
-                return -1 - t
+                return BAD_LABEL - t
     width = x.shape[1]
     for layer in range(n_layers):
         width = max(width, layout[layer, 3])

@@ -353,6 +353,26 @@ def test_a_bad_class_label_raises_and_changes_nothing(bad_label: float, message:
         np.testing.assert_array_equal(got, want)
 
 
+def test_bad_indices_and_shapes_are_refused_before_any_update() -> None:
+    case = CASES[0]
+    x, y = _data(case)
+    model = _model(case)
+    model.build(2)
+    before = model.get_weights()
+    order = np.arange(len(y))
+    order[5] = len(y)
+    with pytest.raises(ValueError, match=rf"order\[5\] = {len(y)} is not a sample index"):
+        fast.train_epoch(model, x, y, 10, order)
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 2\)"):
+        fast.train_epoch(model, x[:, :1], y, 10, np.arange(len(y)))
+    with pytest.raises(ValueError, match=r"y must have shape \(n, 1\)"):
+        fast.train_epoch(model, x, np.zeros((len(y), 2)), 10, np.arange(len(y)))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        fast.train_epoch(model, x, y, 0, np.arange(len(y)))
+    for want, got in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_kernel_tanh_and_sigmoid_are_within_two_ulp_of_extended_precision() -> None:
     """Gold: the same functions in x87 extended precision (64-bit mantissa), rounded."""
     z = np.concatenate([
