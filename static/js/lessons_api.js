@@ -91,3 +91,16 @@ export const patchSession = (sessionId, changes) => request(`/api/sessions/${enc
  * @param {Record<string, unknown>} command
  */
 export const sessionCommand = (sessionId, command) => request(`/api/sessions/${enc(sessionId)}/commands`, post(command));
+/**
+ * The training points a config's dataset gives (GET /api/datasets/{name}/preview).
+ * @param {Record<string, any>} config
+ * @returns {Promise<number[][]>}
+ */
+export async function previewPoints(config) {
+  const params = new URLSearchParams();
+  for (const key of ['n_samples', 'noise', 'train_ratio', 'seed']) {
+    if (config[key] !== null && config[key] !== undefined) params.set(key, String(config[key]));
+  }
+  const preview = await request(`/api/datasets/${enc(config.dataset)}/preview?${params}`);
+  return preview.train;
+}

@@ -242,6 +242,7 @@ class LessonsController {
       this.raceId = race.id;
       const dataset = pg.registry?.datasets?.[/** @type {string} */ (config.dataset)];
       this.race.setProblem(/** @type {string} */ (config.problem) ?? dataset?.kind ?? 'binary', dataset?.n_classes ?? 2);
+      this.race.setPoints(/** @type {number[][] | null} */ (config.points) ?? (await api.previewPoints(config)));
       this.race.showRace(race);
     } catch (error) {
       this.race.showError(/** @type {Error} */ (error).message);

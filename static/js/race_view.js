@@ -2,7 +2,10 @@
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { drawClassField, drawScalarField } from './heatmap.js';
 import { el } from './lessons_view.js';
-import { outputToUnit } from './views/output.js';
+import { outputToUnit, pointColor } from './views/output.js';
+
+/** Size of one racer's plot in CSS px. */
+const PLOT = 120;
 
 /** One colour per racer slot (colour-blind-safe Okabe-Ito). */
 const COLORS = ['#000000', '#e69f00', '#56b4e9', '#009e73', '#d55e00', '#cc79a7', '#0072b2', '#f0e442'];
@@ -45,6 +48,8 @@ export class RaceView {
     this.plot = null;
     /** @type {number[][]} [epochs, racer 1 losses, ...] */
     this.columns = [[]];
+    /** @type {number[][]} training points [x1, x2, label] */
+    this.points = [];
     this.setRacers(DEFAULT_RACERS);
   }
 
@@ -146,9 +151,43 @@ export class RaceView {
       }
       const caption = el('figcaption', {}, grid.label);
       caption.style.color = COLORS[i % COLORS.length];
-      figure.append(canvas, caption);
+      const plot = el('div', { class: 'race-plot' });
+      plot.append(canvas, this.pointsCanvas(grid.extent));
+      figure.append(plot, caption);
       this.grids.append(figure);
     });
+  }
+
+  /**
+   * The training points over a racer's boundary (the same points for every racer).
+   * @param {number[]} extent [xmin, xmax, ymin, ymax]
+   */
+  pointsCanvas(extent) {
+    const canvas = /** @type {HTMLCanvasElement} */ (el('canvas', { class: 'race-points', 'aria-hidden': 'true' }));
+    const ratio = window.devicePixelRatio || 1;
+    canvas.width = PLOT * ratio;
+    canvas.height = PLOT * ratio;
+    const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d'));
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    const [xmin, xmax, ymin, ymax] = extent;
+    ctx.strokeStyle = '#fff';
+    ctx.lineWidth = 0.5;
+    for (const [x1, x2, label] of this.points) {
+      ctx.beginPath();
+      ctx.arc(((x1 - xmin) / (xmax - xmin)) * PLOT, ((ymax - x2) / (ymax - ymin)) * PLOT, 1.8, 0, 2 * Math.PI);
+      ctx.fillStyle = pointColor(this.problem ?? 'binary', label);
+      ctx.fill();
+      ctx.stroke();
+    }
+    return canvas;
+  }
+
+  /**
+   * The training points to draw over every boundary.
+   * @param {number[][]} points [[x1, x2, label], ...]
+   */
+  setPoints(points) {
+    this.points = points;
   }
 
   /**

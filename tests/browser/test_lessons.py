@@ -189,7 +189,7 @@ def test_lesson_8_race(page: Page, lessons_url: str, artifacts: Path,
     open_lesson(page, "optimizers")
     run_step(page, 0)
     page.wait_for_selector("#race-pane[data-epoch='200']", timeout=SLOW)
-    assert page.locator(".race-grid canvas").count() == 5
+    assert page.locator(".race-plot").count() == 5
     status = page.locator("#race-status").inner_text()
     for label in ("SGD", "Momentum", "AdaGrad", "RMSProp", "Adam"):
         assert label in status
