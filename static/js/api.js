@@ -69,19 +69,24 @@ export function deleteSession(id) {
 }
 
 /**
+ * A SessionExport as the server wrote it. Kept as text: its generator states are 128-bit
+ * integers that JSON.parse would round to doubles, and the import would then be refused.
  * @param {string} id
- * @returns {Promise<object>} SessionExport
+ * @returns {Promise<string>}
  */
-export function exportSession(id) {
-  return request(`/api/sessions/${encodeURIComponent(id)}/export`);
+export async function exportSession(id) {
+  const response = await fetch(`/api/sessions/${encodeURIComponent(id)}/export`);
+  if (!response.ok) throw new Error(`${response.status}: could not export the session`);
+  return response.text();
 }
 
 /**
- * @param {object} exported a SessionExport
+ * Continue from a SessionExport, sent exactly as read from the file.
+ * @param {string} exportedText
  * @returns {Promise<SessionPublic>}
  */
-export function importSession(exported) {
-  return request('/api/sessions/import', { method: 'POST', body: JSON.stringify(exported) });
+export function importSession(exportedText) {
+  return request('/api/sessions/import', { method: 'POST', body: exportedText });
 }
 
 /**

@@ -538,7 +538,7 @@ export class Controller {
     if (!this.session) return;
     try {
       const exported = await api.exportSession(this.session.id);
-      const blob = new Blob([JSON.stringify(exported)], { type: 'application/json' });
+      const blob = new Blob([exported], { type: 'application/json' });
       const link = document.createElement('a');
       link.href = URL.createObjectURL(blob);
       link.download = `nn-playground-epoch-${this.lastEpoch}.json`;
@@ -554,9 +554,9 @@ export class Controller {
    * @param {File} file
    */
   async importModel(file) {
-    let exported;
+    const exported = await file.text();
     try {
-      exported = JSON.parse(await file.text());
+      JSON.parse(exported); // only to say "not JSON" here rather than as a server error
     } catch {
       this.showError(`Import: ${file.name} is not JSON.`);
       return;

@@ -291,3 +291,50 @@ def test_keyboard_space_toggles_play_and_every_control_is_labelled(
             .map(el => el.outerHTML)"""
     )
     assert unlabelled == []
+
+
+def test_csv_upload_click_to_add_export_import_and_regenerate(
+    page: Page, live_server: str, tmp_path: Path
+) -> None:
+    """User data in and out: a 12-point CSV, a clicked 13th point, a model round trip, new data."""
+    rows = [(1, 1, 1), (-1, -1, 1), (1, -1, 0), (-1, 1, 0)]
+    rows = [(x * k, y * k, label) for k in (1, 2, 3) for x, y, label in rows]
+    csv = tmp_path / "points.csv"
+    csv.write_text("x1,x2,label\n" + "".join(f"{x},{y},{label}\n" for x, y, label in rows))
+    open_playground(page, live_server)
+    page.locator("#csv-upload").set_input_files(str(csv))
+    count = "window.playground.points.train.length + window.playground.points.test.length"
+    page.wait_for_function(f"() => window.playground.state.points && {count} === 12")
+
+    page.locator("#add-class").select_option("1")
+    box = page.locator("#output-points").bounding_box()
+    assert box is not None
+    # A quarter in from the right and the top of [-6, 6]² is the point (3, 3).
+    page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.25)
+    page.wait_for_function(f"() => {count} === 13")
+    x1, x2, label = page.evaluate("() => window.playground.state.points.at(-1)")
+    assert (x1, x2, label) == (pytest.approx(3, abs=0.1), pytest.approx(3, abs=0.1), 1)
+    data_csv = page.evaluate(
+        "() => fetch(document.getElementById('csv-download').href).then(r => r.text())"
+    )
+    assert len(data_csv.strip().splitlines()) == 1 + 13
+
+    page.locator("#step-button").click()
+    page.locator("#step-button").click()
+    page.wait_for_function("() => window.playground.frame.header.epoch === 2")
+    trained = header(page)["weights_hash"]
+    page.locator(".controls-more summary").click()
+    with page.expect_download() as download:
+        page.locator("#export-model").click()
+    exported = download.value.path()
+    page.locator("#reset-button").click()
+    page.wait_for_function("() => window.playground.frame.header.epoch === 0")
+    page.locator("#import-model").set_input_files(str(exported))
+    page.wait_for_function("() => window.playground.frame.header.epoch === 2")
+    assert header(page)["weights_hash"] == trained
+
+    page.locator('.dataset[data-name="xor"]').click()
+    page.wait_for_function("() => window.playground.frame.header.epoch === 0")
+    page.locator("#regenerate").click()
+    page.wait_for_function("() => window.playground.state.seed === 1")
+    assert "seed=1&" in page.url
