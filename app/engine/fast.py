@@ -437,7 +437,7 @@ def train_epoch(
 
 @dataclass
 class _GridBuffers:
-    """Preallocated outputs for one model and one number of points."""
+    """Preallocated outputs for one model and one number of points, unit-major (units, n)."""
 
     outputs: list[Array]
     scratch: Array
@@ -486,12 +486,12 @@ def _buffers_for(model: Any, n: int) -> _GridBuffers:
     per_model = _grid_buffers.setdefault(model, {})
     buffers = per_model.get(n)
     widths = [layer.n_out for layer in model.layers]
-    if buffers is None or [out.shape[1] for out in buffers.outputs] != widths:
+    if buffers is None or [out.shape[0] for out in buffers.outputs] != widths:
         if len(per_model) >= _MAX_GRID_SIZES:
             per_model.clear()
         widest = max(widths)
         buffers = per_model[n] = _GridBuffers(
-            outputs=[np.empty((n, width)) for width in widths],
+            outputs=[np.empty((width, n)) for width in widths],
             scratch=np.empty(n * widest),
             negative=np.empty(n * widest, dtype=np.bool_),
         )
@@ -502,11 +502,12 @@ def forward_all(model: Any, points: npt.ArrayLike) -> list[Array]:
     """Every layer's output at every point, in inference mode: [(n, units_l) for each layer].
 
     points: (n, input_dim) features. For the decision grid (the last entry) and the neuron
-    heatmaps (the hidden entries); same values as `model.predict` to rounding (sigmoid is
-    computed without logaddexp, ~15x faster). Dense layers with tanh, sigmoid, relu or linear
-    write into buffers kept per model and per n: the arrays returned are overwritten by the
-    next call with the same model and n (copy what you keep). Other layers run their own
-    numpy `forward(x, training=False)`.
+    heatmaps (the hidden entries); equal to `model.predict` up to rounding (matmul order;
+    sigmoid without logaddexp, ~15x faster). Dense layers with tanh, sigmoid, relu or linear
+    are computed unit-major, (units, n), so the bias add and the activation run over
+    contiguous rows; the arrays returned are transposed views of buffers kept per model and
+    per n, overwritten by the next call with the same model and n (copy what you keep).
+    Other layers run their own numpy `forward(x, training=False)`.
     """
     x = np.ascontiguousarray(points, dtype=np.float64)
     input_dim = getattr(model, "input_dim", None)
@@ -519,12 +520,13 @@ def forward_all(model: Any, points: npt.ArrayLike) -> list[Array]:
     values = x
     for layer, out in zip(model.layers, buffers.outputs, strict=True):
         if type(layer) is Dense and layer.activation is not None:
-            np.matmul(values, layer.params["kernel"], out=out)
+            # z^T = W^T a^T: (units, n_in) @ (n_in, n); a bias per contiguous row.
+            np.matmul(layer.params["kernel"].T, values.T, out=out)
             if layer.use_bias:
-                out += layer.params["bias"]
+                out += layer.params["bias"][:, np.newaxis]
             if not _activate_inplace(layer, out, buffers):
-                out[...] = layer.activation.fn(out)
-            values = out
+                out[...] = layer.activation.fn(out.T).T
+            values = out.T
         else:
             values = layer.forward(values, training=False)
         outputs.append(values)
