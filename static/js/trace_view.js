@@ -3,6 +3,28 @@ import { el } from './lessons_view.js';
 
 /** Entries shown per parameter array: enough to read, bounded for a 2,000-weight net. */
 const MAX_ENTRIES = 48;
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** The lecture's 2-2-2 network: node positions and which slide weight joins which nodes. */
+const NODES = {
+  x1: [60, 60], x2: [60, 210], h1: [300, 60], h2: [300, 210], o1: [540, 60], o2: [540, 210],
+};
+const EDGES = [
+  ['w1', 'x1', 'h1'], ['w2', 'x2', 'h1'], ['w3', 'x1', 'h2'], ['w4', 'x2', 'h2'],
+  ['w5', 'h1', 'o1'], ['w6', 'h2', 'o1'], ['w7', 'h1', 'o2'], ['w8', 'h2', 'o2'],
+];
+
+/**
+ * @param {string} tag
+ * @param {Record<string, string | number>} attributes
+ * @param {string} [text]
+ */
+function svg(tag, attributes, text = '') {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, String(v));
+  if (text) node.textContent = text;
+  return node;
+}
 
 /** @param {number | null | undefined} v */
 function fmt(v) {
@@ -94,7 +116,59 @@ export class TraceView {
       return section;
     });
     const check = this.example.trace.gradient_check;
-    this.body.replaceChildren(nav, ...shown.reverse(), this.checkBadge(check));
+    this.body.replaceChildren(nav, this.diagram(), ...shown.reverse(), this.checkBadge(check));
+  }
+
+  /**
+   * The 2-2-2 network with what the phases so far have computed written on it: weights on the
+   * links (then their gradients, then their new values), net/out, errors and deltas by the units.
+   */
+  diagram() {
+    const phases = this.example.phases.slice(0, this.phase + 1);
+    /** @type {Map<string, number>} */
+    const known = new Map();
+    for (const phase of phases) for (const q of phase.quantities) known.set(q.symbol, q.value);
+    const reached = new Set(phases.map((/** @type {any} */ p) => p.id));
+    const { weights, inputs, targets } = this.example.example;
+    const root = svg('svg', { class: 'backprop-diagram', width: 720, height: 290, viewBox: '0 0 720 290', role: 'img', 'aria-label': 'The 2-2-2 network with the current phase written on it' });
+    for (const [name, from, to] of EDGES) {
+      const [x0, y0] = NODES[/** @type {keyof typeof NODES} */ (from)];
+      const [x1, y1] = NODES[/** @type {keyof typeof NODES} */ (to)];
+      root.append(svg('line', { x1: x0 + 18, y1: y0, x2: x1 - 18, y2: y1, class: 'diagram-link' }));
+      // Labels a third of the way along, so the two crossing links keep theirs apart.
+      const lx = x0 + (x1 - x0) * 0.33;
+      const ly = y0 + (y1 - y0) * 0.33 - 4;
+      let label = `${name} ${fmt(weights[name])}`;
+      if (reached.has('gradients')) label += `  ∂E ${fmt(known.get(`dE/d${name}`))}`;
+      if (reached.has('new_weights')) label = `${name}' ${fmt(known.get(`${name}'`))}`;
+      root.append(svg('text', { x: lx, y: ly, class: 'diagram-weight', 'data-weight': name }, label));
+    }
+    const lines = /** @type {Record<string, string[]>} */ ({
+      x1: [`x1 = ${inputs[0]}`], x2: [`x2 = ${inputs[1]}`],
+      h1: [], h2: [], o1: [`target ${targets[0]}`], o2: [`target ${targets[1]}`],
+    });
+    for (const unit of ['h1', 'h2', 'o1', 'o2']) {
+      if (reached.has('forward')) lines[unit].push(`net ${fmt(known.get(`net_${unit}`))}`, `out ${fmt(known.get(`out_${unit}`))}`);
+      if (unit[0] === 'o' && reached.has('error')) lines[unit].push(`E ${fmt(known.get(`E_${unit}`))}`);
+      const deltaPhase = unit[0] === 'o' ? 'output_deltas' : 'hidden_deltas';
+      if (reached.has(deltaPhase)) lines[unit].push(`δ ${fmt(known.get(`delta_${unit}`))}`);
+    }
+    for (const [unit, [x, y]] of Object.entries(NODES)) {
+      const current = (unit[0] === 'o' && ['error', 'output_deltas'].includes(this.example.phases[this.phase].id))
+        || (unit[0] === 'h' && this.example.phases[this.phase].id === 'hidden_deltas');
+      root.append(svg('circle', { cx: x, cy: y, r: 18, class: `diagram-unit${current ? ' current' : ''}` }));
+      root.append(svg('text', { x, y: y + 4, class: 'diagram-name' }, unit));
+      // Outputs are annotated to their right, the other units below themselves.
+      const right = unit[0] === 'o';
+      lines[unit].forEach((line, i) => {
+        const at = right ? { x: x + 26, y: y - 12 + i * 13 } : { x, y: y + 32 + i * 13 };
+        root.append(svg('text', { ...at, class: `diagram-value${right ? ' right' : ''}`, 'data-unit': unit }, line));
+      });
+    }
+    if (reached.has('error')) {
+      root.append(svg('text', { x: 566, y: 140, class: 'diagram-total' }, `E_total ${fmt(known.get('E_total'))}`));
+    }
+    return root;
   }
 
   /** @param {any} check */

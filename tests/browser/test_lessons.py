@@ -119,8 +119,11 @@ def test_lesson_3_backprop_phases_show_the_slides_numbers(
     open_lesson(page, "backprop-by-hand")
     run_step(page, 0)
     page.wait_for_selector("#phase-title")
+    h1 = page.locator(".diagram-value[data-unit='h1']").all_text_contents()
+    assert h1 == ["net 0.3775", "out 0.59327"]  # the slide's forward pass, on the diagram
     for _ in range(5):
         page.locator("#phase-next").click()
+    assert page.locator(".diagram-weight[data-weight='w1']").text_content() == "w1' 0.14978"
     assert page.locator("#phase-title").inner_text().startswith("Phase 6 of 6")
     text = page.locator("#trace-pane").inner_text()
     for printed in ("0.3775", "0.59327", "0.29837", "0.5113", "0.56137", "0.14978"):

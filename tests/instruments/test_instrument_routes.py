@@ -85,6 +85,8 @@ def test_lecture_backprop_over_rest(client: TestClient) -> None:
     assert abs(values["E_total"] - 0.29837) <= 1e-5  # the slide
     assert abs(values["w5'"] - 0.35891) <= 1e-5
     assert body["trace"]["gradient_check"]["passed"] is True
+    assert body["example"]["weights"]["w5"] == 0.4  # the slide's starting weights
+    assert body["example"]["inputs"] == [0.05, 0.1]
 
 
 def test_backprop_needs_exactly_one_source(client: TestClient) -> None:

@@ -82,6 +82,7 @@ class BackpropPublic:
     batch_size: int
     phases: list[Phase] | None
     trace: BackpropTrace
+    example: dict[str, Any] | None = None  # the lecture's inputs, targets, weights, eta
 
 
 def _trace_session(
@@ -109,7 +110,13 @@ def _trace_session(
 def _backprop(body: BackpropRequest) -> BackpropPublic:
     if body.preset == "lecture":
         example = lecture_example(body.learning_rate or 0.5)
-        return BackpropPublic("lecture", 0, 0, 1, example.phases, example.trace)
+        setup = {
+            "inputs": example.inputs,
+            "targets": example.targets,
+            "weights": example.weights,
+            "learning_rate": example.learning_rate,
+        }
+        return BackpropPublic("lecture", 0, 0, 1, example.phases, example.trace, setup)
     assert body.config is not None
     config = body.config
     if body.learning_rate is not None:
