@@ -66,6 +66,8 @@ export class Controller {
     this.frame = null;
     this.drawScheduled = false;
     this.chartDrawnAt = -Infinity;
+    /** @type {number | null} hidden neuron under the pointer, shown in the output view */
+    this.hoveredNeuron = null;
     this.lastEpoch = -1;
     this.status = 'paused';
     this.losses = new SeriesHistory(2);
@@ -270,7 +272,15 @@ export class Controller {
       if (fresh) {
         controls.updateEpoch(header.epoch);
         this.setStatus(header.status, header.status_reason);
-        output.updateHeatmap(frame, this.state.discretize);
+        if (this.hoveredNeuron !== null && frame.neurons) {
+          const g = frame.neuronResolution;
+          const cells = frame.neurons.subarray(this.hoveredNeuron * g * g, (this.hoveredNeuron + 1) * g * g);
+          const [lo, hi] = frame.header.sections.neurons?.ranges?.[this.hoveredNeuron] ?? [-1, 1];
+          const scale = 1 / Math.max(1, Math.abs(lo), Math.abs(hi));
+          if (cells.length === g * g) output.showNeuron(cells.map((v) => v * scale), g);
+        } else {
+          output.updateHeatmap(frame, this.state.discretize);
+        }
         network.update(frame, header.n_classes > 2 ? null : frame.output, outputToUnit(header.problem));
         metrics.update(header);
         // Curves move little between frames: redraw them at most every CHART_MS while running.
@@ -303,6 +313,19 @@ export class Controller {
   }
 
   /**
+   * Show a hidden neuron's map in the output view (null: the output again).
+   * @param {number | null} neuron
+   */
+  hoverNeuron(neuron) {
+    if (neuron === this.hoveredNeuron) return;
+    this.hoveredNeuron = neuron;
+    if (this.frame) {
+      this.pending = this.pending ?? this.frame;
+      this.scheduleDraw();
+    }
+  }
+
+  /**
    * Show the status on the play button and the diverged banner.
    * @param {string} status
    * @param {string | null} reason
@@ -313,6 +336,11 @@ export class Controller {
     const banner = this.views.diverged;
     if (status === 'diverged') {
       banner.textContent = `Training diverged: ${reason ?? 'a loss or weight became NaN or infinite'}. Lower the learning rate and press reset.`;
+      banner.classList.remove('finished');
+      banner.hidden = false;
+    } else if (status === 'finished') {
+      banner.textContent = `Training stopped: ${reason ?? 'the run is finished'}. Press reset, or change a setting, to train again.`;
+      banner.classList.add('finished');
       banner.hidden = false;
     } else {
       banner.hidden = true;

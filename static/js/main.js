@@ -50,6 +50,7 @@ views.data.bind({
 views.network.bindFeature((name) => controller.toggleFeature(name));
 views.network.bindLayer((index, patch) => controller.changeLayer(index, patch));
 views.network.bindEdit((edit) => controller.editWeight(edit));
+views.network.bindHoverNeuron((neuron) => controller.hoverNeuron(neuron));
 views.output.bindAddPoint((x1, x2) => controller.addPoint(x1, x2));
 byId('add-layer').addEventListener('click', () => controller.changeLayerCount(1));
 byId('remove-layer').addEventListener('click', () => controller.changeLayerCount(-1));

@@ -103,8 +103,14 @@ def test_page_loads_without_console_errors(
 def test_play_climbs_epochs_and_lowers_test_loss(
     page: Page, live_server: str, artifacts: Path
 ) -> None:
-    """Circle with TFP's defaults and lr 0.1: epochs climb and the test loss ends far below ln 2."""
-    open_playground(page, live_server, "dataset=circle&learning_rate=0.1")
+    """Circle, lr 0.1: epochs climb, test loss ends far below ln 2, at most a draw per frame."""
+    open_playground(page, live_server, "dataset=circle&learning_rate=0.1&frame_rate=60")
+    # Count animation frames from now on: the page may draw at most once in each.
+    page.evaluate(
+        """() => { window.ticks = 0; window.drawnBefore = window.playground.stats.drawn;
+                   const tick = () => { window.ticks++; requestAnimationFrame(tick); };
+                   requestAnimationFrame(tick); }"""
+    )
     seen: list[int] = []
     page.locator("#play-button").click()
     for target in (5, 40, 150):
@@ -112,6 +118,10 @@ def test_play_climbs_epochs_and_lowers_test_loss(
         seen.append(epoch_counter(page))
     page.locator("#play-button").click()
     assert seen == sorted(seen) and seen[0] >= 5 and seen[-1] >= 150
+    drawn, ticks = page.evaluate(
+        "() => [window.playground.stats.drawn - window.drawnBefore, window.ticks]"
+    )
+    assert 0 < drawn <= ticks + 1
     test_loss = header(page)["metrics"]["test_loss"]
     assert test_loss < CHANCE_BCE / 2, f"test loss {test_loss} vs chance {CHANCE_BCE}"
     shown = float(page.locator("#test-loss").inner_text())

@@ -115,6 +115,8 @@ export class NetworkView {
     this.onLayer = () => {};
     /** @type {(edit: WeightEdit) => void} */
     this.onEdit = () => {};
+    /** @type {(neuron: number | null) => void} */
+    this.onHoverNeuron = () => {};
     /** @type {NetworkStructure | null} */
     this.structure = null;
     /** @type {SVGPathElement[][][]} links[layer][i][j], i over the layer's inputs */
@@ -150,6 +152,14 @@ export class NetworkView {
   /** @param {(index: number, patch: Partial<LayerSpec>) => void} handler a hidden layer's change */
   bindLayer(handler) {
     this.onLayer = handler;
+  }
+
+  /**
+   * @param {(neuron: number | null) => void} handler called with the hovered hidden neuron's
+   *   index in the frame's `neurons` section, or null when the pointer leaves it
+   */
+  bindHoverNeuron(handler) {
+    this.onHoverNeuron = handler;
   }
 
   /** @param {(edit: WeightEdit) => void} handler called when the user sets a weight or bias */
@@ -265,6 +275,7 @@ export class NetworkView {
     });
 
     // Hidden and output units: heatmap canvas plus a bias square.
+    let neuronIndex = 0;
     this.canvases = [];
     this.biases = [];
     for (let l = 0; l < hidden.length + 1; l++) {
@@ -278,6 +289,7 @@ export class NetworkView {
           class: `node${isOutput ? ' output-node' : ''}`,
           'data-layer': String(l),
           'data-unit': String(j),
+          'data-neuron': isOutput ? '' : String(neuronIndex++),
           title: isOutput ? `Output unit ${j + 1}` : `Layer ${l + 1}, neuron ${j + 1}`,
         });
         node.style.left = `${x}px`;
@@ -478,6 +490,12 @@ export class NetworkView {
     });
     this.container.addEventListener('mouseleave', () => {
       this.tooltip.hidden = true;
+    });
+    // Hovering a hidden neuron shows its map in the big output view (as TFP does).
+    this.container.addEventListener('mouseover', (event) => {
+      const node = /** @type {HTMLElement} */ (event.target).closest?.('[data-neuron]');
+      const index = node instanceof HTMLElement && node.dataset.neuron ? Number(node.dataset.neuron) : null;
+      this.onHoverNeuron(index);
     });
     this.container.addEventListener('click', (event) => {
       const info = describe(/** @type {HTMLElement} */ (event.target));

@@ -77,6 +77,15 @@ export class OutputView {
   }
 
   /**
+   * Draw one hidden neuron's map (g×g, already scaled into [-1, 1]) in place of the output.
+   * @param {Float32Array} values
+   * @param {number} resolution
+   */
+  showNeuron(values, resolution) {
+    drawScalarField(this.heatmap, values, resolution, (v) => v, false);
+  }
+
+  /**
    * Draw the points: train filled with a white ring, test with a dark ring.
    * @param {DataPoints} data
    * @param {string} problem
