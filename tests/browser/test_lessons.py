@@ -232,6 +232,17 @@ def test_time_travel_slider_and_fork(page: Page, lessons_url: str, artifacts: Pa
         f"() => window.playground.session && window.playground.session.id !== '{session_id}'"
     )
     assert page.evaluate("() => window.playground.session.epoch") == 5
+    fork_id = page.evaluate("() => window.playground.session.id")
+    page.evaluate(
+        "(id) => fetch(`/api/sessions/${id}/commands`, {method: 'POST', headers: "
+        "{'Content-Type': 'application/json'}, body: JSON.stringify({type: 'step', n: 5})})",
+        fork_id,
+    )
+    # The comparison chart follows the fork's curve past the fork point.
+    page.wait_for_function(
+        "() => Number(document.getElementById('timetravel-pane').dataset.forkEpochs) >= 10",
+        timeout=SLOW,
+    )
     assert page_errors == []
 
 
