@@ -15,6 +15,7 @@ first frame < 1 s, <= 8 ms main-thread time per drawn frame, 30 drawn frames/s s
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import sys
@@ -129,7 +130,9 @@ def verdict(ok: bool) -> str:
 
 def run(seconds: float, loads: int) -> None:
     """Measure every net and print a table with the targets beside the figures."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"# bench/page.py  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  window {seconds:.0f} s")
+    print(f"load average before: {load} (2 cores shared with the server's workers)")
     with live_server() as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})

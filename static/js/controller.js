@@ -601,6 +601,13 @@ export class Controller {
     });
   }
 
+  /** The window changed size: lay the diagram and the charts out again. */
+  relayout() {
+    this.renderStructure();
+    this.views.lossChart.build(this.state.log_scale, this.losses);
+    this.views.gradChart.build(this.gradNames, this.grads);
+  }
+
   /** Leave: close the stream and delete the session so it stops using the server's CPU. */
   dispose() {
     this.stream?.close();

@@ -66,6 +66,11 @@ document.addEventListener('keydown', (event) => {
 });
 
 window.addEventListener('pagehide', () => controller.dispose());
+let resizeTimer = 0;
+window.addEventListener('resize', () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = window.setTimeout(() => controller.relayout(), 150);
+});
 
 // Exposed for the browser tests and the page benchmark (read-only use).
 /** @type {any} */ (window).playground = controller;

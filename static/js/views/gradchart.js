@@ -67,6 +67,8 @@ export class GradChartView {
    * @param {SeriesHistory} history
    */
   update(names, history) {
+    // No curve before the first trained epoch: say so instead of drawing empty axes.
+    this.element.classList.toggle('empty', history.length === 0);
     if (!this.plot || names.join('|') !== this.names.join('|')) {
       this.build(names, history);
       return;
