@@ -88,7 +88,7 @@ class LessonsController {
 
     this.lessons.bindSelect((id) => this.open(id));
     this.lessons.bindTry((index) => this.tryStep(index));
-    this.trace.bind({ lecture: (lr) => this.traceLecture(lr), session: () => this.traceSession() });
+    this.trace.bind({ lecture: (lr) => this.traceLecture(lr), session: (start) => this.traceSession(start) });
     this.race.bind({ start: () => this.startRace(this.race.racers()), run: (n) => this.runRace(n) });
     this.timetravel.bind({
       record: () => this.record(),
@@ -219,11 +219,12 @@ class LessonsController {
     }
   }
 
-  async traceSession() {
+  /** @param {number} [batchStart] the batch's first training point */
+  async traceSession(batchStart = 0) {
     this.showPane('trace');
     const pg = await this.playground();
     try {
-      this.trace.showTrace(await api.sessionTrace(pg.session.id, {}));
+      this.trace.showTrace(await api.sessionTrace(pg.session.id, { batch_start: batchStart }));
     } catch (error) {
       this.trace.showError(/** @type {Error} */ (error).message);
     }

@@ -71,7 +71,9 @@ export class TraceView {
     this.lectureButton = el('button', { type: 'button', id: 'trace-lecture' }, "The lecture's 2-2-2 example");
     this.sessionButton = el('button', { type: 'button', id: 'trace-session' }, 'Trace the live network now');
     this.lrInput = /** @type {HTMLInputElement} */ (el('input', { type: 'number', id: 'trace-lr', step: '0.1', min: '0.01', value: '0.5', 'aria-label': 'Learning rate of the example' }));
-    bar.append(this.lectureButton, el('label', { for: 'trace-lr' }, 'η'), this.lrInput, this.sessionButton);
+    this.batchStart = /** @type {HTMLInputElement} */ (el('input', { type: 'number', id: 'trace-start', min: '0', step: '1', value: '0', 'aria-label': 'First training point of the batch' }));
+    bar.append(this.lectureButton, el('label', { for: 'trace-lr' }, 'η'), this.lrInput, this.sessionButton,
+      el('label', { for: 'trace-start' }, 'batch from point'), this.batchStart);
     this.body = el('div', { class: 'trace-body', role: 'region', 'aria-live': 'polite' });
     container.append(bar, this.body);
     /** @type {any} */
@@ -79,10 +81,10 @@ export class TraceView {
     this.phase = 0;
   }
 
-  /** @param {{lecture: (learningRate: number) => void, session: () => void}} handlers */
+  /** @param {{lecture: (learningRate: number) => void, session: (batchStart: number) => void}} handlers */
   bind(handlers) {
     this.lectureButton.addEventListener('click', () => handlers.lecture(Number(this.lrInput.value) || 0.5));
-    this.sessionButton.addEventListener('click', () => handlers.session());
+    this.sessionButton.addEventListener('click', () => handlers.session(Math.max(0, Math.floor(Number(this.batchStart.value) || 0))));
   }
 
   /**

@@ -200,13 +200,15 @@ def test_lesson_8_race(page: Page, lessons_url: str, artifacts: Path,
     assert page_errors == []
 
 
-def test_trace_of_the_live_network(page: Page, lessons_url: str, page_errors: list[str]) -> None:
+def test_trace_of_the_live_network(page: Page, lessons_url: str, artifacts: Path,
+                                   page_errors: list[str]) -> None:
     open_lessons(page, lessons_url)
     page.locator("#tab-trace").click()
     page.locator("#trace-session").click()
     page.wait_for_selector(".trace-param")
     assert "passed" in page.locator("#grad-check").inner_text()
     assert page.locator(".trace-layer").count() >= 3  # two hidden layers and the output
+    shoot(page, artifacts, "trace-live")
     assert page_errors == []
 
 
