@@ -101,7 +101,19 @@ export class Controller {
     controls.update(this.state, this.resolvedProblem());
     this.writeHash();
     window.addEventListener('hashchange', () => this.applyHash());
-    await this.openSession(() => api.createSession(sessionConfig(this.state)));
+    const opened = await this.openSession(() => api.createSession(sessionConfig(this.state)));
+    if (!opened) {
+      // A link the server refuses (e.g. limits lowered since it was shared): keep the page
+      // usable with the defaults, and leave the reason on screen.
+      const reason = this.views.error.textContent;
+      this.state = structuredClone(defaults);
+      this.renderStructure();
+      controls.update(this.state, this.resolvedProblem());
+      data.select(this.state.dataset);
+      this.writeHash();
+      await this.openSession(() => api.createSession(sessionConfig(this.state)));
+      this.showError(`The link's settings were refused (${reason}); started with the defaults.`, 0);
+    }
     // Thumbnails wait for the first frame so their requests never delay it.
     this.afterFirstFrame = () => this.loadThumbnails();
   }
@@ -122,6 +134,7 @@ export class Controller {
   /**
    * Create (or import) a session and subscribe to it, replacing the current one.
    * @param {() => Promise<SessionPublic>} create
+   * @returns {Promise<boolean>} whether a session was opened
    */
   async openSession(create) {
     let session;
@@ -129,7 +142,7 @@ export class Controller {
       session = await create();
     } catch (error) {
       this.showError(/** @type {Error} */ (error).message);
-      return;
+      return false;
     }
     const previous = this.session;
     this.stream?.close();
@@ -144,6 +157,7 @@ export class Controller {
       onClose: () => this.lostConnection(),
     });
     this.refreshPoints();
+    return true;
   }
 
   /** The session went away (server restart, idle expiry): start a fresh one from the state. */
