@@ -1,4 +1,5 @@
 /** Backprop trace view: the lecture's example phase by phase, or one step of the live network. */
+import { divergingCss } from './colors.js';
 import { el } from './lessons_view.js';
 
 /** Entries shown per parameter array: enough to read, bounded for a 2,000-weight net. */
@@ -204,7 +205,64 @@ export class TraceView {
       return block;
     });
     const params = trace.parameters.map((/** @type {any} */ p) => this.parameterBlock(p));
-    this.body.replaceChildren(intro, this.checkBadge(trace.gradient_check), ...layers, ...params);
+    const legend = el('p', { class: 'trace-legend' },
+      'Links: blue where the step raises the weight, orange where it lowers it, thicker for a larger |gradient| (scaled per layer). ' +
+      'Units: filled by their delta (orange positive, blue negative). Hover any link or unit for its numbers.');
+    this.body.replaceChildren(intro, this.checkBadge(trace.gradient_check), this.networkDiagram(trace), legend, ...layers, ...params);
+  }
+
+  /**
+   * The live network with this step on it: each link drawn in the direction its update moves
+   * the weight (blue up, orange down) with a width from |gradient|, each unit filled by its delta;
+   * hovering a link or a unit shows its numbers (value, gradient, numeric, optimizer state).
+   * @param {any} trace
+   */
+  networkDiagram(trace) {
+    const byName = new Map(trace.parameters.map((/** @type {any} */ p) => [p.name, p]));
+    const dense = trace.layers.filter((/** @type {any} */ l) => byName.has(`layers.${l.index}.kernel`));
+    const widths = [trace.x[0].length, ...dense.map((/** @type {any} */ l) => l.z[0].length)];
+    const ROW = 30;
+    const height = Math.max(...widths) * ROW + 30;
+    const width = Math.max(360, 150 * widths.length);
+    const xAt = (/** @type {number} */ c) => 30 + (c * (width - 60)) / Math.max(widths.length - 1, 1);
+    const yAt = (/** @type {number} */ c, /** @type {number} */ r) => 20 + r * ROW + ((Math.max(...widths) - widths[c]) * ROW) / 2;
+    const root = svg('svg', { class: 'trace-diagram', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'The network with each weight’s gradient and update' });
+    dense.forEach((/** @type {any} */ layer, /** @type {number} */ c) => {
+      const kernel = /** @type {any} */ (byName.get(`layers.${layer.index}.kernel`));
+      const grads = kernel.gradient.flat();
+      const biggest = Math.max(...grads.map(Math.abs), 1e-12);
+      const slots = Object.keys(kernel.state_after);
+      kernel.value.forEach((/** @type {number[]} */ row, /** @type {number} */ i) => {
+        row.forEach((value, j) => {
+          const g = kernel.gradient[i][j];
+          const line = svg('line', {
+            x1: xAt(c) + 9, y1: yAt(c, i), x2: xAt(c + 1) - 9, y2: yAt(c + 1, j),
+            stroke: divergingCss(g === 0 ? 0 : -Math.sign(g) * (0.35 + 0.65 * Math.abs(g) / biggest)),
+            'stroke-width': (0.5 + (5 * Math.abs(g)) / biggest).toFixed(2),
+            class: 'trace-link', 'data-link': `${layer.index}:${i}:${j}`,
+          });
+          const state = slots.map((slot) => `${slot} ${fmt(kernel.state_after[slot][i][j])}`).join(', ');
+          const numeric = kernel.numeric_gradient ? `, numeric ${fmt(kernel.numeric_gradient[i][j])}` : '';
+          line.append(svg('title', {}, `layer ${layer.index} weight [${i}, ${j}] = ${fmt(value)}; gradient ${fmt(g)}${numeric}; ` +
+            `update ${fmt(kernel.update[i][j])} → ${fmt(kernel.new_value[i][j])}${state ? `; ${state}` : ''}`));
+          root.append(line);
+        });
+      });
+    });
+    widths.forEach((count, c) => {
+      const layer = c === 0 ? null : dense[c - 1];
+      const deltas = layer ? layer.delta[0] : [];
+      const biggest = Math.max(...deltas.map(Math.abs), 1e-12);
+      for (let r = 0; r < count; r++) {
+        const fill = layer ? divergingCss(-deltas[r] / biggest) : '#fff';
+        const unit = svg('circle', { cx: xAt(c), cy: yAt(c, r), r: 9, fill, class: 'trace-unit' });
+        unit.append(svg('title', {}, layer
+          ? `layer ${layer.index} unit ${r + 1}: z ${fmt(layer.z[0][r])}, a ${fmt(layer.a[0][r])}, delta ${fmt(deltas[r])}`
+          : `input ${r + 1} = ${fmt(trace.x[0][r])}`));
+        root.append(unit);
+      }
+    });
+    return root;
   }
 
   /** @param {any} p one ParameterValues */

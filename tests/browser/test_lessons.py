@@ -208,6 +208,8 @@ def test_trace_of_the_live_network(page: Page, lessons_url: str, artifacts: Path
     page.wait_for_selector(".trace-param")
     assert "passed" in page.locator("#grad-check").inner_text()
     assert page.locator(".trace-layer").count() >= 3  # two hidden layers and the output
+    # Default net: 2 inputs -> 4 -> 2 -> 1, one link per kernel entry on the diagram.
+    assert page.locator(".trace-link").count() == 2 * 4 + 4 * 2 + 2 * 1
     shoot(page, artifacts, "trace-live")
     assert page_errors == []
 
