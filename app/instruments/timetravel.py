@@ -101,18 +101,48 @@ class Replay:
         return export_session(fork)
 
 
-def replay(live: TrainingSession) -> Replay:
-    """Replay `live`'s config from epoch 0 to its epoch, keeping checkpoints within the bound."""
+def replay(live: TrainingSession, previous: Replay | None = None) -> Replay:
+    """Replay `live`'s config from epoch 0 to its epoch, keeping checkpoints within the bound.
+
+    A `previous` replay of the same session that matched the live run and has the same config
+    is extended from where it stopped instead of starting again.
+    """
     limit = get_settings().max_step_epochs
     if live.epoch > limit:
         raise ValueError(
             f"epoch = {live.epoch} is too long to replay; max_step_epochs = {limit}"
         )
+    if previous is not None and _extendable(previous, live):
+        # The same object, under its own lock, so a frame being drawn from it stays consistent.
+        with previous.lock:
+            _train_to(previous.session, previous.checkpoints, live.epoch)
+            previous.live_epoch = live.epoch
+            previous.verified = _matches(previous.session, live)
+        return previous
     session = TrainingSession(live.config, live.id)
     store = CheckpointStore()
     store.add(0, session.model.get_weights())
-    while session.epoch < live.epoch and session.status == "paused":
+    _train_to(session, store, live.epoch)
+    return Replay(session, store, live.epoch, _matches(session, live))
+
+
+def _matches(session: TrainingSession, live: TrainingSession) -> bool:
+    """Whether the replay stands exactly where the live session does."""
+    return session.epoch == live.epoch and session.weights_hash() == live.weights_hash()
+
+
+def _extendable(previous: Replay, live: TrainingSession) -> bool:
+    """Whether `live` is `previous`'s run gone further (same config, matched, not past it)."""
+    return (
+        previous.verified
+        and previous.session.config == live.config
+        and previous.session.epoch <= live.epoch
+        and previous.session.status == "paused"
+    )
+
+
+def _train_to(session: TrainingSession, store: CheckpointStore, epoch: int) -> None:
+    """Train the replay up to `epoch` (or until it stops by itself), storing each epoch."""
+    while session.epoch < epoch and session.status == "paused":
         session.train_one_epoch()
         store.add(session.epoch, session.model.get_weights())
-    verified = session.epoch == live.epoch and session.weights_hash() == live.weights_hash()
-    return Replay(session, store, live.epoch, verified)

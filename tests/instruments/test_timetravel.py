@@ -30,6 +30,22 @@ def test_replay_reproduces_every_epoch_of_an_independent_run() -> None:
         assert all(np.array_equal(a, b) for a, b in zip(gold, stored, strict=True))
 
 
+def test_a_later_replay_extends_the_earlier_one() -> None:
+    live = trained(5)
+    first = replay(live)
+    for _ in range(4):
+        live.train_one_epoch()
+    second = replay(live, first)
+    assert second is first  # continued, not replayed from epoch 0
+    assert second.verified
+    assert second.checkpoints.epochs == list(range(10))
+    assert second.checkpoints.get(9).weights[0].tolist() == live.model.get_weights()[0].tolist()
+    live.reset()  # epoch 0 again: the old replay is past it, so a fresh one is made
+    third = replay(live, second)
+    assert third.session is not second.session
+    assert third.checkpoints.epochs == [0]
+
+
 def test_frame_at_an_epoch_shows_that_epochs_network() -> None:
     replayed = replay(trained(8))
     header, arrays = decode_frame(replayed.frame_at(3))

@@ -55,7 +55,11 @@ async def create_replay(session: SessionCopyDep, request: Request) -> dict[str, 
     """Replay the session up to its current epoch, keeping checkpoints within the bound."""
     store = await replays_of(request)
     try:
-        replayed = await run_in_threadpool(replay, session)
+        previous: Replay | None = store.get(session.id)
+    except KeyError:
+        previous = None
+    try:
+        replayed = await run_in_threadpool(replay, session, previous)
     except ValueError as error:
         raise unprocessable(error, "path", "session_id") from None
     try:
