@@ -38,6 +38,7 @@ const CONFIG_KEYS = new Set(PROPERTIES.filter((p) => p.config).map((p) => p.key)
  * @typedef {object} Views
  * @property {import('./views/controls.js').ControlsView} controls
  * @property {import('./views/data.js').DataView} data
+ * @property {import('./views/features.js').FeaturesView} features
  * @property {import('./views/network.js').NetworkView} network
  * @property {import('./views/output.js').OutputView} output
  * @property {import('./views/metrics.js').MetricsView} metrics

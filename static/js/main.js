@@ -2,6 +2,7 @@
 import { Controller } from './controller.js';
 import { ControlsView } from './views/controls.js';
 import { DataView } from './views/data.js';
+import { FeaturesView } from './views/features.js';
 import { GradChartView } from './views/gradchart.js';
 import { LossChartView } from './views/losschart.js';
 import { MetricsView } from './views/metrics.js';
@@ -10,10 +11,12 @@ import { OutputView } from './views/output.js';
 
 const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
+const features = new FeaturesView();
 const views = {
   controls: new ControlsView(document),
   data: new DataView(document),
-  network: new NetworkView(byId('network'), byId('weight-tooltip'), /** @type {HTMLFormElement} */ (byId('weight-editor'))),
+  features,
+  network: new NetworkView(byId('network'), byId('weight-tooltip'), /** @type {HTMLFormElement} */ (byId('weight-editor')), features),
   output: new OutputView(
     /** @type {HTMLCanvasElement} */ (byId('output-heatmap')),
     /** @type {HTMLCanvasElement} */ (byId('output-points')),
@@ -47,7 +50,7 @@ views.data.bind({
   regenerate: () => controller.regenerate(),
   upload: (text) => controller.uploadCsv(text),
 });
-views.network.bindFeature((name) => controller.toggleFeature(name));
+views.features.bindToggle((name) => controller.toggleFeature(name));
 views.network.bindLayer((index, patch) => controller.changeLayer(index, patch));
 views.network.bindEdit((edit) => controller.editWeight(edit));
 views.network.bindHoverNeuron((neuron) => controller.hoverNeuron(neuron));

@@ -7,16 +7,12 @@
  */
 import { divergingCss, CLASS_COLORS } from '../colors.js';
 import { drawScalarField } from '../heatmap.js';
+import { NODE } from './features.js';
 
 /** @typedef {import('../types.js').LayerSpec} LayerSpec */
 /** @typedef {import('../types.js').Frame} Frame */
 
-/**
- * @typedef {object} FeatureNode
- * @property {string} name
- * @property {string} label
- * @property {boolean} enabled
- */
+/** @typedef {import('./features.js').FeatureNode} FeatureNode */
 
 /**
  * @typedef {object} NetworkStructure
@@ -37,44 +33,9 @@ import { drawScalarField } from '../heatmap.js';
  */
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
-const NODE = 38;
 const HEAD = 118;
 const ROW = 50;
 const LEFT = 64;
-const FEATURE_GRID = 20;
-
-/**
- * A feature's values over the plane, scaled to [-1, 1] by its largest magnitude there.
- * @param {string} name
- * @returns {Float32Array}
- */
-function featureField(name) {
-  /** @type {Record<string, (x: number, y: number) => number>} */
-  const formulas = {
-    x1: (x) => x,
-    x2: (_x, y) => y,
-    x1_sq: (x) => x * x,
-    x2_sq: (_x, y) => y * y,
-    x1x2: (x, y) => x * y,
-    sin_x1: (x) => Math.sin(x),
-    sin_x2: (_x, y) => Math.sin(y),
-  };
-  const f = formulas[name] ?? (() => 0);
-  const values = new Float32Array(FEATURE_GRID * FEATURE_GRID);
-  let peak = 0;
-  for (let row = 0; row < FEATURE_GRID; row++) {
-    for (let col = 0; col < FEATURE_GRID; col++) {
-      const x = -6 + ((col + 0.5) * 12) / FEATURE_GRID;
-      const y = 6 - ((row + 0.5) * 12) / FEATURE_GRID;
-      const v = f(x, y);
-      values[row * FEATURE_GRID + col] = v;
-      peak = Math.max(peak, Math.abs(v));
-    }
-  }
-  if (peak > 0) for (let i = 0; i < values.length; i++) values[i] /= peak;
-  return values;
-}
-
 /**
  * Link width in px from |w|: 0.8 px at 0 up to 5 px at |w| ≥ 3 (TFP's 1–10 px over [0, 5]
  * turns a 6×8 net into a solid block).
@@ -104,13 +65,13 @@ export class NetworkView {
    * @param {HTMLElement} container  the #network element
    * @param {HTMLElement} tooltip
    * @param {HTMLFormElement} editor
+   * @param {import('./features.js').FeaturesView} features draws the first column
    */
-  constructor(container, tooltip, editor) {
+  constructor(container, tooltip, editor, features) {
     this.container = container;
+    this.features = features;
     this.tooltip = tooltip;
     this.editor = editor;
-    /** @type {(name: string) => void} */
-    this.onFeature = () => {};
     /** @type {(index: number, patch: Partial<LayerSpec>) => void} */
     this.onLayer = () => {};
     /** @type {(edit: WeightEdit) => void} */
@@ -142,11 +103,6 @@ export class NetworkView {
     this.editor.addEventListener('keydown', (event) => {
       if (event.key === 'Escape') this.closeEditor();
     });
-  }
-
-  /** @param {(name: string) => void} handler called with a feature to toggle */
-  bindFeature(handler) {
-    this.onFeature = handler;
   }
 
   /** @param {(index: number, patch: Partial<LayerSpec>) => void} handler a hidden layer's change */
@@ -253,26 +209,8 @@ export class NetworkView {
     }
     svg.append(visible, hits);
 
-    // Feature nodes: a button each, so the keyboard can toggle them.
-    structure.features.forEach((feature, r) => {
-      const { x, y } = positions[0][r];
-      const node = el('button', {
-        type: 'button',
-        class: `node feature${feature.enabled ? '' : ' off'}`,
-        'aria-pressed': String(feature.enabled),
-        'aria-label': `Feature ${feature.label}`,
-        title: `${feature.label}: click to ${feature.enabled ? 'remove' : 'add'}`,
-        'data-feature': feature.name,
-      });
-      node.style.left = `${x}px`;
-      node.style.top = `${y}px`;
-      node.style.padding = '0';
-      const canvas = el('canvas');
-      drawScalarField(canvas, featureField(feature.name), FEATURE_GRID, (v) => v, false);
-      node.append(canvas, el('span', { class: 'node-label' }, feature.label));
-      node.addEventListener('click', () => this.onFeature(feature.name));
-      container.append(node);
-    });
+    // Feature nodes: their own view, placed in the first column.
+    this.features.render(container, structure.features, positions[0]);
 
     // Hidden and output units: heatmap canvas plus a bias square.
     let neuronIndex = 0;
