@@ -102,7 +102,9 @@ class WorkerHandle:
                 target=worker_main, args=(child,), name=f"nn-worker-{index}", daemon=True
             )
         self.runner.start()
-        self._child = child
+        if use_process:
+            # Only the child uses its end: closing ours lets recv() see EOF when it exits.
+            child.close()
         self.reader = threading.Thread(
             target=self._read, name=f"nn-worker-{index}-reader", daemon=True
         )
@@ -120,22 +122,24 @@ class WorkerHandle:
             try:
                 message = self.conn.recv()
             except (EOFError, OSError):
-                break
-            loop.call_soon_threadsafe(self.manager.dispatch, message)
-        with contextlib.suppress(RuntimeError):  # the loop may already be closed at shutdown
+                break  # the worker ended and closed its end of the pipe
+            try:
+                loop.call_soon_threadsafe(self.manager.dispatch, message)
+            except RuntimeError:
+                return  # the event loop is closed: nobody is left to tell
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self.manager.worker_lost, self)
 
     def stop(self, timeout: float) -> None:
-        """Ask the worker to stop, wait for it, then close the pipe (ends the reader)."""
-        with contextlib.suppress(OSError, BrokenPipeError):
+        """Ask the worker to stop and wait for it; its closed pipe end then ends the reader."""
+        with contextlib.suppress(OSError):
             self.send(("stop",))
         self.runner.join(timeout)
         if isinstance(self.runner, multiprocessing.process.BaseProcess) and self.runner.is_alive():
             self.runner.terminate()
             self.runner.join(timeout)
-        self._child.close()
-        self.conn.close()
         self.reader.join(timeout)
+        self.conn.close()
 
 
 class SessionManager:

@@ -292,4 +292,7 @@ def worker_main(conn: Connection) -> None:
     """Entry point of a worker process (or thread): load the compiled kernel, then serve."""
     with contextlib.suppress(Exception):  # no fast path just means the numpy path
         fast.warm_up()
-    Worker(conn).serve_forever()
+    try:
+        Worker(conn).serve_forever()
+    finally:
+        conn.close()  # the web side's reader sees EOF and ends
