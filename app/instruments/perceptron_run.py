@@ -18,6 +18,15 @@ from app.settings import get_settings
 PERCEPTRON_DATASETS = ("and-table", "or-table", "xor-table")
 
 
+def max_perceptron_epochs() -> int:
+    """The budget limit: every instance is recorded, so 10,000 passes are already ~4 MB of JSON.
+
+    Settings.max_perceptron_epochs once it exists; until then 1,000 (a 4-row table converges
+    or proves its cycle within a handful of passes).
+    """
+    return int(getattr(get_settings(), "max_perceptron_epochs", 1000))
+
+
 @dataclass(frozen=True)
 class PerceptronStep:
     """One instance shown: its inputs, target, prediction before the update, weights after."""
@@ -63,9 +72,11 @@ def _check(dataset: str, learning_rate: float, epochs: int) -> None:
         )
     if not (np.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"learning_rate={learning_rate!r} must be > 0")
-    limit = get_settings().max_step_epochs
+    limit = max_perceptron_epochs()
     if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= limit:
-        raise ValueError(f"epochs={epochs!r} must be an integer in 1..max_step_epochs={limit}")
+        raise ValueError(
+            f"epochs={epochs!r} must be an integer in 1..max_perceptron_epochs={limit}"
+        )
 
 
 def run_perceptron(

@@ -35,6 +35,12 @@ def max_racers() -> int:
     return int(getattr(get_settings(), "max_racers", 8))
 
 
+def max_race_step() -> int:
+    """Epochs one step request may train (Settings.max_race_step_epochs once it exists, else
+    1,000): a step runs in the web process's threadpool, so it must stay short."""
+    return int(getattr(get_settings(), "max_race_step_epochs", 1000))
+
+
 @dataclass(frozen=True)
 class RacerInfo:
     """Who a racer is: its label and its full optimizer settings."""
@@ -60,10 +66,10 @@ class Race:
 
     def step(self, epochs: int) -> int:
         """Train every still-running racer `epochs` more epochs; returns the first new epoch."""
-        limit = get_settings().max_step_epochs
+        limit = max_race_step()
         if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= limit:
             raise ValueError(
-                f"epochs = {epochs!r} must be an integer in 1..max_step_epochs = {limit}"
+                f"epochs = {epochs!r} must be an integer in 1..max_race_step_epochs = {limit}"
             )
         first = self.epoch + 1
         n_train = self.sessions[0].data.x_train.shape[0]

@@ -61,7 +61,8 @@ def test_shuffled_xor_never_converges_either() -> None:
     [
         ({"dataset": "circle"}, "dataset='circle' is not a truth table"),
         ({"learning_rate": 0.0}, "learning_rate=0.0 must be > 0"),
-        ({"epochs": 0}, "epochs=0 must be an integer in 1..max_step_epochs=100000"),
+        ({"epochs": 0}, "epochs=0 must be an integer in 1..max_perceptron_epochs="),
+        ({"epochs": 10**6}, "epochs=1000000 must be an integer in 1..max_perceptron_epochs="),
     ],
 )
 def test_bad_input_names_field_value_and_limit(kwargs: dict[str, object], message: str) -> None:

@@ -124,5 +124,5 @@ def test_too_many_racers_name_the_limit() -> None:
 
 def test_step_refuses_a_bad_epoch_count() -> None:
     race = start_race(BASE, ALL_FIVE[:1])
-    with pytest.raises(ValueError, match=r"epochs = 0 must be an integer in 1\.\.max_step_epochs"):
+    with pytest.raises(ValueError, match=r"epochs = 0 must be an integer in 1\.\.max_race_step"):
         race.step(0)
