@@ -12,8 +12,10 @@ function logTicks(_u, splits) {
   return splits.map((v) => (v === null ? '' : v >= 0.01 && v < 1e4 ? String(+v.toPrecision(2)) : v.toExponential(0)));
 }
 
-/** Dark for the first layer, light for the last, so depth reads at a glance. */
-const LAYER_COLORS = ['#08306b', '#08519c', '#2171b5', '#4292c6', '#6baed6', '#9ecae1', '#c6dbef', '#deebf7'];
+/** Viridis from the first hidden layer (dark) to the last (green), so depth reads at a glance. */
+const LAYER_COLORS = ['#440154', '#482878', '#3e4989', '#31688e', '#26828e', '#1f9e89', '#35b779', '#6ece58'];
+/** The output layer, drawn apart from the hidden ones. */
+const OUTPUT_COLOR = '#f59322';
 
 export class GradChartView {
   /** @param {HTMLElement} element */
@@ -34,7 +36,8 @@ export class GradChartView {
     this.plot?.destroy();
     this.names = names;
     const width = Math.max(200, this.element.clientWidth || 320);
-    const step = names.length > 1 ? (LAYER_COLORS.length - 1) / (names.length - 1) : 0;
+    const hidden = names.length - 1;
+    const step = hidden > 1 ? (LAYER_COLORS.length - 1) / (hidden - 1) : 0;
     this.plot = new uPlot(
       {
         width,
@@ -50,7 +53,7 @@ export class GradChartView {
           { label: 'Epoch' },
           ...names.map((name, i) => ({
             label: name,
-            stroke: LAYER_COLORS[Math.round(i * step)],
+            stroke: i === hidden ? OUTPUT_COLOR : LAYER_COLORS[Math.round(i * step)],
             width: 1.5,
             points: { show: false },
           })),
