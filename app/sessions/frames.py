@@ -54,6 +54,14 @@ class FramePart:
 
 def quantize(values: Array) -> tuple[npt.NDArray[np.uint8], float, float]:
     """Map values linearly onto 0..255: value = min + q / 255 * (max - min)."""
+    low, high = float(values.min()), float(values.max())
+    if np.isfinite(low) and np.isfinite(high):  # NaN would make min/max NaN: all finite here
+        if high <= low:
+            return np.zeros(values.shape, dtype=np.uint8), low, high
+        # Three passes instead of eight: the grids are quantized for every frame.
+        scaled = (values - low) * (255.0 / (high - low))
+        scaled += 0.5
+        return scaled.astype(np.uint8), low, high
     finite = values[np.isfinite(values)]
     low = float(finite.min()) if finite.size else 0.0
     high = float(finite.max()) if finite.size else 0.0

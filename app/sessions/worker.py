@@ -33,7 +33,7 @@ from app.settings import get_settings
 
 # A session's slice shrinks as more sessions run so each gets a turn ~30 times a second.
 TURN_PERIOD = 0.03
-MIN_SLICE = 0.002
+MIN_SLICE = 0.001
 MAX_SLICE = 0.02
 IDLE_POLL = 0.5
 
