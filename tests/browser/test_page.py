@@ -1,5 +1,6 @@
 """The playground page in Debian's Chromium against a real server (issue 4's browser tests)."""
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -348,3 +349,42 @@ def test_csv_upload_click_to_add_export_import_and_regenerate(
     page.locator("#regenerate").click()
     page.wait_for_function("() => window.playground.state.seed === 1")
     assert "seed=1&" in page.url
+
+
+def test_loss_history_stays_bounded_and_evenly_spaced(page: Page, live_server: str) -> None:
+    """100,000 epochs into a 1,000-point history: bounded, evenly spaced, first epoch kept."""
+    page.goto(f"{live_server}/health")  # any page of the server: modules load same-origin
+    kept = page.evaluate(
+        """() => import('/static/js/history.js').then(({ SeriesHistory }) => {
+            const h = new SeriesHistory(2, 1000);
+            for (let e = 1; e <= 100000; e++) h.append(e, [1 / e, 2 / e]);
+            return { epochs: h.columns[0], train: h.columns[1], stride: h.stride };
+        })"""
+    )
+    epochs = kept["epochs"]
+    assert len(epochs) < 1000
+    assert epochs[0] == 1
+    gaps = {b - a for a, b in itertools.pairwise(epochs)}
+    assert gaps == {kept["stride"]}
+    assert 100000 - epochs[-1] < kept["stride"]
+    assert kept["train"][5] == 1 / epochs[5]  # values stay with their epochs
+
+
+def test_state_round_trips_through_the_url(page: Page, live_server: str) -> None:
+    """Every knob written to the hash reads back identically (layers and user points too)."""
+    page.goto(f"{live_server}/health")  # any page of the server: modules load same-origin
+    same = page.evaluate(
+        """() => import('/static/js/state.js').then((m) => {
+            const state = m.defaultState();
+            Object.assign(state, {
+                dataset: 'spiral', seed: 42, learning_rate: 0.003, features: ['x1', 'sin_x2'],
+                layers: [{units: 8, activation: 'relu', dropout: 0.25, batch_norm: true},
+                         {units: 3, activation: 'elu', dropout: 0, batch_norm: false}],
+                points: [[1.25, -2.5, 1], [0, 3.75, 0]], max_norm: 2, momentum: null,
+                early_stopping_patience: 5, augmentation: true, show_test: true,
+            });
+            const back = m.parseState('#' + m.serializeState(state), m.defaultState());
+            return JSON.stringify(back) === JSON.stringify(state);
+        })"""
+    )
+    assert same
