@@ -101,11 +101,14 @@ class Replay:
         return export_session(fork)
 
 
-def replay(live: TrainingSession, previous: Replay | None = None) -> Replay:
+def replay(
+    live: TrainingSession, previous: Replay | None = None, memory_bytes: int | None = None
+) -> Replay:
     """Replay `live`'s config from epoch 0 to its epoch, keeping checkpoints within the bound.
 
     A `previous` replay of the same session that matched the live run and has the same config
-    is extended from where it stopped instead of starting again.
+    is extended from where it stopped instead of starting again. `memory_bytes` defaults to
+    Settings.checkpoint_memory_bytes.
     """
     limit = get_settings().max_step_epochs
     if live.epoch > limit:
@@ -120,7 +123,7 @@ def replay(live: TrainingSession, previous: Replay | None = None) -> Replay:
             previous.verified = _matches(previous.session, live)
         return previous
     session = TrainingSession(live.config, live.id)
-    store = CheckpointStore()
+    store = CheckpointStore() if memory_bytes is None else CheckpointStore(memory_bytes)
     store.add(0, session.model.get_weights())
     _train_to(session, store, live.epoch)
     return Replay(session, store, live.epoch, _matches(session, live))

@@ -82,3 +82,16 @@ def test_fork_refuses_changes_that_reshape_the_weights() -> None:
     replayed = replay(trained(2))
     with pytest.raises(ValueError, match="a fork keeps the weights, so it cannot change layers"):
         replayed.fork_export(1, {"layers": [{"units": 3}]})
+
+
+def test_a_long_run_in_little_memory_keeps_every_2k_th_epoch() -> None:
+    live = trained(40)
+    one = sum(w.nbytes for w in live.model.get_weights())
+    replayed = replay(live, memory_bytes=6 * one)  # room for 6 checkpoints of 41
+    assert replayed.verified
+    assert replayed.checkpoints.nbytes <= 6 * one
+    assert replayed.checkpoints.stride == 8  # ceil(41 / 8) = 6 fit; stride 4 would need 11
+    assert replayed.checkpoints.epochs == [0, 8, 16, 24, 32, 40]
+    header, _ = decode_frame(replayed.frame_at(13))
+    assert header["epoch"] == 16  # the nearest stored epoch
+    assert header["weights_hash"] == trained(16).weights_hash()
