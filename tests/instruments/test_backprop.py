@@ -187,3 +187,20 @@ def test_per_layer_grad_norms_match_the_gradients() -> None:
             assert layer.grad_norm == pytest.approx(
                 math.sqrt(sum(float(np.sum(g * g)) for g in own)), rel=1e-12
             )
+
+
+def test_a_wrong_gradient_fails_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Sequential.trace
+
+    def doubled(self: Sequential, x: object, y: object, training: bool = False) -> object:
+        # A backprop bug: every gradient twice too large (the loss itself stays right).
+        result = original(self, x, y, training)  # type: ignore[arg-type]
+        for grad in result.gradients.values():
+            grad *= 2.0
+        return result
+
+    monkeypatch.setattr(Sequential, "trace", doubled)
+    x, y = batch()
+    check = trace_model(mixed_model(), x, y).gradient_check
+    assert check is not None and not check.passed
+    assert check.max_relative_difference == pytest.approx(1 / 3, rel=1e-3)  # |2g - g| / 3|g|
