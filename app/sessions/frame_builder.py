@@ -126,12 +126,17 @@ def _grids(session: TrainingSession, extent: float) -> dict[str, Section]:
 
 def _confusion(session: TrainingSession) -> dict[str, list[list[int]]]:
     k = session.config.n_classes()
+    data = session.data
+    n = len(data.x_train)
+    # The last epoch's predictions of every point, unless weights changed since (edit, reset).
+    everything = session.last_prediction
+    if everything is None or len(everything) != n + len(data.x_test):
+        everything = session.model.predict(np.concatenate([data.x_train, data.x_test]))
     result = {}
-    for name, x, y in (
-        ("train", session.data.x_train, session.data.y_train),
-        ("test", session.data.x_test, session.data.y_test),
+    for name, prediction, y in (
+        ("train", everything[:n], data.y_train),
+        ("test", everything[n:], data.y_test),
     ):
-        prediction = session.model.predict(x)
         if k == 2 and prediction.shape[1] == 1:
             predicted = (prediction[:, 0] > 0.5).astype(np.intp)
             truth = (y.reshape(-1) > 0.5).astype(np.intp)

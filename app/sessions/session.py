@@ -50,6 +50,7 @@ class TrainingSession:
         self.steps_remaining = 0
         self.data: SessionData = make_data(config)
         self._x_all: Array | None = None
+        self.last_prediction: Array | None = None
         self._rebuild_model()
 
     # ---- construction ----------------------------------------------------------------------
@@ -57,6 +58,7 @@ class TrainingSession:
     def _rebuild_model(self) -> None:
         """Fresh weights from the seed, epoch 0, empty history, paused."""
         self.built: BuiltModel = make_model(self.config)
+        self.last_prediction = None
         self.epoch = 0
         self.history = History()
         self.history_id += 1
@@ -133,6 +135,7 @@ class TrainingSession:
             raise ValueError(f"value = {value!r} must be finite")
         # In place: the optimizer and the fast path hold references to this array.
         array[tuple(index)] = value
+        self.last_prediction = None
 
     def predict(self, points: list[list[float]]) -> list[list[float | None]]:
         """The raw outputs for points [[x1, x2], ...] (probability, softmax row or value)."""
@@ -212,6 +215,10 @@ class TrainingSession:
         if budget is not None and self.epoch >= budget:
             self._stop("finished", f"epoch budget of {budget} reached")
             return
+        limit = get_settings().max_epoch_budget
+        if self.epoch >= limit:  # bounds the history's memory (32 bytes an epoch)
+            self._stop("finished", f"epoch budget of {limit} (max_epoch_budget) reached")
+            return
         patience = self.config.early_stopping_patience
         if test_loss < self.best_test_loss:
             self.best_test_loss, self.wait = test_loss, 0
@@ -244,6 +251,7 @@ class TrainingSession:
         prediction: Array = model.predict(self._x_all)
         logits: Array | None = model.layers[-1].z if self.built.fused else None
         n = len(data.x_train)
+        self.last_prediction = prediction  # reused by the frame's confusion matrices
         train = self._loss_and_metric(data.y_train, prediction[:n], None if logits is None
                                       else logits[:n])
         test = self._loss_and_metric(data.y_test, prediction[n:], None if logits is None

@@ -211,3 +211,16 @@ def test_frame_grid_is_the_textbook_output_over_cell_centres() -> None:
     )
     kernel = part.header["layers"][0]["kernel"][0][0]
     assert math.isclose(kernel, s.model.get_weights()[0][0, 0], rel_tol=1e-5)
+
+
+def test_frame_confusion_counts_match_textbook_predictions() -> None:
+    s = session(dataset="xor", noise=0.1)
+    run(s, 4)
+    s.edit_weight(0, "bias", [0], 0.3)  # the frame must not reuse predictions from before this
+    confusion = build_part(s, 1).header["confusion"]
+    for name, x, y in (("train", s.data.x_train, s.data.y_train),
+                       ("test", s.data.x_test, s.data.y_test)):
+        _, p = textbook_forward(s, x)
+        predicted, truth = (p[:, 0] > 0.5).astype(int), y[:, 0].astype(int)
+        gold = [[int(np.sum((truth == t) & (predicted == q))) for q in (0, 1)] for t in (0, 1)]
+        assert confusion[name] == gold
