@@ -163,7 +163,7 @@ def torch_variants(
     net = torch.nn.Sequential(*modules)
     optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    x_train, y_train, x_test, y_test = (torch.from_numpy(np.ascontiguousarray(a)) for a in data)
+    x_train, y_train, x_test, y_test = (torch.from_numpy(np.array(a)) for a in data)
     y_train, y_test = y_train.reshape(-1, 1), y_test.reshape(-1, 1)
     grid_t = torch.from_numpy(grid)
     n = x_train.shape[0]
@@ -324,13 +324,14 @@ def print_tables(
               f" {row['ours fast'] / TFP_EPOCHS_PER_S[net]:.1f}x |{ratio}")
     print("\nLive steps/s (epoch + train and test loss + 100x100 grid through every layer):\n")
     print(f"| net | ours fast | ours numpy |{torch_col} TFP (published) | fast / TFP"
-          f" (target {LIVE_TARGET:.0f}x) |")
-    print(f"|---|---:|---:|{torch_sep}---:|---:|")
+          f" (target {LIVE_TARGET:.0f}x) |{' fast / torch |' if has_torch else ''}")
+    print(f"|---|---:|---:|{torch_sep}---:|---:|{torch_sep}")
     for net, row in live.items():
         torch_cells = f" {row['torch']:,.0f} |" if has_torch else ""
+        ratio = f" {row['ours fast'] / row['torch']:.0f}x |" if has_torch else ""
         print(f"| {net} | {row['ours fast']:,.0f} | {row['ours numpy']:,.0f} |{torch_cells}"
               f" {TFP_LIVE_STEPS_PER_S[net]:,.0f} |"
-              f" {row['ours fast'] / TFP_LIVE_STEPS_PER_S[net]:.1f}x |")
+              f" {row['ours fast'] / TFP_LIVE_STEPS_PER_S[net]:.1f}x |{ratio}")
     print("\nGrids/s (10,000 points, every layer's output):\n")
     print(f"| net | ours forward_all | ours layer by layer |{torch_col}")
     print(f"|---|---:|---:|{torch_sep}")
