@@ -276,7 +276,7 @@ LESSONS: dict[str, Lesson] = {
                 ),
                 TryThis(
                     action="Use L1 regularization, rate 0.003, and train 400 epochs.",
-                    expect="Many weights go to exactly 0; the gap between the curves shrinks.",
+                    expect="Most weights shrink toward 0; the gap between the curves shrinks.",
                     config={"regularization": "l1", "regularization_rate": 0.003},
                     command={"type": "step", "n": 400},
                 ),
@@ -339,7 +339,7 @@ LESSONS: dict[str, Lesson] = {
                     command={"type": "step", "n": 1},
                 ),
                 TryThis(
-                    action="Try leaky ReLU (He), then ELU.",
+                    action="Try leaky ReLU with He initialization (then ELU from the menus).",
                     expect="Similar balanced norms, and no unit stuck at 0.",
                     config={"layers": _layers(6, 8, "leaky_relu"), "initializer": "he_uniform"},
                     command={"type": "step", "n": 1},
@@ -377,8 +377,8 @@ LESSONS: dict[str, Lesson] = {
                 ),
                 TryThis(
                     action="Use random normal weights (stddev 0.05) and train 100 epochs.",
-                    expect="The units differ, but the start is slow: tiny weights pass tiny "
-                    "signals.",
+                    expect="The units differ, but tiny weights pass tiny signals through two "
+                    "sigmoid layers: after 100 epochs the loss has hardly left chance (ln 2).",
                     config={"initializer": "random_normal"},
                     command={"type": "step", "n": 100},
                 ),

@@ -123,6 +123,20 @@ def test_zeros_init_keeps_units_identical_and_glorot_does_not() -> None:
         assert len({tuple(column) for column in kernel.T}) == kernel.shape[1]
 
 
+def test_small_init_stays_near_chance_and_glorot_learns() -> None:
+    chance = float(np.log(2.0))  # binary cross-entropy of a coin flip
+    small = trained(step_config("initialization", 1), 100).history.to_columns()["train_loss"]
+    glorot = trained(step_config("initialization", 3), 100).history.to_columns()["train_loss"]
+    assert abs(small[-1] - chance) < 0.02
+    assert glorot[-1] < 0.1
+
+
+def test_ones_init_keeps_units_twins() -> None:
+    ones = trained(step_config("initialization", 2), 100)
+    for kernel in hidden_kernels(ones):
+        assert np.array_equal(kernel, np.repeat(kernel[:, :1], kernel.shape[1], axis=1))
+
+
 # ---- lesson 8 ---------------------------------------------------------------------------------
 
 def test_the_race_ranks_as_the_lesson_says() -> None:
