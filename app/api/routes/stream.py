@@ -35,7 +35,7 @@ async def stream_session(websocket: WebSocket, session_id: str) -> None:
     manager: SessionManager = websocket.app.state.manager
     settings: Settings = websocket.app.state.settings
     origin = websocket.headers.get("origin")
-    if origin is not None and origin not in settings.allowed_origins:
+    if origin is not None and origin not in allowed_origins(settings):
         # Closing before accept refuses the upgrade (HTTP 403): a foreign page may not drive it.
         await websocket.close(code=POLICY_VIOLATION, reason=f"origin {origin!r} not allowed")
         return
@@ -59,6 +59,12 @@ async def stream_session(websocket: WebSocket, session_id: str) -> None:
         code = POLICY_VIOLATION if subscriber.overflow else 1000
         with anyio.move_on_after(settings.send_timeout_seconds), contextlib.suppress(Exception):
             await websocket.close(code=code)
+
+
+def allowed_origins(settings: Settings) -> set[str]:
+    """The allow-list plus the server's own configured address (so `--port` keeps the page)."""
+    own = {f"http://{host}:{settings.port}" for host in (settings.host, "127.0.0.1", "localhost")}
+    return set(settings.allowed_origins) | own
 
 
 async def _send(
