@@ -108,6 +108,8 @@ class LessonsController {
 
   async start() {
     this.lessons.build(await api.fetchLessons());
+    const pg = await this.playground();
+    if (pg.registry?.optimizers) this.race.setOptimizers(pg.registry.optimizers);
   }
 
   /** @param {string} message */

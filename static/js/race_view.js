@@ -50,34 +50,81 @@ export class RaceView {
     this.columns = [[]];
     /** @type {number[][]} training points [x1, x2, label] */
     this.points = [];
+    /** @type {Record<string, any> | null} the registry's optimizers */
+    this.optimizers = null;
+    /** @type {Record<string, any>[]} the racers being edited */
+    this.specs = [];
     this.setRacers(DEFAULT_RACERS);
   }
 
   /**
-   * The racer rows: on/off, label, optimizer, learning rate.
+   * The optimizers' parameters (from /api/registry), so each racer shows all of its settings.
+   * @param {Record<string, {params: {name: string, kind: string, default: any, min: number | null, max: number | null}[]}>} optimizers
+   */
+  setOptimizers(optimizers) {
+    this.optimizers = optimizers;
+    this.renderRacers();
+  }
+
+  /**
+   * The racers to edit (each {optimizer, label, learning_rate, ...}), all switched on.
    * @param {Record<string, any>[]} racers
    */
   setRacers(racers) {
-    this.editor.replaceChildren();
-    racers.forEach((racer, i) => {
-      const row = el('div', { class: 'racer', 'data-racer': String(i) });
-      const on = el('input', { type: 'checkbox', id: `racer-on-${i}`, checked: '' });
-      const label = el('label', { for: `racer-on-${i}` }, racer.label ?? racer.optimizer);
-      label.style.borderLeft = `4px solid ${COLORS[i % COLORS.length]}`;
-      const lr = el('input', { type: 'number', class: 'racer-lr', step: 'any', min: '0', value: String(racer.learning_rate ?? 0.01), 'aria-label': `${racer.label} learning rate` });
-      row.append(on, label, el('span', {}, 'lr'), lr);
-      row.dataset.spec = JSON.stringify(racer);
-      this.editor.append(row);
-    });
+    this.specs = racers.map((r) => ({ ...r, on: true }));
+    this.renderRacers();
   }
 
-  /** @returns {Record<string, unknown>[]} the checked racers with their learning rates */
+  /** One row per racer: on/off, its colour and label, then every parameter of its optimizer. */
+  renderRacers() {
+    this.editor.replaceChildren();
+    this.specs.forEach((spec, i) => {
+      const row = el('div', { class: 'racer', 'data-racer': String(i) });
+      const on = /** @type {HTMLInputElement} */ (el('input', { type: 'checkbox', id: `racer-on-${i}` }));
+      on.checked = spec.on;
+      on.addEventListener('change', () => { spec.on = on.checked; });
+      const label = el('label', { for: `racer-on-${i}` }, spec.label ?? spec.optimizer);
+      label.style.borderLeft = `4px solid ${COLORS[i % COLORS.length]}`;
+      row.append(on, label);
+      const params = this.optimizers?.[spec.optimizer]?.params ?? [{ name: 'learning_rate', kind: 'float', default: 0.01, min: 0, max: 10 }];
+      for (const param of params) {
+        const value = spec[param.name] ?? param.default;
+        const input = /** @type {HTMLInputElement} */ (el('input', {
+          class: `racer-param racer-${param.name.replaceAll('_', '-')}`,
+          'aria-label': `${spec.label ?? spec.optimizer} ${param.name}`,
+          title: param.name,
+          ...(param.kind === 'bool' ? { type: 'checkbox' } : { type: 'number', step: 'any', ...(param.min !== null ? { min: String(param.min) } : {}), ...(param.max !== null ? { max: String(param.max) } : {}) }),
+        }));
+        if (param.kind === 'bool') input.checked = Boolean(value);
+        else input.value = String(value);
+        input.addEventListener('change', () => {
+          spec[param.name] = param.kind === 'bool' ? input.checked : Number(input.value);
+        });
+        row.append(el('span', { class: 'racer-param-name' }, param.name === 'learning_rate' ? 'lr' : param.name), input);
+      }
+      this.editor.append(row);
+    });
+    const add = el('div', { class: 'racer-add' });
+    const choice = /** @type {HTMLSelectElement} */ (el('select', { id: 'racer-add-optimizer', 'aria-label': 'Optimizer of a new racer' }));
+    for (const name of Object.keys(this.optimizers ?? { sgd: 0, momentum: 0, adagrad: 0, rmsprop: 0, adam: 0 })) choice.append(el('option', { value: name }, name));
+    const button = el('button', { type: 'button', id: 'racer-add' }, 'Add racer');
+    button.addEventListener('click', () => {
+      const count = this.specs.filter((s) => s.optimizer === choice.value).length;
+      this.specs.push({ optimizer: choice.value, label: `${choice.value} ${count + 1}`, on: true });
+      this.renderRacers();
+    });
+    add.append(choice, button);
+    this.editor.append(add);
+  }
+
+  /** @returns {Record<string, unknown>[]} the racers switched on, with their settings */
   racers() {
-    return [...this.editor.querySelectorAll('.racer')].flatMap((row) => {
-      const on = /** @type {HTMLInputElement} */ (row.querySelector('input[type=checkbox]'));
-      const lr = /** @type {HTMLInputElement} */ (row.querySelector('.racer-lr'));
-      if (!on.checked) return [];
-      return [{ ...JSON.parse(/** @type {HTMLElement} */ (row).dataset.spec ?? '{}'), learning_rate: Number(lr.value) }];
+    return this.specs.filter((s) => s.on).map(({ on: _on, ...spec }) => {
+      const params = this.optimizers?.[spec.optimizer]?.params ?? [];
+      /** @type {Record<string, unknown>} */
+      const racer = { ...spec };
+      for (const param of params) if (racer[param.name] === undefined) racer[param.name] = param.default;
+      return racer;
     });
   }
 

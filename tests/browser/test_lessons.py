@@ -256,3 +256,33 @@ def test_every_lesson_opens(page: Page, lessons_url: str, page_errors: list[str]
         open_lesson(page, lesson_id)
         assert page.locator(".try-this li").count() == len(lesson.try_this)
     assert page_errors == []
+
+
+def test_race_with_any_subset_and_settings(page: Page, lessons_url: str,
+                                           page_errors: list[str]) -> None:
+    open_lessons(page, lessons_url)
+    page.locator("#tab-race").click()
+    for index in range(4):  # keep only Adam of the five ...
+        page.locator(f"#racer-on-{index}").uncheck()
+    page.locator("#racer-add-optimizer").select_option("adam")
+    page.locator("#racer-add").click()  # ... and add a second Adam with other settings
+    row = page.locator(".racer[data-racer='5']")
+    row.locator(".racer-learning-rate").fill("0.1")
+    row.locator(".racer-learning-rate").dispatch_event("change")
+    row.locator(".racer-beta-1").fill("0.5")
+    row.locator(".racer-beta-1").dispatch_event("change")
+    page.locator("#race-start").click()
+    page.wait_for_selector(".race-plot")
+    page.locator("#race-epochs").fill("20")
+    page.locator("#race-run").click()
+    page.wait_for_selector("#race-pane[data-epoch='20']", timeout=SLOW)
+    assert page.locator(".race-plot").count() == 2
+    status = page.locator("#race-status").inner_text()
+    assert "Adam" in status and "adam 2" in status
+    race = page.evaluate(
+        "() => fetch(`/api/races/${window.lessons.raceId}`).then((r) => r.json())"
+    )
+    assert [r["optimizer"]["optimizer"] for r in race["racers"]] == ["adam", "adam"]
+    assert race["racers"][1]["optimizer"]["learning_rate"] == 0.1
+    assert race["racers"][1]["optimizer"]["beta_1"] == 0.5
+    assert page_errors == []
