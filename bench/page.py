@@ -4,17 +4,19 @@ Run: `.venv/bin/python bench/page.py` (about 40 s; needs Debian's chromium at /u
 
 A real server (uvicorn in a thread, training in its worker processes) and Debian's Chromium
 through Playwright, as the browser tests use them. For each net, training runs for a window of
-`--seconds` while Chrome's own counters (CDP `Performance.getMetrics`: TaskDuration is all
-main-thread work, ScriptDuration the JavaScript part) are read before and after; divided by
-the frames the page drew in that window they give the main-thread cost of one drawn frame,
-including decoding, drawing, style, layout and paint. The page's own `draw()` time is printed
-beside it. Each figure is checked against issue 4's targets (the reference of this benchmark):
-first frame < 1 s, <= 8 ms main-thread time per drawn frame, 30 drawn frames/s sustained.
+`--seconds` under a Chrome trace; every top-level task of the page's main thread (websocket
+message, decoding, drawing, style, layout, paint, commit) is summed, as thread CPU time and as
+wall time, and divided by the frames the page drew in that window. CPU time is the figure
+checked: on 2 cores shared with the server's training workers (and other work), wall time also
+counts the time the thread waited for a core. The page's own `draw()` time is printed beside it.
+Each figure is checked against issue 4's targets (the reference of this benchmark): first
+frame < 1 s, <= 8 ms main-thread time per drawn frame, 30 drawn frames/s sustained.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
@@ -25,9 +27,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 import uvicorn
-from playwright.sync_api import CDPSession, Page, sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -39,6 +42,8 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+# Chrome's task events: every top-level task of the main thread with its wall and CPU time.
+TRACE_CATEGORY = "disabled-by-default-devtools.timeline"
 TARGET_FIRST_FRAME_S = 1.0
 TARGET_MS_PER_FRAME = 8.0
 TARGET_FPS = 30.0
@@ -83,41 +88,51 @@ def first_frame_seconds(page: Page, url: str) -> float:
     return seconds
 
 
-def main_thread_metrics(session: CDPSession) -> dict[str, float]:
-    """Chrome's cumulative main-thread counters (seconds since Performance.enable)."""
-    metrics = session.send("Performance.getMetrics")["metrics"]
-    return {m["name"]: m["value"] for m in metrics}
+def main_thread_times(trace_path: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of every top-level task on the page's main thread in a trace."""
+    events = json.loads(trace_path.read_text())["traceEvents"]
+    main = {
+        (e["pid"], e["tid"])
+        for e in events
+        if e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
+    }
+    tasks = [
+        e
+        for e in events
+        if e.get("name") == "RunTask" and e.get("ph") == "X" and (e["pid"], e["tid"]) in main
+    ]
+    wall = sum(e.get("dur", 0) for e in tasks) / 1e6
+    cpu = sum(e.get("tdur", 0) for e in tasks) / 1e6
+    return wall, cpu
 
 
-def training_window(page: Page, url: str, seconds: float) -> dict[str, float]:
+def training_window(page: Page, url: str, seconds: float, trace_path: Path) -> dict[str, float]:
     """Train for `seconds` and return drawn frames/s and main-thread ms per drawn frame."""
     page.goto("about:blank")
     page.goto(url)
     page.wait_for_function("() => window.playground && window.playground.frame")
     page.locator("#play-button").click()
     page.wait_for_timeout(1000)  # past start-up: charts built, JIT warm
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Performance.enable")
-    before = main_thread_metrics(cdp)
+    browser = page.context.browser
+    assert browser is not None
     stats0 = page.evaluate("() => ({...window.playground.stats})")
     start = time.perf_counter()
+    browser.start_tracing(page=page, path=str(trace_path), categories=[TRACE_CATEGORY])
     page.wait_for_timeout(seconds * 1000)
-    after = main_thread_metrics(cdp)
-    cdp.detach()
+    browser.stop_tracing()
     stats1 = page.evaluate("() => ({...window.playground.stats})")
     elapsed = time.perf_counter() - start
     epochs = page.evaluate("() => window.playground.lastEpoch")
     page.evaluate("() => window.playground.dispose()")
+    wall, cpu = main_thread_times(trace_path)
     drawn = stats1["drawn"] - stats0["drawn"]
     received = stats1["received"] - stats0["received"]
     per = max(drawn, 1)
     return {
         "fps": drawn / elapsed,
         "received_per_s": received / elapsed,
-        "task_ms": 1000 * (after["TaskDuration"] - before["TaskDuration"]) / per,
-        "script_ms": 1000 * (after["ScriptDuration"] - before["ScriptDuration"]) / per,
-        "layout_ms": 1000 * (after["LayoutDuration"] - before["LayoutDuration"]) / per,
-        "style_ms": 1000 * (after["RecalcStyleDuration"] - before["RecalcStyleDuration"]) / per,
+        "wall_ms": 1000 * wall / per,
+        "cpu_ms": 1000 * cpu / per,
         "draw_ms": (stats1["drawMs"] - stats0["drawMs"]) / per,
         "epochs": epochs,
     }
@@ -133,7 +148,7 @@ def run(seconds: float, loads: int) -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"# bench/page.py  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  window {seconds:.0f} s")
     print(f"load average before: {load} (2 cores shared with the server's workers)")
-    with live_server() as base, sync_playwright() as playwright:
+    with live_server() as base, sync_playwright() as playwright, TemporaryDirectory() as tmp:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
@@ -143,7 +158,7 @@ def run(seconds: float, loads: int) -> None:
             url = f"{base}/#{fragment}"
             firsts = [first_frame_seconds(page, url) for _ in range(loads)]
             first = statistics.median(firsts)
-            w = training_window(page, url, seconds)
+            w = training_window(page, url, seconds, Path(tmp) / "trace.json")
             print(f"\n## {name}")
             print(
                 f"load -> first frame drawn: median {first * 1000:.0f} ms of {loads} loads "
@@ -151,12 +166,11 @@ def run(seconds: float, loads: int) -> None:
                 f"{first / TARGET_FIRST_FRAME_S:.2f}) {verdict(first < TARGET_FIRST_FRAME_S)}"
             )
             print(
-                f"main-thread time per drawn frame: {w['task_ms']:.2f} ms all tasks, "
-                f"{w['script_ms']:.2f} ms script, {w['style_ms']:.2f} ms style, "
-                f"{w['layout_ms']:.2f} ms layout, {w['draw_ms']:.2f} ms in draw() "
+                f"main-thread time per drawn frame: {w['cpu_ms']:.2f} ms CPU "
+                f"({w['wall_ms']:.2f} ms wall, {w['draw_ms']:.2f} ms in draw()) "
                 f"(target <= {TARGET_MS_PER_FRAME:.0f} ms, ratio "
-                f"{w['task_ms'] / TARGET_MS_PER_FRAME:.2f}) "
-                f"{verdict(w['task_ms'] <= TARGET_MS_PER_FRAME)}"
+                f"{w['cpu_ms'] / TARGET_MS_PER_FRAME:.2f}) "
+                f"{verdict(w['cpu_ms'] <= TARGET_MS_PER_FRAME)}"
             )
             print(
                 f"drawn frames/s: {w['fps']:.1f} (frames received/s {w['received_per_s']:.1f}, "
