@@ -75,6 +75,26 @@ def wait_ready(base: str) -> None:
     raise RuntimeError("server did not start")
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0.0))[1]
+        todo += [child for child, (parent, _) in stats.items() if parent == pid]
+    return total
+
+
 def header_of(message: bytes) -> dict[str, Any]:
     """The JSON header of a binary frame (docs/protocol.md)."""
     (length,) = struct.unpack(">I", message[:4])
@@ -115,8 +135,8 @@ async def poll_health(base: str, latencies: list[float], stop: asyncio.Event) ->
 
 
 async def run(
-    base: str, sessions: int, seconds: float, warmup: float
-) -> tuple[list[Tally], list[float], float]:
+    base: str, sessions: int, seconds: float, warmup: float, server: int
+) -> tuple[list[Tally], list[float], float, float]:
     """Create `sessions` default sessions, stream them all, measure for `seconds`."""
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         created = [(await http.post("/api/sessions", json={})).json() for _ in range(sessions)]
@@ -129,24 +149,28 @@ async def run(
     await asyncio.sleep(warmup)
     start.set()
     health = asyncio.create_task(poll_health(base, latencies, stop))
-    began = time.perf_counter()
+    began, cpu_before = time.perf_counter(), tree_cpu_seconds(server)
     await asyncio.sleep(seconds)
     stop.set()
     elapsed = time.perf_counter() - began
+    server_cores = (tree_cpu_seconds(server) - cpu_before) / elapsed
     await asyncio.gather(*tasks, health)
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         for s in created:
             await http.delete(f"/api/sessions/{s['id']}")
-    return tallies, latencies, elapsed
+    return tallies, latencies, elapsed, server_cores
 
 
-def report(name: str, tallies: list[Tally], latencies: list[float], window: float) -> None:
-    """Print per-session rates and /health latency."""
+def report(
+    name: str, tallies: list[Tally], latencies: list[float], window: float, cores: float
+) -> None:
+    """Print per-session rates, /health latency and the CPU the server got."""
     epochs = [(t.last_epoch - (t.first_epoch or 0)) / window for t in tallies]
     frames = [t.frames / window for t in tallies]
     per_frame = [t.bytes / t.frames for t in tallies if t.frames]
     gaps = sum(t.rows < t.last_epoch - (t.first_epoch or 0) for t in tallies)
-    print(f"== {name}: {len(tallies)} session(s), {window:.1f} s window")
+    print(f"== {name}: {len(tallies)} session(s), {window:.1f} s window; the server's "
+          f"processes used {cores:.2f} cores (of {os.cpu_count()}; the rest went elsewhere)")
     print(f"epochs/s per session: min {min(epochs):.0f}  median {statistics.median(epochs):.0f}"
           f"  total {sum(epochs):.0f}")
     print(f"frames/s per session: min {min(frames):.1f}  median {statistics.median(frames):.1f}")
@@ -177,8 +201,10 @@ def main() -> int:
         wait_ready(base)
         print(f"workers: {httpx.get(f'{base}/health').json()['workers']}")
         for name, count in (("(a) one session", 1), ("(b) concurrent", args.sessions)):
-            tallies, latencies, window = asyncio.run(run(base, count, args.seconds, args.warmup))
-            report(name, tallies, latencies, window)
+            tallies, latencies, window, cores = asyncio.run(
+                run(base, count, args.seconds, args.warmup, server.pid)
+            )
+            report(name, tallies, latencies, window, cores)
     finally:
         server.terminate()
         server.wait(30)
