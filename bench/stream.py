@@ -161,6 +161,10 @@ async def run(
     return tallies, latencies, elapsed, server_cores
 
 
+# Issue 3's targets: (min epochs/s, min frames/s, max bytes/frame or None, max /health p99 s).
+TARGETS = {1: (1000.0, 30.0, 16 * 1024, None), 50: (60.0, 10.0, None, 0.100)}
+
+
 def report(
     name: str, tallies: list[Tally], latencies: list[float], window: float, cores: float
 ) -> None:
@@ -178,11 +182,24 @@ def report(
         print(f"bytes/frame: mean {statistics.mean(per_frame):.0f}  "
               f"max {max(t.max_bytes for t in tallies)}")
     print(f"sessions whose frames missed epoch rows: {gaps}")
+    p99 = 0.0
     if latencies:
         ordered = sorted(latencies)
         p50 = ordered[len(ordered) // 2] * 1000
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
         print(f"/health: {len(ordered)} requests, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    target = TARGETS.get(len(tallies))
+    if target is not None:
+        min_epochs, min_frames, max_bytes, max_p99 = target
+        checks = [f"epochs/s {min(epochs) / min_epochs:.2f}x of {min_epochs:.0f}",
+                  f"frames/s {min(frames) / min_frames:.2f}x of {min_frames:.0f}"]
+        if max_bytes is not None:
+            checks.append(f"bytes/frame {max(t.max_bytes for t in tallies) / max_bytes:.2f}x "
+                          f"of the {max_bytes} cap")
+        if max_p99 is not None:
+            checks.append(f"/health p99 {p99 / 1000 / max_p99:.2f}x of the {max_p99 * 1000:.0f} "
+                          "ms cap")
+        print("vs issue 3 targets (worst session): " + "; ".join(checks))
 
 
 def main() -> int:
