@@ -61,7 +61,7 @@ byId('remove-layer').addEventListener('click', () => controller.changeLayerCount
 // Space toggles play unless the user is typing or a button would take the key itself.
 document.addEventListener('keydown', (event) => {
   const target = /** @type {HTMLElement} */ (event.target);
-  const typing = target.closest('input, select, textarea, button, [contenteditable], summary');
+  const typing = target.closest('input, select, textarea, button, [role="button"], [contenteditable], summary');
   if (event.key === ' ' && !typing && !event.repeat) {
     event.preventDefault();
     controller.togglePlay();

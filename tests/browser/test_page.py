@@ -287,15 +287,26 @@ def test_diverging_learning_rate_shows_the_reason(
 def test_keyboard_space_toggles_play_and_every_control_is_labelled(
     page: Page, live_server: str
 ) -> None:
-    """Space plays and pauses; every visible input, select and button has an accessible name."""
+    """Space plays and pauses, Enter edits a focused weight, every control has a name."""
     open_playground(page, live_server)
     page.locator("body").click(position={"x": 5, "y": 5})
     page.keyboard.press("Space")
     page.wait_for_function("() => window.playground.session.status === 'running'")
     page.keyboard.press("Space")
     page.wait_for_function("() => window.playground.session.status === 'paused'")
+    # A weight from the keyboard: focus its link, Enter opens the editor, type, Enter sets it.
+    weight = page.locator('path.link-hit[data-layer="0"][data-i="0"][data-j="0"]')
+    assert weight.get_attribute("aria-label") == "Weight from x1 to layer 1 neuron 1"
+    weight.focus()
+    page.keyboard.press("Enter")
+    page.locator("#weight-editor-input").wait_for(state="visible")
+    page.keyboard.type("-2.5")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => window.playground.frame.header.layers[0].kernel[0][0] === -2.5"
+    )
     unlabelled = page.evaluate(
-        """() => [...document.querySelectorAll('input, select, button')]
+        """() => [...document.querySelectorAll('input, select, button, [role="button"]')]
             .filter(el => el.type !== 'file')
             .filter(el => !(el.labels?.length || el.getAttribute('aria-label')
                             || el.textContent.trim() || el.title))

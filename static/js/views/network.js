@@ -200,6 +200,12 @@ export class NetworkView {
           hit.dataset.layer = String(l);
           hit.dataset.i = String(i);
           hit.dataset.j = String(j);
+          // Focusable, so a weight can be edited from the keyboard (Enter opens the editor).
+          hit.setAttribute('tabindex', '0');
+          hit.setAttribute('role', 'button');
+          const source = l === 0 ? (enabled[i]?.label ?? `input ${i + 1}`) : `layer ${l} neuron ${i + 1}`;
+          const sink = l === hidden.length ? `output ${j + 1}` : `layer ${l + 1} neuron ${j + 1}`;
+          hit.setAttribute('aria-label', `Weight from ${source} to ${sink}`);
           hits.append(hit);
           rowLinks.push(path);
         });
@@ -242,7 +248,8 @@ export class NetworkView {
           'data-layer': String(l),
           'data-j': String(j),
           role: 'button',
-          tabindex: '-1',
+          tabindex: '0',
+          'aria-label': `Bias of ${isOutput ? `output ${j + 1}` : `layer ${l + 1} neuron ${j + 1}`}`,
         });
         node.append(bias);
         container.append(node);
@@ -435,8 +442,8 @@ export class NetworkView {
       const index = node instanceof HTMLElement && node.dataset.neuron ? Number(node.dataset.neuron) : null;
       this.onHoverNeuron(index);
     });
-    this.container.addEventListener('click', (event) => {
-      const info = describe(/** @type {HTMLElement} */ (event.target));
+    const open = (/** @type {HTMLElement} */ target, /** @type {{clientX: number, clientY: number}} */ at) => {
+      const info = describe(target);
       if (!info) return;
       this.editing = { ...info.edit, value: info.value };
       const label = /** @type {HTMLElement} */ (this.editor.querySelector('label'));
@@ -445,9 +452,18 @@ export class NetworkView {
       input.value = info.value.toPrecision(4);
       this.editor.hidden = false;
       this.tooltip.hidden = true;
-      place(this.editor, event);
+      place(this.editor, /** @type {MouseEvent} */ (at));
       input.focus();
       input.select();
+    };
+    this.container.addEventListener('click', (event) => open(/** @type {HTMLElement} */ (event.target), event));
+    this.container.addEventListener('keydown', (event) => {
+      const target = /** @type {HTMLElement} */ (event.target);
+      if (event.key !== 'Enter' && event.key !== ' ') return;
+      if (!target.classList?.contains('link-hit') && !target.classList?.contains('bias')) return;
+      event.preventDefault();
+      const rect = target.getBoundingClientRect();
+      open(target, { clientX: rect.left + rect.width / 2, clientY: rect.top + rect.height / 2 });
     });
   }
 
