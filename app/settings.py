@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     max_ws_message_bytes: int = 65_536
     grid_extent: float = 6.0
     max_import_bytes: int = 64_000_000
+    max_rows_per_frame: int = 160
 
 
 @lru_cache

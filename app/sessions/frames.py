@@ -143,6 +143,23 @@ def merge_parts(pending: FramePart | None, new: FramePart) -> FramePart:
                      lockstep_first)
 
 
+def split_rows(part: FramePart, limit: int) -> tuple[FramePart | None, FramePart]:
+    """(older rows in a frame of their own, or None; the rest with the heavy state).
+
+    Keeps every message near its default size when frames were coalesced: the oldest rows go
+    first in a rows-only frame (no grids; header `rows_only`), the newest stay with the state.
+    """
+    if len(part.rows) <= limit:
+        return None, part
+    cut = len(part.rows) - limit
+    header = {**part.header, "epoch": part.first_epoch + cut - 1, "rows_only": True}
+    header.pop("param_layout", None)
+    older = FramePart(header, {}, part.history_id, part.first_epoch, part.rows[:cut])
+    newer = FramePart(part.header, part.sections, part.history_id, part.first_epoch + cut,
+                      part.rows[cut:], part.lockstep, part.lockstep_first)
+    return older, newer
+
+
 def frame_bytes(part: FramePart, seq: int) -> bytes:
     """Encode a (merged) part as the frame numbered `seq` for one client."""
     sections = dict(part.sections)
@@ -156,6 +173,7 @@ def frame_bytes(part: FramePart, seq: int) -> bytes:
         )
     header = {k: v for k, v in part.header.items() if k not in ("param_layout", "lockstep_first")}
     header.update(seq=seq, epochs_first=part.first_epoch, history_id=part.history_id)
+    header.setdefault("rows_only", False)
     return encode_frame(header, sections)
 
 

@@ -15,6 +15,7 @@ from app.sessions.frames import (
     frame_bytes,
     merge_parts,
     quantize,
+    split_rows,
     weights_hash,
 )
 
@@ -84,3 +85,14 @@ def test_frame_bytes_carries_rows_as_float32_with_epochs_first_and_seq() -> None
     assert header["seq"] == 9 and header["epochs_first"] == 4 and header["history_id"] == 1
     assert arrays["epochs"].dtype == np.float32
     assert arrays["epochs"][:, 0].tolist() == [4.0, 5.0, 6.0]
+
+
+def test_split_rows_sends_the_oldest_rows_first_without_grids() -> None:
+    part = _part(1, 400)
+    part.sections["output"] = Section(np.zeros((2, 2), dtype=np.uint8))
+    older, newer = split_rows(part, 160)
+    assert older is not None and older.sections == {} and older.header["rows_only"] is True
+    assert older.rows[:, 0].tolist() == list(range(1, 241)) and older.header["epoch"] == 240
+    assert newer.first_epoch == 241 and newer.rows[:, 0].tolist() == list(range(241, 401))
+    assert "output" in newer.sections
+    assert split_rows(newer, 160) == (None, newer)

@@ -19,7 +19,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.api.routes.sessions import command_payload
 from app.api.schemas import COMMAND_TYPES, Command
-from app.sessions.frames import frame_bytes
+from app.sessions.frames import frame_bytes, split_rows
 from app.sessions.manager import SessionCallError, SessionManager, Subscriber
 from app.settings import Settings
 
@@ -83,10 +83,14 @@ async def _send(
                     await websocket.send_text(subscriber.controls.popleft())
             if subscriber.part is not None:
                 part, subscriber.part = subscriber.part, None
-                message = frame_bytes(part, subscriber.seq)
-                subscriber.seq += 1
-                with anyio.fail_after(timeout):
-                    await websocket.send_bytes(message)
+                while True:
+                    older, part = split_rows(part, settings.max_rows_per_frame)
+                    message = frame_bytes(older or part, subscriber.seq)
+                    subscriber.seq += 1
+                    with anyio.fail_after(timeout):
+                        await websocket.send_bytes(message)
+                    if older is None:
+                        break
         subscriber.ended_by_server = True
     except Exception:
         # A client that stops reading (TimeoutError), a socket already gone, or a frame that
