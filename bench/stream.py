@@ -114,13 +114,16 @@ async def watch(url: str, tally: Tally, start: asyncio.Event, stop: asyncio.Even
             if isinstance(message, str) or not start.is_set():
                 continue
             header = header_of(message)
+            tally.rows += header["sections"]["epochs"]["shape"][0]
+            if header.get("rows_only"):
+                continue  # older epoch rows sent ahead of a full frame: not a frame drawn
             if tally.first_epoch is None:
                 tally.first_epoch = header["epoch"]
+                tally.rows = 0
             tally.last_epoch = header["epoch"]
             tally.frames += 1
             tally.bytes += len(message)
             tally.max_bytes = max(tally.max_bytes, len(message))
-            tally.rows += header["sections"]["epochs"]["shape"][0]
         await ws.send(json.dumps({"type": "pause"}))
 
 
