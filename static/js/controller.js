@@ -86,6 +86,8 @@ export class Controller {
     this.afterFirstFrame = () => {};
     /** @type {Map<number, boolean>} ids of `set` commands in flight: structural or not */
     this.pendingSets = new Map();
+    /** @type {PageState | null} the defaults (server's SessionConfig defaults), once known */
+    this.defaults = null;
   }
 
   /** Load the registry, read the URL, start a session. */
@@ -163,6 +165,9 @@ export class Controller {
 
   /** The session went away (server restart, idle expiry): start a fresh one from the state. */
   lostConnection() {
+    // "removed" is followed by a close: stop listening so one loss starts one new session.
+    this.stream?.close();
+    this.stream = null;
     if (this.reconnects >= 3) {
       this.showError('Lost the connection to the server. Reload the page to start again.', 0);
       return;
