@@ -53,6 +53,7 @@ export const PROPERTIES = [
   { key: 'max_norm', kind: 'number', config: true, nullable: true, fallback: null },
   { key: 'early_stopping_patience', kind: 'int', config: true, nullable: true, fallback: null },
   { key: 'augmentation', kind: 'bool', config: true, fallback: false },
+  { key: 'epoch_budget', kind: 'int', config: true, nullable: true, fallback: null },
   { key: 'frame_rate', kind: 'number', config: true, fallback: 30 },
   { key: 'show_test', kind: 'bool', config: false, fallback: false },
   { key: 'discretize', kind: 'bool', config: false, fallback: false },

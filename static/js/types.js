@@ -39,6 +39,7 @@
  * @property {number | null} max_norm
  * @property {number | null} early_stopping_patience
  * @property {boolean} augmentation
+ * @property {number | null} epoch_budget
  * @property {number} frame_rate
  */
 

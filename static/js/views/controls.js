@@ -107,6 +107,7 @@ export class ControlsView {
     };
     setMax('batch-size', limits.max_batch_size);
     setMax('frame-rate', limits.max_frame_rate);
+    setMax('epoch-budget', limits.max_epoch_budget);
   }
 
   /**
