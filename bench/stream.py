@@ -205,6 +205,45 @@ def report(
         print("vs issue 3 targets (worst session): " + "; ".join(checks))
 
 
+def worker_capacity(sessions: int, seconds: float) -> None:
+    """One worker's loop in this process, frames discarded: rates per CPU-second it got.
+
+    Separates the design's cost from the machine's load: on a shared machine the wall-clock
+    rates above depend on how much CPU the server got; these are per CPU-second of one worker.
+    """
+    sys.path.insert(0, str(ROOT))
+    from app.sessions.config import SessionConfig
+    from app.sessions.session import TrainingSession
+    from app.sessions.worker import Runner, Worker
+
+    class Sink:
+        """Stands in for the pipe: counts frames, never has calls."""
+
+        frames = 0
+
+        def send(self, message: tuple[Any, ...]) -> None:
+            self.frames += message[0] == "frame"
+
+        def poll(self, timeout: float) -> bool:
+            return False
+
+    sink = Sink()
+    worker = Worker(sink)  # type: ignore[arg-type]
+    for i in range(sessions):
+        session = TrainingSession(SessionConfig(), f"s{i}")
+        session.play()
+        worker.runners[session.id] = Runner(session, subscribers=1)
+    began, cpu = time.perf_counter(), time.process_time()
+    while time.perf_counter() - began < seconds:
+        worker._train_turn([r for r in worker.runners.values() if r.session.is_training])
+        worker._emit_idle_frames()
+    cpu = time.process_time() - cpu
+    epochs = sum(r.session.epoch for r in worker.runners.values())
+    print(f"== worker capacity: {sessions} sessions in one worker, {cpu:.1f} CPU-s used of "
+          f"{time.perf_counter() - began:.1f} s: per session per CPU-second "
+          f"{epochs / sessions / cpu:.0f} epochs and {sink.frames / sessions / cpu:.1f} frames")
+
+
 def main() -> int:
     """Start a server, run (a) and (b), print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -212,8 +251,14 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--workers", type=int, default=None, help="default: the CPU count")
+    parser.add_argument("--capacity", type=int, default=0, metavar="N",
+                        help="only measure one worker's loop with N sessions, in-process")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
+    if args.capacity:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        worker_capacity(args.capacity, args.seconds)
+        return 0
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(port, args.workers)

@@ -13,6 +13,7 @@ Pipe messages (tuples, pickled by multiprocessing between our own processes only
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -31,8 +32,8 @@ from app.sessions.frames import FramePart
 from app.sessions.session import CommandRefused, TrainingSession
 from app.settings import get_settings
 
-# A session's slice shrinks as more sessions run so each gets a turn ~30 times a second.
-TURN_PERIOD = 0.03
+# A session's slice shrinks as more sessions run so each gets a turn ~25 times a CPU-second.
+TURN_PERIOD = 0.04
 MIN_SLICE = 0.001
 MAX_SLICE = 0.02
 IDLE_POLL = 0.5
@@ -226,10 +227,15 @@ class Worker:
         runner = running[self.turn % len(running)]
         self.turn += 1
         session = runner.session
+        # The slice is CPU time of this thread, not wall time: on a loaded machine a wall-clock
+        # slice would shrink to nothing whenever we are descheduled, while frames kept their
+        # wall-clock cadence, so frames would eat the training. Frames are still due by the clock.
+        cpu_end = time.thread_time() + min(MAX_SLICE, max(MIN_SLICE, TURN_PERIOD / len(running)))
         now = time.monotonic()
-        end = now + min(MAX_SLICE, max(MIN_SLICE, TURN_PERIOD / len(running)))
-        if runner.subscribers:
-            end = min(end, max(runner.next_frame_at, now + MIN_SLICE))
+        # Cut the slice when a frame falls due during it (one session: frames on time); one
+        # already overdue is sent after the slice.
+        due = runner.next_frame_at
+        wall_end = due if runner.subscribers and due > now else math.inf
         record = runner.subscribers > 0 and session.config.lockstep
         while session.is_training:
             session.train_one_epoch()
@@ -240,7 +246,7 @@ class Worker:
                     runner.lockstep_first = session.epoch
                     runner.lockstep_history = session.history_id
                 runner.lockstep.append(flat_weights(session))
-            if time.monotonic() >= end:
+            if time.thread_time() >= cpu_end or time.monotonic() >= wall_end:
                 break
         runner.dirty = True
         if not session.is_training:
