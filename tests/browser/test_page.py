@@ -146,6 +146,12 @@ def test_output_heatmap_shows_the_learned_xor(
     for x1, x2 in [(3, -3), (-3, 3)]:
         assert closer(heatmap_rgb(page, x1, x2), ORANGE, BLUE), (x1, x2)
     page.screenshot(path=artifacts / "page-xor-trained.png", full_page=True)
+    # Discretized, every cell is one of TFP's two class colours.
+    page.locator("#discretize").check()
+    page.wait_for_function("() => window.playground.state.discretize")
+    page.wait_for_timeout(100)
+    discrete = heatmap_pixels(page)
+    assert {tuple(discrete[i : i + 3]) for i in range(0, len(discrete), 4)} == {ORANGE, BLUE}
 
 
 def test_learning_rate_change_during_training_keeps_the_weights(
@@ -323,7 +329,12 @@ def test_csv_upload_click_to_add_export_import_and_regenerate(
     rows = [(x * k, y * k, label) for k in (1, 2, 3) for x, y, label in rows]
     csv = tmp_path / "points.csv"
     csv.write_text("x1,x2,label\n" + "".join(f"{x},{y},{label}\n" for x, y, label in rows))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x1,x2,label\n1,2,1\n3,oops,0\n")
     open_playground(page, live_server)
+    page.locator("#csv-upload").set_input_files(str(bad))
+    page.locator("#error").wait_for(state="visible")
+    assert "line 3" in page.locator("#error").inner_text()
     page.locator("#csv-upload").set_input_files(str(csv))
     count = "window.playground.points.train.length + window.playground.points.test.length"
     page.wait_for_function(f"() => window.playground.state.points && {count} === 12")
