@@ -1,31 +1,22 @@
 """Lessons and instruments in Debian's Chromium: open each lesson, run its try-this steps."""
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page
 
-from app.api.routes import instruments, lessons, races, timetravel
 from app.lessons import LESSONS
-from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
 
-MY_ROUTERS = (lessons.router, instruments.router, races.router, timetravel.router)
 SLOW = 60_000  # ms: a 500-epoch step on a loaded 2-core machine
 
 
-@pytest.fixture(scope="module")
-def lessons_url() -> Iterator[str]:
-    """A real server with the lesson and instrument routers (added unless app.main has them)."""
-    with LiveServer(worker_processes=1) as server:
-        paths = {getattr(route, "path", None) for route in server.app.routes}
-        for router in MY_ROUTERS:
-            if not any(getattr(r, "path", None) in paths for r in router.routes):
-                server.app.include_router(router)
-        yield server.url
+@pytest.fixture
+def lessons_url(live_server: str) -> str:
+    """The shared real server (app.main includes the lesson and instrument routers)."""
+    return live_server
 
 
 def open_lessons(page: Page, base_url: str) -> None:
@@ -57,11 +48,14 @@ def run_step(page: Page, index: int) -> str:
     return status.inner_text()
 
 
-def frame_header(page: Page, epoch: int) -> dict[str, Any]:
-    """The header of the frame the page drew, once it shows `epoch` with training stopped."""
+def frame_header(page: Page, epoch: int, same_weights: bool = True) -> dict[str, Any]:
+    """The header of the frame the page drew, once it shows `epoch` (and, by default, the
+    weights the last try-step's REST answer reported: never a stale frame of an earlier step)."""
+    same = "window.playground.frame.header.weights_hash === window.playground.session.weights_hash"
     page.wait_for_function(
         f"() => window.playground.frame && window.playground.frame.header.epoch === {epoch}"
-        " && window.playground.frame.header.status !== 'running'",
+        " && window.playground.frame.header.status !== 'running'"
+        + (f" && {same}" if same_weights else ""),
         timeout=SLOW,
     )
     header: dict[str, Any] = page.evaluate("() => window.playground.frame.header")
@@ -223,7 +217,7 @@ def test_time_travel_slider_and_fork(page: Page, lessons_url: str, artifacts: Pa
         "{'Content-Type': 'application/json'}, body: JSON.stringify({type: 'step', n: 20})})",
         session_id,
     )
-    frame_header(page, 20)
+    frame_header(page, 20, same_weights=False)
     page.locator("#tab-timetravel").click()
     page.locator("#tt-record").click()
     page.wait_for_selector("#timetravel-pane[data-recorded='20']", timeout=SLOW)
