@@ -263,7 +263,7 @@ class SessionManager:
         handle = self.get(session_id)
         return await self._request(handle.worker, op, session_id, payload)
 
-    async def create(self, op: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, op: str, payload: dict[str, Any] | bytes) -> dict[str, Any]:
         """A new session ("create" from a config, "import" from an export) on the idlest worker."""
         limit = self.settings.max_sessions
         if len(self.handles) >= limit:

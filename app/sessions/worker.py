@@ -13,6 +13,7 @@ Pipe messages (tuples, pickled by multiprocessing between our own processes only
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 import traceback
@@ -142,7 +143,12 @@ class Worker:
             self.runners[session_id] = Runner(session)
             return session.public()
         if op == "import":
-            data = SessionExport.model_validate(payload)
+            # Raw JSON bytes (the REST import) are parsed and validated here, off the event loop;
+            # a dict (an export built by server code, e.g. a time-travel fork) is validated too.
+            if isinstance(payload, bytes | str):
+                data = SessionExport.model_validate_json(payload)
+            else:
+                data = SessionExport.model_validate(payload)
             session = import_session(data, session_id)
             self.runners[session_id] = Runner(session)
             return session.public()
@@ -156,6 +162,8 @@ class Worker:
             return None
         if op == "export":
             return export_session(session)
+        if op == "export_json":
+            return json.dumps(export_session(session), allow_nan=False).encode()
         if op == "data_csv":
             dataset = session.data.dataset
             return to_csv(

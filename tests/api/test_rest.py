@@ -218,3 +218,19 @@ def test_idle_sessions_are_removed() -> None:
             assert time.monotonic() < deadline, "idle session was not removed"
             time.sleep(0.1)
         assert client.get(f"/api/sessions/{sid}").status_code == 404
+
+
+def test_import_is_validated_in_the_worker_with_field_errors(client: TestClient) -> None:
+    sid = create(client)["id"]
+    exported = client.get(f"/api/sessions/{sid}/export").json()
+    exported["optimizer"]["iterations"] = True
+    response = client.post("/api/sessions/import", json=exported)
+    assert response.status_code == 422
+    assert [(e["loc"], e["msg"]) for e in response.json()["detail"]] == [
+        (["optimizer", "iterations"], "Value error, expected an integer, got True")
+    ]
+    broken = client.post("/api/sessions/import", content=b"{",
+                         headers={"content-type": "application/json"})
+    assert broken.status_code == 422 and broken.json()["detail"][0]["type"] == "json_invalid"
+    # A refused import leaves no session behind.
+    assert [s["id"] for s in client.get("/api/sessions").json()] == [sid]

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
 from app.api.deps import ManagerDep, SessionDep
@@ -44,12 +44,22 @@ async def read_sessions(manager: ManagerDep) -> list[SessionPublic]:
     return sessions
 
 
-@router.post("/import", status_code=status.HTTP_201_CREATED)
-async def create_imported_session(data: SessionImport, manager: ManagerDep) -> SessionPublic:
-    """A new session from an export; it continues bit-identically."""
-    return SessionPublic.model_validate(
-        await manager.create("import", data.model_dump(mode="json"))
-    )
+@router.post(
+    "/import",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={"requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionExport"}}},
+    }},
+)
+async def create_imported_session(request: Request, manager: ManagerDep) -> SessionPublic:
+    """A new session from an export (SessionExport); it continues bit-identically.
+
+    The body goes to the worker as raw bytes: a long history is megabytes of JSON, parsed and
+    validated there rather than on the event loop.
+    """
+    body = await request.body()
+    return SessionPublic.model_validate(await manager.create("import", body))
 
 
 @router.get("/{session_id}")
@@ -96,10 +106,14 @@ async def create_prediction(
     return PredictPublic(outputs=outputs)
 
 
-@router.get("/{session_id}/export")
-async def read_session_export(handle: SessionDep, manager: ManagerDep) -> SessionImport:
-    """The whole session as JSON: config, weights, optimizer and rng state, history."""
-    return SessionImport.model_validate(await manager.call(handle.session_id, "export"))
+@router.get("/{session_id}/export", response_model=SessionImport)
+async def read_session_export(handle: SessionDep, manager: ManagerDep) -> Response:
+    """The whole session as JSON: config, weights, optimizer and rng state, history.
+
+    The worker writes the JSON itself (exact floats, repr precision): nothing heavy on the loop.
+    """
+    body = await manager.call(handle.session_id, "export_json")
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{session_id}/data.csv", response_class=PlainTextResponse,
