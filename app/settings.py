@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     grid_extent: float = 6.0
     max_import_bytes: int = 64_000_000
     max_rows_per_frame: int = 160
+    max_pending_lockstep_bytes: int = 32_000_000
 
 
 @lru_cache

@@ -60,12 +60,15 @@ class Subscriber:
             self.controls.append(json.dumps(message, allow_nan=False))
         self.event.set()
 
-    def offer(self, part: FramePart, max_pending: int) -> None:
+    def offer(self, part: FramePart, max_pending: int, max_lockstep_bytes: int) -> None:
         """Merge a frame part into the slot (newest heavy state, every epoch row)."""
         if not self.seeded:
             return
         self.part = merge_parts(self.part, part)
-        if len(self.part.rows) > max_pending:
+        lockstep = self.part.lockstep
+        if len(self.part.rows) > max_pending or (
+            lockstep is not None and lockstep.nbytes > max_lockstep_bytes
+        ):
             self.overflow = True
         self.event.set()
 
@@ -218,7 +221,10 @@ class SessionManager:
             handle = self.handles.get(session_id)
             if handle is not None:
                 for subscriber in handle.subscribers:
-                    subscriber.offer(part, self.settings.max_pending_epochs)
+                    subscriber.offer(
+                        part, self.settings.max_pending_epochs,
+                        self.settings.max_pending_lockstep_bytes,
+                    )
 
     def worker_lost(self, worker: WorkerHandle) -> None:
         """A worker's pipe closed: its sessions are gone; pending calls fail with 503."""

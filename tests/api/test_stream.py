@@ -227,5 +227,11 @@ def test_a_subscriber_that_falls_too_far_behind_is_marked_for_disconnect() -> No
     subscriber = Subscriber("s", seeded=True)
     rows = np.zeros((60, 4))
     for first in (1, 61):
-        subscriber.offer(FramePart({}, {}, 1, first, rows), max_pending=100)
+        subscriber.offer(FramePart({}, {}, 1, first, rows), 100, 10**9)
     assert subscriber.overflow and len(subscriber.part.rows) == 120  # type: ignore[union-attr]
+    recorder = Subscriber("s", seeded=True)
+    weights = np.zeros((60, 1000))  # 480,000 bytes of lockstep weights
+    recorder.offer(FramePart({}, {}, 1, 1, rows, weights, 1), 100, 500_000)
+    assert not recorder.overflow
+    recorder.offer(FramePart({}, {}, 1, 61, rows, weights, 61), 1000, 500_000)
+    assert recorder.overflow
