@@ -286,8 +286,11 @@ class SessionManager:
         worker.sessions += 1
         try:
             public: dict[str, Any] = await self._request(worker, op, session_id, payload)
-        except BaseException:
+        except BaseException as error:
             self._drop(session_id)
+            if not (isinstance(error, SessionCallError) and error.status < 500):
+                # Timed out or cancelled: the worker may still create it; do not leave an orphan.
+                self._forget(worker, session_id, "delete")
             raise
         return public
 
@@ -341,11 +344,13 @@ class SessionManager:
             return
         handle.subscribers.discard(subscriber)
         handle.last_active = time.monotonic()
-        if handle.worker.alive:
-            # Nobody awaits the reply: dispatch() drops replies it has no pending entry for.
-            request_id = next(self.request_ids)
+        self._forget(handle.worker, subscriber.session_id, "unsubscribe")
+
+    def _forget(self, worker: WorkerHandle, session_id: str, op: str) -> None:
+        """Send an operation whose answer nobody awaits (dispatch drops unknown replies)."""
+        if worker.alive:
             with contextlib.suppress(OSError):
-                handle.worker.send(("call", request_id, "unsubscribe", subscriber.session_id, None))
+                worker.send(("call", next(self.request_ids), op, session_id, None))
 
     # ---- idle sessions ---------------------------------------------------------------------
 
