@@ -1,6 +1,9 @@
 """A real uvicorn server (one worker process) on a free port, driven over HTTP and websockets."""
 
 import json
+import os
+import signal
+import time
 
 import httpx
 import pytest
@@ -8,6 +11,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from app.sessions.frames import decode_frame
+from tests.conftest import LiveServer
 
 
 def test_rest_and_websocket_reach_the_same_session_in_a_worker_process(live_server: str) -> None:
@@ -41,3 +45,19 @@ def test_a_foreign_origin_cannot_open_the_socket(live_server: str) -> None:
     with pytest.raises(InvalidStatus) as refused:
         connect(url, origin="http://evil.example")  # type: ignore[arg-type]
     assert refused.value.response.status_code == 403
+
+
+def test_a_dead_worker_costs_its_sessions_but_never_a_500() -> None:
+    with LiveServer(worker_processes=1) as server, httpx.Client(base_url=server.url) as http:
+        session = http.post("/api/sessions", json={}).json()
+        worker = server.app.state.manager.workers[0].runner
+        os.kill(worker.pid, signal.SIGKILL)  # our own child process
+        worker.join(10)
+        deadline = time.monotonic() + 10
+        while http.get("/health").json()["workers"] != 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert http.get(f"/api/sessions/{session['id']}").status_code == 404
+        refused = http.post("/api/sessions", json={})
+        assert refused.status_code == 503
+        assert refused.json() == {"detail": "no worker is running"}
