@@ -152,7 +152,11 @@ class SessionManager:
         self.settings = settings
         self.handles: dict[str, SessionHandle] = {}
         self.workers: list[WorkerHandle] = []
-        self.pending: dict[int, tuple[asyncio.Future[Any], Callable[[Any], None] | None]] = {}
+        self.pending: dict[
+            int, tuple[asyncio.Future[Any], Callable[[Any], None] | None, WorkerHandle]
+        ] = {}
+        self.stopping = False
+        self.use_processes = True
         self.request_ids = itertools.count(1)
         self.janitor: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -171,12 +175,13 @@ class SessionManager:
         count = self.settings.worker_processes
         if count is None:
             count = os.cpu_count() or 1
-        use_process = count > 0
-        self.workers = [WorkerHandle(i, use_process, self) for i in range(max(1, count))]
+        self.use_processes = count > 0
+        self.workers = [WorkerHandle(i, self.use_processes, self) for i in range(max(1, count))]
         self.janitor = asyncio.create_task(self._expire_idle())
 
     async def stop(self) -> None:
         """Tell subscribers, stop the janitor and the workers, fail pending calls."""
+        self.stopping = True
         if self.janitor is not None:
             self.janitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -192,7 +197,7 @@ class SessionManager:
                 worker.stop(5.0)
 
         await asyncio.to_thread(stop_all)
-        for future, _ in self.pending.values():
+        for future, _, _ in self.pending.values():
             if not future.done():
                 future.set_exception(SessionCallError(503, "the server is shutting down"))
         self.pending.clear()
@@ -207,7 +212,7 @@ class SessionManager:
             entry = self.pending.pop(request_id, None)
             if entry is None:
                 return
-            future, on_reply = entry
+            future, on_reply, _ = entry
             if future.done():
                 return
             if status == 200:
@@ -227,10 +232,19 @@ class SessionManager:
                     )
 
     def worker_lost(self, worker: WorkerHandle) -> None:
-        """A worker's pipe closed: its sessions are gone; pending calls fail with 503."""
+        """A worker's pipe closed: its sessions are gone, its calls fail (503), a new one starts."""
         worker.alive = False
         for session_id in [s for s, h in self.handles.items() if h.worker is worker]:
             self._drop(session_id)
+        for request_id, (future, _, target) in list(self.pending.items()):
+            if target is worker and not future.done():
+                future.set_exception(SessionCallError(503, f"worker {worker.index} stopped"))
+                del self.pending[request_id]
+        if not self.stopping and worker in self.workers:
+            # A crashed worker (e.g. killed for memory) is replaced, so capacity comes back.
+            self.workers[self.workers.index(worker)] = WorkerHandle(
+                worker.index, self.use_processes, self
+            )
 
     def get(self, session_id: str) -> SessionHandle:
         """The handle of a live session, or 404."""
@@ -252,7 +266,7 @@ class SessionManager:
             raise SessionCallError(503, f"worker {worker.index} is not running")
         request_id = next(self.request_ids)
         future: asyncio.Future[Any] = self.loop.create_future()
-        self.pending[request_id] = (future, on_reply)
+        self.pending[request_id] = (future, on_reply, worker)
         try:
             worker.send(("call", request_id, op, session_id, payload))
             return await asyncio.wait_for(future, self.settings.command_timeout_seconds)
