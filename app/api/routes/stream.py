@@ -43,8 +43,9 @@ async def stream_session(websocket: WebSocket, session_id: str) -> None:
     try:
         subscriber = await manager.subscribe(session_id)
     except SessionCallError as error:
-        await websocket.send_text(json.dumps({"type": "error", "id": None, "detail": error.detail}))
-        await websocket.close(code=NOT_FOUND if error.status == 404 else POLICY_VIOLATION)
+        with anyio.move_on_after(settings.send_timeout_seconds):
+            await websocket.send_text(json.dumps(_error(None, error.detail)))
+            await websocket.close(code=NOT_FOUND if error.status == 404 else POLICY_VIOLATION)
         return
     try:
         # anyio's task group (what Starlette itself uses): when either side ends, the scope
