@@ -1,5 +1,6 @@
 """Sessions over REST: create, read, update, delete, commands, predict, export/import, CSV."""
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
@@ -38,10 +39,12 @@ async def create_session(config: SessionCreate, manager: ManagerDep) -> SessionP
 @router.get("")
 async def read_sessions(manager: ManagerDep) -> list[SessionPublic]:
     """Every live session."""
-    sessions = []
-    for session_id in list(manager.handles):
-        sessions.append(SessionPublic.model_validate(await manager.call(session_id, "get")))
-    return sessions
+    replies = await asyncio.gather(
+        *(manager.call(session_id, "get") for session_id in list(manager.handles)),
+        return_exceptions=True,
+    )
+    # A session removed while we asked is simply not listed.
+    return [SessionPublic.model_validate(r) for r in replies if not isinstance(r, BaseException)]
 
 
 @router.post(
