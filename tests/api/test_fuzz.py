@@ -1,22 +1,27 @@
 """Property-based fuzz of every REST operation from the OpenAPI schema: never a 5xx."""
 
+from collections.abc import Iterator
+
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import LiveServer
+from app.main import create_app
+from tests.conftest import LiveServer, make_settings
 
-# One server for the whole module; schemathesis loads the schema from it at collection time.
-_server = LiveServer(worker_processes=0).__enter__()
-schema = schemathesis.openapi.from_url(f"{_server.url}/openapi.json")
+# The schema comes from the app itself; the server it is sent to starts with the module's tests.
+schema = schemathesis.openapi.from_dict(create_app(make_settings()).openapi())
 
 
-def teardown_module() -> None:
-    """Stop the module's server."""
-    _server.__exit__(None, None, None)
+@pytest.fixture(scope="module")
+def fuzz_server() -> Iterator[str]:
+    """A real server (one worker thread) for this module only, so fuzzed sessions die with it."""
+    with LiveServer(worker_processes=0) as server:
+        yield server.url
 
 
 @schema.parametrize()
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_operation_answers_5xx(case: schemathesis.Case) -> None:
-    response = case.call(base_url=_server.url, timeout=30)
+def test_no_operation_answers_5xx(case: schemathesis.Case, fuzz_server: str) -> None:
+    response = case.call(base_url=fuzz_server, timeout=30)
     assert response.status_code < 500, f"{case.method} {case.path}: {response.text[:500]}"
