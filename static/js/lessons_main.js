@@ -83,6 +83,7 @@ class LessonsController {
     this.raceConfig = {};
     this.racing = Promise.resolve();
     this.forkTimer = 0;
+    this.scrubTicket = 0;
     /** @type {Record<string, unknown>} perceptron parameters of the open lesson */
     this.perceptronParams = {};
 
@@ -295,8 +296,12 @@ class LessonsController {
   async scrub(epoch) {
     const pg = await this.playground();
     if (pg.status === 'running') pg.command({ type: 'pause' });
+    // Sliding fires many requests: only the newest one may draw.
+    const ticket = ++this.scrubTicket;
     try {
-      const frame = decodeFrame(await api.fetchPastFrame(pg.session.id, epoch));
+      const buffer = await api.fetchPastFrame(pg.session.id, epoch);
+      if (ticket !== this.scrubTicket) return;
+      const frame = decodeFrame(buffer);
       const { header } = frame;
       const { network, output, controls, metrics } = pg.views;
       output.updateHeatmap(frame, pg.state.discretize);

@@ -220,7 +220,7 @@ def test_time_travel_slider_and_fork(page: Page, lessons_url: str, artifacts: Pa
     frame_header(page, 20, same_weights=False)
     page.locator("#tab-timetravel").click()
     page.locator("#tt-record").click()
-    page.wait_for_selector("#timetravel-pane[data-recorded='20']", timeout=SLOW)
+    page.wait_for_selector("#timetravel-pane[data-recorded='20'][data-epoch='20']", timeout=SLOW)
     page.locator("#tt-slider").fill("5")
     page.wait_for_selector("#timetravel-pane[data-epoch='5']")
     assert page.locator("#epoch-counter").inner_text().replace(",", "").lstrip("0") == "5"
