@@ -87,21 +87,24 @@ class Race:
 
     def curves(self, since: int = 1) -> list[dict[str, Any]]:
         """Per racer: its label, status and the losses/metrics of epochs since..epoch."""
-        result = []
-        for info, session in zip(self.racers, self.sessions, strict=True):
-            columns = session.history.to_columns()
-            start = max(since, 1) - 1
-            result.append({
-                "label": info.label,
-                "optimizer": info.optimizer,
-                "status": session.status,
-                "status_reason": session.status_reason,
-                "epoch": session.epoch,
-                "weights_hash": session.weights_hash(),
-                "first_epoch": start + 1,
-                **{name: values[start:] for name, values in columns.items()},
-            })
-        return result
+        with self.lock:  # a step of another request may be appending to the histories
+            return [self._curve(info, session, since) for info, session in
+                    zip(self.racers, self.sessions, strict=True)]
+
+    @staticmethod
+    def _curve(info: RacerInfo, session: TrainingSession, since: int) -> dict[str, Any]:
+        columns = session.history.to_columns()
+        start = max(since, 1) - 1
+        return {
+            "label": info.label,
+            "optimizer": info.optimizer,
+            "status": session.status,
+            "status_reason": session.status_reason,
+            "epoch": session.epoch,
+            "weights_hash": session.weights_hash(),
+            "first_epoch": start + 1,
+            **{name: values[start:] for name, values in columns.items()},
+        }
 
     def grids(self, resolution: int | None = None) -> list[dict[str, Any]]:
         """Per racer: the output over the decision grid, quantized to bytes (base64)."""
@@ -117,7 +120,7 @@ class Race:
         multiclass = self.base.resolved_problem() == "multiclass"
         grids = []
         for info, session in zip(self.racers, self.sessions, strict=True):
-            with np.errstate(all="ignore"):
+            with self.lock, np.errstate(all="ignore"):
                 output = session.model.predict(features)
             if multiclass:
                 values = np.max(output, axis=1)
