@@ -65,3 +65,27 @@ def test_random_commands_and_patches_never_give_5xx() -> None:
         check()
         # The run reached the worker both ways: some bodies applied, some refused there.
         assert 200 in STATUSES and 422 in STATUSES, STATUSES
+
+
+def test_random_websocket_messages_are_answered_and_the_socket_stays_open() -> None:
+    with TestClient(create_app(make_settings())) as client:
+        sid = client.post("/api/sessions", json={"epoch_budget": 50}).json()["id"]
+        with client.websocket_connect(f"/ws/sessions/{sid}") as ws:
+
+            @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
+                      database=None)
+            @given(st.one_of(commands().map(json.dumps), st.text(max_size=20)))
+            def check(text: str) -> None:
+                ws.send_text(text)
+                while True:  # skip frames until this message's answer
+                    message = ws.receive()
+                    if message.get("text") is not None:
+                        reply = json.loads(message["text"])
+                        if reply["type"] in ("ack", "error", "prediction"):
+                            break
+
+            check()
+            ws.send_json({"type": "reset", "id": "last"})
+            while (reply := json.loads(ws.receive().get("text") or "{}")).get("id") != "last":
+                pass
+            assert reply["type"] == "ack"
