@@ -36,6 +36,10 @@ class Replay:
 
     def summary(self) -> dict[str, Any]:
         """What the slider needs: the epochs it can show and how they were kept."""
+        with self.lock:  # a new recording may be extending this replay meanwhile
+            return self._summary()
+
+    def _summary(self) -> dict[str, Any]:
         return {
             "session_id": self.session.id,
             "live_epoch": self.live_epoch,
@@ -88,10 +92,10 @@ class Replay:
                 f"a fork keeps the weights, so it cannot change {', '.join(refused)}; "
                 f"it may change: {', '.join(sorted(FORK_FIELDS))}"
             )
-        config = merge_config(self.session.config, changes)
         with self.lock:
             checkpoint: Checkpoint = self.checkpoints.get(epoch)
             columns = self.session.history.to_columns()
+            config = merge_config(self.session.config, changes)
         fork = TrainingSession(config, f"{self.session.id}-fork")
         fork.model.set_weights(checkpoint.weights)
         fork.epoch = checkpoint.epoch
