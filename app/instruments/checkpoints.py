@@ -46,6 +46,8 @@ class CheckpointStore:
     memory_bytes: int = field(default_factory=lambda: get_settings().checkpoint_memory_bytes)
     stride: int = 1
     _checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
+    # Kept as a running total: summing every checkpoint on each add made a replay O(epochs^2).
+    _nbytes: int = 0
 
     def __post_init__(self) -> None:
         if self.memory_bytes <= 0:
@@ -61,7 +63,7 @@ class CheckpointStore:
     @property
     def nbytes(self) -> int:
         """Bytes held by all stored checkpoints."""
-        return sum(c.nbytes for c in self._checkpoints.values())
+        return self._nbytes
 
     def __len__(self) -> int:
         return len(self._checkpoints)
@@ -77,20 +79,27 @@ class CheckpointStore:
                 f"a checkpoint of {checkpoint.nbytes} bytes needs checkpoint_memory_bytes >= "
                 f"{2 * checkpoint.nbytes}, got {self.memory_bytes}"
             )
-        self._checkpoints.pop(epoch, None)
+        self._drop(epoch)
+        size = checkpoint.nbytes
         while True:
             if epoch % self.stride != 0:
                 return False
-            if self.nbytes + checkpoint.nbytes <= self.memory_bytes:
+            if self._nbytes + size <= self.memory_bytes:
                 self._checkpoints[epoch] = checkpoint
+                self._nbytes += size
                 return True
             self._thin()
+
+    def _drop(self, epoch: int) -> None:
+        stored = self._checkpoints.pop(epoch, None)
+        if stored is not None:
+            self._nbytes -= stored.nbytes
 
     def _thin(self) -> None:
         """Double the stride and drop the epochs that are no longer multiples of it."""
         self.stride *= 2
         for epoch in [e for e in self._checkpoints if e % self.stride != 0]:
-            del self._checkpoints[epoch]
+            self._drop(epoch)
 
     def get(self, epoch: int) -> Checkpoint:
         """The stored checkpoint nearest to `epoch` (the earlier one on a tie)."""
@@ -108,4 +117,5 @@ class CheckpointStore:
     def clear(self) -> None:
         """Forget every checkpoint (a reset or an architecture change)."""
         self._checkpoints.clear()
+        self._nbytes = 0
         self.stride = 1

@@ -85,3 +85,12 @@ def test_fork_from_a_late_start_thins_too() -> None:
         assert store.nbytes <= bound
     assert all(e % store.stride == 0 for e in store.epochs)
     assert len(store) >= 1
+
+
+def test_byte_count_matches_the_arrays_through_adds_replacements_and_thinning() -> None:
+    store = CheckpointStore(memory_bytes=7 * ONE_CHECKPOINT_BYTES)
+    for epoch in [*range(30), 4, 8]:  # 4 and 8 stored twice: replaced, not counted twice
+        store.add(epoch, weights_of(epoch))
+        assert store.nbytes == len(store) * ONE_CHECKPOINT_BYTES
+    store.clear()
+    assert store.nbytes == 0 and store.stride == 1
