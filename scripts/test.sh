@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is unreachable).
 if [ ! -x /usr/bin/chromium ]; then
+    export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq chromium
 fi
 
