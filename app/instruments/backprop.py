@@ -124,6 +124,19 @@ def trace_model(
 
     training=True traces what a training step does (dropout masks, batch statistics).
     """
+    # A diverging net overflows on the way; its trace shows the inf/NaN rather than warning.
+    with np.errstate(all="ignore"):
+        return _trace(model, x, y, training, numeric, step)
+
+
+def _trace(
+    model: Sequential,
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    training: bool,
+    numeric: bool,
+    step: float,
+) -> BackpropTrace:
     work = copy.deepcopy(model)
     if work.optimizer is None:
         raise ValueError("the model needs compile(optimizer=..., loss=...) before a trace")

@@ -204,3 +204,13 @@ def test_a_wrong_gradient_fails_the_check(monkeypatch: pytest.MonkeyPatch) -> No
     check = trace_model(mixed_model(), x, y).gradient_check
     assert check is not None and not check.passed
     assert check.max_relative_difference == pytest.approx(1 / 3, rel=1e-3)  # |2g - g| / 3|g|
+
+
+def test_a_diverged_net_is_traced_without_warnings() -> None:
+    model = Sequential([Input(shape=(2,)), Dense(3, activation="relu"), Dense(1)], seed=0)
+    model.compile(optimizer="sgd", loss="mse")
+    model.parameters()["layers.0.kernel"][...] = 1e200  # a net that has blown up
+    x, y = np.array([[1.0, 2.0]]), np.array([[0.5]])
+    trace = trace_model(model, x, y)  # the squared error overflows: warnings are errors here
+    assert trace.loss == math.inf
+    assert trace.gradient_check is not None and not trace.gradient_check.passed
