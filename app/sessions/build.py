@@ -37,6 +37,7 @@ class BuiltModel:
     neuron_indices: list[int]  # model.layers index whose output is a hidden block's activation
     block_of_dense: list[dict[str, Any]]  # per Dense: dropout rate and BN layer index (or None)
     fused: bool  # sigmoid+BCE or softmax+sparse CCE: loss from logits
+    parameters: list[Array]  # the live trainable arrays (updated in place by the optimizer)
 
 
 def make_data(config: SessionConfig) -> SessionData:
@@ -142,7 +143,8 @@ def make_model(config: SessionConfig) -> BuiltModel:
         ("binary", "binary_crossentropy"),
         ("multiclass", "sparse_categorical_crossentropy"),
     )
-    return BuiltModel(model, dense_indices, neuron_indices, blocks, fused)
+    parameters = list(model.parameters().values())
+    return BuiltModel(model, dense_indices, neuron_indices, blocks, fused, parameters)
 
 
 def apply_live_changes(built: BuiltModel, config: SessionConfig) -> None:

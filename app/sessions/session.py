@@ -50,6 +50,7 @@ class TrainingSession:
         self.steps_remaining = 0
         self.data: SessionData = make_data(config)
         self._x_all: Array | None = None
+        self._y_all: Array | None = None
         self.last_prediction: Array | None = None
         self._rebuild_model()
 
@@ -58,6 +59,7 @@ class TrainingSession:
     def _rebuild_model(self) -> None:
         """Fresh weights from the seed, epoch 0, empty history, paused."""
         self.built: BuiltModel = make_model(self.config)
+        self._problem = self.config.resolved_problem()
         self.last_prediction = None
         self.epoch = 0
         self.history = History()
@@ -203,13 +205,9 @@ class TrainingSession:
     def _check_after_epoch(self, row: tuple[float, float, float, float]) -> None:
         train_loss, test_loss = row[0], row[1]
         bad = next((v for v in (train_loss, test_loss) if not math.isfinite(v)), None)
-        if bad is None and not self._weights_finite():
-            bad = math.nan
-        if bad is not None:
-            self._stop(
-                "diverged",
-                f"loss became {bad} at epoch {self.epoch}; try a smaller learning rate",
-            )
+        what = f"loss became {bad}" if bad is not None else "a weight became inf or nan"
+        if bad is not None or not self._weights_finite():
+            self._stop("diverged", f"{what} at epoch {self.epoch}; try a smaller learning rate")
             return
         budget = self.config.epoch_budget
         if budget is not None and self.epoch >= budget:
@@ -236,44 +234,53 @@ class TrainingSession:
             if self.steps_remaining == 0:
                 self.status = "paused"
 
+    def _weights_finite(self) -> bool:
+        """A saturated tanh can hide an inf weight from the loss; one sum per array finds it."""
+        return math.isfinite(sum(float(p.sum()) for p in self.built.parameters))
+
     def _stop(self, status: Status, reason: str) -> None:
         self.status, self.status_reason, self.steps_remaining = status, reason, 0
-
-    def _weights_finite(self) -> bool:
-        return all(bool(np.isfinite(p).all()) for p in self.model.parameters().values())
 
     def _evaluate(self) -> tuple[float, float, float, float]:
         """Train and test loss and metric from one inference pass over all the points."""
         data = self.data
         if self._x_all is None:
             self._x_all = np.concatenate([data.x_train, data.x_test])
+            self._y_all = np.concatenate([data.y_train, data.y_test])
         model = self.model
         prediction: Array = model.predict(self._x_all)
         logits: Array | None = model.layers[-1].z if self.built.fused else None
         n = len(data.x_train)
         self.last_prediction = prediction  # reused by the frame's confusion matrices
-        train = self._loss_and_metric(data.y_train, prediction[:n], None if logits is None
-                                      else logits[:n])
-        test = self._loss_and_metric(data.y_test, prediction[n:], None if logits is None
-                                     else logits[n:])
-        return train[0], test[0], train[1], test[1]
+        # Data loss (no penalty, as TFP plots it); from the logits when the output is fused.
+        loss = model.loss
+        if logits is None:
+            train_loss, test_loss = loss.fn(data.y_train, prediction[:n]), loss.fn(
+                data.y_test, prediction[n:]
+            )
+        else:
+            train_loss = loss.fn_from_logits(data.y_train, logits[:n])
+            test_loss = loss.fn_from_logits(data.y_test, logits[n:])
+        assert self._y_all is not None
+        terms = self.metric_terms(self._y_all, prediction)  # one pass for both sets
+        return float(train_loss), float(test_loss), float(terms[:n].mean()), float(
+            terms[n:].mean()
+        )
 
-    def _loss_and_metric(
-        self, y: Array, prediction: Array, logits: Array | None
-    ) -> tuple[float, float]:
-        """Data loss (no penalty, as TFP plots it) and accuracy or MAE."""
-        loss = self.model.loss
-        value = loss.fn(y, prediction) if logits is None else loss.fn_from_logits(y, logits)
-        return float(value), self.metric(y, prediction)
+    def metric_terms(self, y: Array, prediction: Array) -> Array:
+        """Per point: 1.0 if classified right (threshold 0.5 or argmax), else |error| (MAE)."""
+        if self._problem == "binary":
+            right: Array = ((prediction[:, 0] > 0.5) == (y[:, 0] > 0.5)).astype(np.float64)
+            return right
+        if self._problem == "multiclass":
+            hit: Array = (np.argmax(prediction, axis=1) == y.astype(np.intp)).astype(np.float64)
+            return hit
+        error: Array = np.abs(prediction - y).mean(axis=1)
+        return error
 
     def metric(self, y: Array, prediction: Array) -> float:
-        """Accuracy for classification (threshold 0.5 or argmax), mean absolute error else."""
-        problem = self.config.resolved_problem()
-        if problem == "binary":
-            return float(np.mean((prediction[:, 0] > 0.5) == (y[:, 0] > 0.5)))
-        if problem == "multiclass":
-            return float(np.mean(np.argmax(prediction, axis=1) == y.astype(np.intp)))
-        return float(np.mean(np.abs(prediction - y)))
+        """Accuracy for classification, mean absolute error for regression."""
+        return float(self.metric_terms(y, prediction).mean())
 
     # ---- reading ---------------------------------------------------------------------------
 

@@ -224,3 +224,14 @@ def test_frame_confusion_counts_match_textbook_predictions() -> None:
         predicted, truth = (p[:, 0] > 0.5).astype(int), y[:, 0].astype(int)
         gold = [[int(np.sum((truth == t) & (predicted == q))) for q in (0, 1)] for t in (0, 1)]
         assert confusion[name] == gold
+
+
+def test_an_inf_weight_behind_a_saturated_tanh_is_caught() -> None:
+    s = session()
+    # tanh(+-inf) = +-1 keeps every output and the loss finite: only the weights show it.
+    s.model.layers[0].params["kernel"][0, 0] = np.inf
+    s.step(1)
+    s.train_one_epoch()
+    assert s.status == "diverged"
+    assert s.status_reason == "a weight became inf or nan at epoch 1; try a smaller learning rate"
+    assert math.isfinite(s.history.rows()[-1][0])
