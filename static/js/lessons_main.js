@@ -44,6 +44,14 @@ function mountPanel() {
     else document.body.append(panel);
   }
   panel.classList.add('lessons-panel');
+  // The playground stays the page's main view: the whole panel folds away to one line.
+  const fold = el('button', { type: 'button', id: 'lessons-fold', class: 'lessons-fold', 'aria-expanded': 'true', title: 'Fold the lessons and instruments away' }, 'Hide lessons ▴');
+  fold.addEventListener('click', () => {
+    const open = panel.classList.toggle('folded') === false;
+    fold.setAttribute('aria-expanded', String(open));
+    fold.textContent = open ? 'Hide lessons ▴' : 'Lessons and instruments ▾';
+  });
+  panel.append(fold);
   const lessons = el('div', { id: 'lessons-pane', class: 'instrument-pane' });
   const tabs = el('div', { class: 'instrument-tabs', role: 'tablist' });
   /** @type {Record<string, HTMLElement>} */

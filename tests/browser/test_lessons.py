@@ -71,6 +71,10 @@ def test_lesson_menu_lists_the_eight_lessons(page: Page, lessons_url: str,
     open_lessons(page, lessons_url)
     names = page.locator(".lesson-button").all_inner_texts()
     assert [n.split(".")[0] for n in names] == [str(i) for i in range(1, 9)]
+    page.locator("#lessons-fold").click()  # the panel folds away to one line ...
+    assert not page.locator(".lesson-menu").is_visible()
+    page.locator("#lessons-fold").click()  # ... and comes back
+    assert page.locator(".lesson-menu").is_visible()
     assert page_errors == []
 
 
