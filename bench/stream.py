@@ -75,8 +75,8 @@ def wait_ready(base: str) -> None:
     raise RuntimeError("server did not start")
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU seconds (user + system) used so far by a process and its children (Linux /proc)."""
+def tree_cpu_seconds(root: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by a process and by its descendants (/proc)."""
     ticks = os.sysconf("SC_CLK_TCK")
     stats: dict[int, tuple[int, float]] = {}
     for entry in Path("/proc").iterdir():
@@ -87,12 +87,12 @@ def tree_cpu_seconds(root: int) -> float:
         except OSError:
             continue
         stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
-    total, todo = 0.0, [root]
+    own, total, todo = stats.get(root, (0, 0.0))[1], 0.0, [root]
     while todo:
         pid = todo.pop()
         total += stats.get(pid, (0, 0.0))[1]
         todo += [child for child, (parent, _) in stats.items() if parent == pid]
-    return total
+    return own, total - own
 
 
 def header_of(message: bytes) -> dict[str, Any]:
@@ -139,7 +139,7 @@ async def poll_health(base: str, latencies: list[float], stop: asyncio.Event) ->
 
 async def run(
     base: str, sessions: int, seconds: float, warmup: float, server: int
-) -> tuple[list[Tally], list[float], float, float]:
+) -> tuple[list[Tally], list[float], float, tuple[float, float]]:
     """Create `sessions` default sessions, stream them all, measure for `seconds`."""
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         created = [(await http.post("/api/sessions", json={})).json() for _ in range(sessions)]
@@ -152,11 +152,12 @@ async def run(
     await asyncio.sleep(warmup)
     start.set()
     health = asyncio.create_task(poll_health(base, latencies, stop))
-    began, cpu_before = time.perf_counter(), tree_cpu_seconds(server)
+    began, (web_before, workers_before) = time.perf_counter(), tree_cpu_seconds(server)
     await asyncio.sleep(seconds)
     stop.set()
     elapsed = time.perf_counter() - began
-    server_cores = (tree_cpu_seconds(server) - cpu_before) / elapsed
+    web_after, workers_after = tree_cpu_seconds(server)
+    server_cores = ((web_after - web_before) / elapsed, (workers_after - workers_before) / elapsed)
     await asyncio.gather(*tasks, health)
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         for s in created:
@@ -169,15 +170,20 @@ TARGETS = {1: (1000.0, 30.0, 16 * 1024, None), 50: (60.0, 10.0, None, 0.100)}
 
 
 def report(
-    name: str, tallies: list[Tally], latencies: list[float], window: float, cores: float
+    name: str,
+    tallies: list[Tally],
+    latencies: list[float],
+    window: float,
+    cores: tuple[float, float],
 ) -> None:
     """Print per-session rates, /health latency and the CPU the server got."""
     epochs = [(t.last_epoch - (t.first_epoch or 0)) / window for t in tallies]
     frames = [t.frames / window for t in tallies]
     per_frame = [t.bytes / t.frames for t in tallies if t.frames]
     gaps = sum(t.rows < t.last_epoch - (t.first_epoch or 0) for t in tallies)
-    print(f"== {name}: {len(tallies)} session(s), {window:.1f} s window; the server's "
-          f"processes used {cores:.2f} cores (of {os.cpu_count()}; the rest went elsewhere)")
+    print(f"== {name}: {len(tallies)} session(s), {window:.1f} s window; the server used "
+          f"{sum(cores):.2f} cores of {os.cpu_count()} (web process {cores[0]:.2f}, workers "
+          f"{cores[1]:.2f}; the rest went to this client and other programs)")
     print(f"epochs/s per session: min {min(epochs):.0f}  median {statistics.median(epochs):.0f}"
           f"  total {sum(epochs):.0f}")
     print(f"frames/s per session: min {min(frames):.1f}  median {statistics.median(frames):.1f}")
