@@ -381,6 +381,15 @@ def supports(model: Any) -> bool:
     return plan is not None
 
 
+def _read_only(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """A read-only view (free): numba types read-only arrays apart, and the datasets' arrays
+    are frozen, so always passing read-only inputs keeps the kernel to one compiled signature."""
+    if array.flags.writeable:
+        array = array.view()
+        array.flags.writeable = False
+    return array
+
+
 def _sparse_label_error(label: float, k: int) -> ValueError:
     """The error losses.py raises for a label that is not a class index of k classes."""
     name = losses.SparseCategoricalCrossentropy.name
@@ -403,11 +412,12 @@ def train_epoch(
         plan = _current_plan(model)
     if plan is None:
         raise ValueError("fast.train_epoch: this model is not supported; check fast.supports first")
-    x_c = np.ascontiguousarray(x, dtype=np.float64)
+    x_c = _read_only(np.ascontiguousarray(x, dtype=np.float64))
     targets = np.ascontiguousarray(y, dtype=np.float64)
     if targets.ndim == 1:
         targets = targets.reshape(-1, 1)
-    order_c = np.ascontiguousarray(order, dtype=np.int64)
+    targets = _read_only(targets)
+    order_c = _read_only(np.ascontiguousarray(order, dtype=np.int64))
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if batch_size < 1:
@@ -559,7 +569,8 @@ def warm_up() -> float:
     sizes = [4, 2, 2, 1]
     arrays = List([np.zeros(size) for _ in range(4) for size in sizes])
     kernels.train_epoch_kernel(
-        np.zeros((2, 2)), np.zeros((2, 1)), np.arange(2, dtype=np.int64), 1, arrays, layout,
+        _read_only(np.zeros((2, 2))), _read_only(np.zeros((2, 1))),
+        _read_only(np.arange(2, dtype=np.int64)), 1, arrays, layout,
         np.zeros((2, kernels.N_COEFFS)), kernels.BCE_SIGMOID, kernels.SGD,
         np.zeros(kernels.N_HYPER), 0, np.empty(2), np.empty(2),
     )

@@ -424,8 +424,19 @@ def test_forward_all_reuses_its_buffers_and_checks_the_shape() -> None:
         fast.forward_all(model, np.zeros((4, 3)))
 
 
-def test_warm_up_loads_the_kernel() -> None:
+def test_warm_up_loads_the_kernel_and_one_signature_serves_all_inputs() -> None:
     assert fast.warm_up() >= 0.0
+    case = CASES[0]
+    x, y = _data(case)
+    frozen_x, frozen_y = x.copy(), y.copy()
+    frozen_x.flags.writeable = frozen_y.flags.writeable = False  # as app.datasets freezes them
+    for inputs in [(x, y), (frozen_x, frozen_y)]:
+        model = _model(case)
+        model.build(2)
+        fast.train_epoch(model, *inputs, 10, np.arange(len(y)))
+    # Writable and read-only data share one compiled kernel (no second ~10 s compile).
+    dispatcher: Any = fast_kernels.train_epoch_kernel  # a numba Dispatcher behind the cast
+    assert len(dispatcher.signatures) == 1
 
 
 def test_background_warm_up_finishes() -> None:
