@@ -9,6 +9,7 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from app.sessions.frames import decode_frame
 from tests.conftest import LiveServer
@@ -20,7 +21,7 @@ def test_rest_and_websocket_reach_the_same_session_in_a_worker_process(live_serv
         session = http.post("/api/sessions", json={"dataset": "xor", "frame_rate": 20.0}).json()
         ws_url = live_server.replace("http", "ws", 1) + session["ws_url"]
         epochs: list[int] = []
-        with connect(ws_url, origin=live_server, compression=None) as ws:  # type: ignore[arg-type]
+        with connect(ws_url, origin=Origin(live_server), compression=None) as ws:
             assert json.loads(ws.recv())["type"] == "hello"
             ws.send(json.dumps({"type": "step", "n": 200}))
             header: dict[str, object] = {}
@@ -43,7 +44,7 @@ def test_a_foreign_origin_cannot_open_the_socket(live_server: str) -> None:
         http.delete(f"/api/sessions/{session['id']}")
     url = live_server.replace("http", "ws", 1) + session["ws_url"]
     with pytest.raises(InvalidStatus) as refused:
-        connect(url, origin="http://evil.example")  # type: ignore[arg-type]
+        connect(url, origin=Origin("http://evil.example"))
     assert refused.value.response.status_code == 403
 
 

@@ -114,7 +114,7 @@ def test_predict_matches_the_textbook_forward() -> None:
     s = session()
     points = [[0.0, 0.0], [3.0, -4.0]]
     _, p = textbook_forward(s, np.array(points))
-    assert np.allclose(s.predict(points), p, rtol=1e-12)
+    assert np.allclose(np.array(s.predict(points), dtype=float), p, rtol=1e-12)
 
 
 def test_divergence_pauses_with_a_reason_naming_the_epoch() -> None:
