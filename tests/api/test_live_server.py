@@ -62,3 +62,4 @@ def test_a_dead_worker_loses_its_sessions_and_is_replaced() -> None:
         assert http.get(f"/api/sessions/{session['id']}").status_code == 404
         assert http.get("/health").json() == {"status": "ok", "sessions": 0, "workers": 1}
         assert http.post("/api/sessions", json={}, timeout=30).status_code == 201
+

@@ -5,14 +5,17 @@ import json
 import time
 from typing import Any
 
+import anyio
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
+from app.api.routes import stream
 from app.sessions.frames import FramePart, decode_frame
 from app.sessions.manager import Subscriber
+from tests.conftest import make_settings
 
 
 def create(client: TestClient, **config: Any) -> str:
@@ -235,3 +238,27 @@ def test_a_subscriber_that_falls_too_far_behind_is_marked_for_disconnect() -> No
     assert not recorder.overflow
     recorder.offer(FramePart({}, {}, 1, 61, rows, weights, 61), 1000, 500_000)
     assert recorder.overflow
+
+
+def test_a_send_that_never_completes_ends_the_connection_within_the_timeout() -> None:
+    class StalledSocket:
+        """A client that never reads: every send waits forever."""
+
+        async def send_bytes(self, data: bytes) -> None:
+            await anyio.sleep_forever()
+
+        async def send_text(self, data: str) -> None:
+            await anyio.sleep_forever()
+
+    async def scenario() -> Subscriber:
+        subscriber = Subscriber("s", seeded=True)
+        subscriber.offer(FramePart({"type": "frame"}, {}, 1, 1, np.zeros((3, 4))), 100, 10**6)
+        settings = make_settings(send_timeout_seconds=0.05)
+        with anyio.fail_after(5):  # the guard under test must fire long before this
+            async with anyio.create_task_group() as group:
+                stalled: Any = StalledSocket()
+                group.start_soon(stream._send, stalled, subscriber, settings, group.cancel_scope)
+        return subscriber
+
+    subscriber = anyio.run(scenario)
+    assert subscriber.overflow and subscriber.ended_by_server
