@@ -152,15 +152,19 @@ def apply_live_changes(built: BuiltModel, config: SessionConfig) -> None:
     model = built.model
     optimizer = model.optimizer
     assert optimizer is not None
-    for name, value in optimizer_params(config).items():
+    # Build (and so validate) everything first: a refused value must leave the model unchanged.
+    regularizer = make_regularizer(config)
+    constraint = make_constraint(config)
+    spec = optimizers.OPTIMIZERS[config.optimizer]
+    params = optimizer_params(config)
+    spec.check_params("optimizer", params)
+    for name, value in params.items():
         setattr(optimizer, name, value)
     # A slot the old settings did not need (SGD's velocity once momentum > 0) starts fresh.
     parameters = model.parameters()
     for key, slots in optimizer.state.items():
         for slot, value in optimizer.build_state(parameters[key]).items():
             slots.setdefault(slot, value)
-    regularizer = make_regularizer(config)
-    constraint = make_constraint(config)
     for position, index in enumerate(built.dense_indices):
         dense = model.layers[index]
         assert isinstance(dense, Dense)

@@ -140,7 +140,7 @@ class SessionConfig(BaseModel):
     batch_size: Integer = Field(default=10, ge=1)
     regularization: RegularizationName = "none"
     regularization_rate: Number = Field(default=0.0, ge=0.0, le=10.0)
-    max_norm: Number | None = Field(default=None, gt=0.0, le=1e6)
+    max_norm: Number | None = Field(default=None, gt=0.0, le=1e3)
     early_stopping_patience: Integer | None = Field(default=None, ge=0, le=1_000_000)
     augmentation: Boolean = False
     epoch_budget: Integer | None = Field(default=None, ge=1)

@@ -56,9 +56,9 @@ class TrainingSession:
 
     # ---- construction ----------------------------------------------------------------------
 
-    def _rebuild_model(self) -> None:
-        """Fresh weights from the seed, epoch 0, empty history, paused."""
-        self.built: BuiltModel = make_model(self.config)
+    def _rebuild_model(self, built: BuiltModel | None = None) -> None:
+        """Fresh weights from the seed (or the model just built), epoch 0, empty history."""
+        self.built: BuiltModel = built or make_model(self.config)
         self._problem = self.config.resolved_problem()
         self.last_prediction = None
         self.epoch = 0
@@ -102,22 +102,25 @@ class TrainingSession:
     def regenerate(self, seed: int | None = None) -> None:
         """New data from `seed` (default: the next seed) and a model rebuilt from it."""
         new_seed = self.config.seed + 1 if seed is None else seed
-        self.config = merge_config(self.config, {"seed": new_seed})
-        self.data, self._x_all = make_data(self.config), None
-        self._rebuild_model()
+        self._rebuild_from(merge_config(self.config, {"seed": new_seed}))
 
     def update(self, changes: dict[str, Any]) -> bool:
         """Apply config changes; returns True when they rebuilt the model (weights reset)."""
         new = merge_config(self.config, changes)
         changed = {name for name in changes if getattr(new, name) != getattr(self.config, name)}
-        old, self.config = self.config, new
         if changed <= LIVE_FIELDS:
-            apply_live_changes(self.built, new)
+            apply_live_changes(self.built, new)  # raises before it changes anything
+            old, self.config = self.config, new
             self._reopen_if_budget_raised(old)
             return False
-        self.data, self._x_all = make_data(new), None
-        self._rebuild_model()
+        self._rebuild_from(new)
         return True
+
+    def _rebuild_from(self, config: SessionConfig) -> None:
+        """New data and model for `config`; on any error the session is left as it was."""
+        data, built = make_data(config), make_model(config)
+        self.config, self.data, self._x_all = config, data, None
+        self._rebuild_model(built)
 
     def edit_weight(self, layer: int, param: str, index: list[int], value: float) -> None:
         """Set one kernel entry [i, j] or bias entry [j] of Dense layer `layer` (0 = first)."""

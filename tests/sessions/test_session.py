@@ -235,3 +235,14 @@ def test_an_inf_weight_behind_a_saturated_tanh_is_caught() -> None:
     assert s.status == "diverged"
     assert s.status_reason == "a weight became inf or nan at epoch 1; try a smaller learning rate"
     assert math.isfinite(s.history.rows()[-1][0])
+
+
+def test_a_refused_change_leaves_the_session_as_it_was() -> None:
+    s = session(regularization="l2", regularization_rate=0.001)
+    run(s, 2)
+    before = (s.weights_hash(), s.config, s.epoch)
+    with pytest.raises(ValueError):
+        s.update({"learning_rate": 0.5, "dataset": "no-such-dataset"})
+    with pytest.raises(ValueError):
+        s.update({"regularization_rate": -1.0})
+    assert (s.weights_hash(), s.config, s.epoch) == before
