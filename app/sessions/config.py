@@ -136,7 +136,7 @@ class SessionConfig(BaseModel):
     beta_1: Number = Field(default=0.9, ge=0.0, lt=1.0)
     beta_2: Number = Field(default=0.999, ge=0.0, lt=1.0)
     epsilon: Number = Field(default=1e-7, gt=0.0, le=1.0)
-    initial_accumulator_value: Number = Field(default=0.1, ge=0.0, le=1e6)
+    initial_accumulator_value: Number = Field(default=0.1, ge=0.0, le=10.0)
     batch_size: Integer = Field(default=10, ge=1)
     regularization: RegularizationName = "none"
     regularization_rate: Number = Field(default=0.0, ge=0.0, le=10.0)
