@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     max_import_bytes: int = 64_000_000
     max_rows_per_frame: int = 160
     max_pending_lockstep_bytes: int = 32_000_000
+    # Races and perceptron runs compute in the web process's threadpool: keep each call short.
+    max_racers: int = 8
+    max_race_step_epochs: int = 1000
+    max_perceptron_epochs: int = 1000
 
 
 @lru_cache

@@ -21,10 +21,10 @@ PERCEPTRON_DATASETS = ("and-table", "or-table", "xor-table")
 def max_perceptron_epochs() -> int:
     """The budget limit: every instance is recorded, so 10,000 passes are already ~4 MB of JSON.
 
-    Settings.max_perceptron_epochs once it exists; until then 1,000 (a 4-row table converges
-    or proves its cycle within a handful of passes).
+    Settings.max_perceptron_epochs (a 4-row table converges or proves its cycle within a
+    handful of passes).
     """
-    return int(getattr(get_settings(), "max_perceptron_epochs", 1000))
+    return get_settings().max_perceptron_epochs
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,14 @@ ORDER_STREAM = 0x0ACE
 
 
 def max_racers() -> int:
-    """How many racers one race may have (Settings.max_racers once it exists, else 8)."""
-    return int(getattr(get_settings(), "max_racers", 8))
+    """How many racers one race may have (Settings.max_racers)."""
+    return get_settings().max_racers
 
 
 def max_race_step() -> int:
-    """Epochs one step request may train (Settings.max_race_step_epochs once it exists, else
-    1,000): a step runs in the web process's threadpool, so it must stay short."""
-    return int(getattr(get_settings(), "max_race_step_epochs", 1000))
+    """Epochs one step request may train (Settings.max_race_step_epochs): a step runs in the web
+    process's threadpool, so it must stay short."""
+    return get_settings().max_race_step_epochs
 
 
 @dataclass(frozen=True)
