@@ -28,6 +28,7 @@ from app.sessions.worker import worker_main
 from app.settings import Settings
 
 MAX_CONTROL_MESSAGES = 64
+READ_BATCH = 64  # pipe messages handed to the event loop per wake-up, at most
 
 
 class SessionCallError(Exception):
@@ -123,11 +124,14 @@ class WorkerHandle:
         loop = self.manager.loop
         while True:
             try:
-                message = self.conn.recv()
+                batch = [self.conn.recv()]
+                # Whatever else is already waiting goes in the same wake-up of the loop.
+                while len(batch) < READ_BATCH and self.conn.poll():
+                    batch.append(self.conn.recv())
             except (EOFError, OSError):
                 break  # the worker ended and closed its end of the pipe
             try:
-                loop.call_soon_threadsafe(self.manager.dispatch, message)
+                loop.call_soon_threadsafe(self.manager.dispatch_all, batch)
             except RuntimeError:
                 return  # the event loop is closed: nobody is left to tell
         with contextlib.suppress(RuntimeError):
@@ -204,6 +208,11 @@ class SessionManager:
         self.handles.clear()
 
     # ---- calls -----------------------------------------------------------------------------
+
+    def dispatch_all(self, messages: list[tuple[Any, ...]]) -> None:
+        """Runs on the event loop for a batch of worker messages, in pipe order."""
+        for message in messages:
+            self.dispatch(message)
 
     def dispatch(self, message: tuple[Any, ...]) -> None:
         """Runs on the event loop for every worker message, in pipe order."""
