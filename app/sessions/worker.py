@@ -173,6 +173,9 @@ class Worker:
         if op == "predict":
             return session.predict(payload)
         if op == "subscribe":
+            if runner.subscribers == 0:
+                # Nobody had the rows since the last broadcast; the first frame carries them all.
+                runner.sent_epoch, runner.sent_history_id = session.epoch, session.history_id
             runner.subscribers += 1
             return {"session": session.public(), "part": self._initial_part(runner)}
         if op == "unsubscribe":

@@ -262,3 +262,15 @@ def test_a_send_that_never_completes_ends_the_connection_within_the_timeout() ->
 
     subscriber = anyio.run(scenario)
     assert subscriber.overflow and subscriber.ended_by_server
+
+
+def test_a_late_client_gets_the_history_then_every_new_epoch_once(client: TestClient) -> None:
+    sid = create(client)
+    client.post(f"/api/sessions/{sid}/commands", json={"type": "step", "n": 50})  # unwatched
+    with client.websocket_connect(f"/ws/sessions/{sid}") as ws:
+        ws.send_json({"type": "step", "n": 20})
+        frames = frames_until(ws, lambda h: h["epoch"] == 70 and h["status"] == "paused")
+    epochs: list[int] = []
+    for header, arrays in frames:
+        epochs += range(header["epochs_first"], header["epochs_first"] + len(arrays["epochs"]))
+    assert epochs == list(range(1, 71))
