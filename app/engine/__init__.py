@@ -11,8 +11,9 @@ from app.engine import (
 )
 from app.engine.layers import Activation, Dense, Dropout, Input, Layer, PReLU, RReLU
 from app.engine.layers_norm import BatchNormalization
-from app.engine.model import LayerTrace, Sequential, Trace
+from app.engine.model import Sequential
 from app.engine.perceptron import Perceptron
+from app.engine.tracing import LayerTrace, Trace
 
 __all__ = [
     "Activation",

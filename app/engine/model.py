@@ -1,5 +1,11 @@
 """Sequential: a stack of layers trained by minibatch gradient descent, with Keras's surface.
 
+This module holds the model itself: its structure, compile, the checks of its data, one
+training step (forward, loss, backward, penalties, update, constraints, grad norms) and its
+weights. The rest of Keras's surface is written as functions that take the model first and
+are bound below as its methods, one module per job: training.py (train_epoch, fit),
+inference.py (predict, loss_value, evaluate) and tracing.py (trace).
+
 The model owns its randomness: one `np.random.SeedSequence(seed)` spawns three independent
 generators, for initial weights, for the minibatch order, and for training noise (dropout
 masks, RReLU slopes). Two models with the same seed therefore start from identical weights
@@ -13,47 +19,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from app.engine import fast, losses, optimizers
-from app.engine.callbacks import Callback, History, Logs
+from app.engine import checks, inference, losses, optimizers, tracing, training
+from app.engine.callbacks import History
 from app.engine.layers import Activation, Array, Dense, Input, Layer
+from app.engine.metrics import check_metric_names
+from app.engine.tracing import LayerTrace, Trace
 
-IndexArray = npt.NDArray[np.intp]
-
-METRICS = ("accuracy", "mae", "mse")
-
-
-@dataclass(frozen=True)
-class LayerTrace:
-    """One layer's view of one batch: z and a per unit (n, units), delta = dL/dz."""
-
-    index: int
-    name: str
-    kind: str
-    z: Array
-    a: Array
-    delta: Array
-
-
-@dataclass(frozen=True)
-class Trace:
-    """Forward and backward pass of one batch, without any update.
-
-    `loss` is the data loss and `penalty` the regularization terms; `gradients` (keyed like
-    `Sequential.parameters()`) are those of loss + penalty, i.e. what a step would apply.
-    """
-
-    x: Array
-    y: Array
-    output: Array
-    loss: float
-    penalty: float
-    layers: list[LayerTrace]
-    gradients: dict[str, Array]
+__all__ = ["LayerTrace", "Sequential", "Trace"]
 
 
 class Sequential:
@@ -65,9 +41,7 @@ class Sequential:
         seed: int = 0,
         name: str | None = None,
     ) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = checks.whole_number("seed", seed, 0)
         self.name = name or "sequential"
         init_seq, order_seq, noise_seq = np.random.SeedSequence(self.seed).spawn(3)
         self.init_rng = np.random.default_rng(init_seq)
@@ -119,10 +93,7 @@ class Sequential:
 
     def build(self, input_dim: int) -> None:
         """Create every layer's parameters for `input_dim` input features."""
-        if isinstance(input_dim, bool) or not isinstance(input_dim, int | np.integer):
-            raise ValueError(f"input_dim must be a positive integer, got {input_dim!r}")
-        if input_dim < 1:
-            raise ValueError(f"input_dim must be a positive integer, got {input_dim!r}")
+        checks.whole_number("input_dim", input_dim, 1)
         if self.input_dim is not None and self.input_dim != input_dim:
             raise ValueError(f"the model expects {self.input_dim} input features, got {input_dim}")
         if not self.layers:
@@ -155,6 +126,12 @@ class Sequential:
         self._ensure_built()
         return self.layers[-1].n_out
 
+    def _output_activation(self) -> str | None:
+        """The name of the last layer's activation function, if it is a Dense or Activation."""
+        last = self.layers[-1]
+        activation = last.activation if isinstance(last, Dense | Activation) else None
+        return None if activation is None else activation.name
+
     # ---- compile ---------------------------------------------------------------------------
 
     def compile(
@@ -166,13 +143,13 @@ class Sequential:
         """Choose the optimizer, the loss and the metrics reported by fit and evaluate."""
         self.optimizer = optimizers.get(optimizer)
         self.loss = None if loss is None else losses.get(loss)
-        names = [metrics] if isinstance(metrics, str) else list(metrics or [])
-        for metric in names:
-            if metric not in METRICS:
-                raise ValueError(
-                    f"unknown metric {metric!r}; expected one of: {', '.join(METRICS)}"
-                )
-        self.metrics = names
+        self.metrics = check_metric_names(metrics)
+
+    def _require_loss(self, before: str) -> losses.Loss:
+        """The compiled loss; ValueError naming what needs it (`before`) when there is none."""
+        if self.loss is None:
+            raise ValueError(f"the model needs compile(loss=...) before {before}")
+        return self.loss
 
     def _require_training_setup(self) -> tuple[optimizers.Optimizer, losses.Loss]:
         if self.optimizer is None or self.loss is None:
@@ -185,6 +162,10 @@ class Sequential:
                     "step units, or sigmoid/tanh/relu to train with gradients"
                 )
         return self.optimizer, self.loss
+
+    def _sparse_labels(self) -> bool:
+        """Whether targets are class labels (n,), as the sparse loss takes them."""
+        return self.loss is not None and self.loss.name == "sparse_categorical_crossentropy"
 
     # ---- data checks -----------------------------------------------------------------------
 
@@ -204,30 +185,11 @@ class Sequential:
             raise ValueError("x contains NaN or inf; expected finite numbers")
         return array
 
-    def _check_y(self, y: npt.ArrayLike, n: int) -> Array:
-        """y as a finite array: (n, units), or (n,) labels for the sparse loss."""
-        array = np.asarray(y, dtype=np.float64)
-        if not np.all(np.isfinite(array)):
-            raise ValueError("y contains NaN or inf; expected finite numbers")
-        units = self.output_dim
-        sparse = self.loss is not None and self.loss.name == "sparse_categorical_crossentropy"
-        if sparse:
-            if array.ndim == 2 and array.shape[1] == 1:
-                array = array[:, 0]
-            if array.shape != (n,):
-                raise ValueError(f"y must hold {n} integer labels, shape ({n},), got {array.shape}")
-            return array
-        if array.ndim == 1 and units == 1:
-            array = array.reshape(-1, 1)
-        if array.shape != (n, units):
-            raise ValueError(
-                f"y must have shape ({n}, {units}) to match the output, got {array.shape}"
-            )
-        return array
-
     def _check_xy(self, x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[Array, Array]:
+        """x as _check_x gives it, and y matching it and the output (see checks.as_targets)."""
         x_array = self._check_x(x)
-        return x_array, self._check_y(y, x_array.shape[0])
+        n = x_array.shape[0]
+        return x_array, checks.as_targets(y, n, self.output_dim, self._sparse_labels())
 
     # ---- one step: forward, loss, backward, penalties, update, constraints, report ----------
 
@@ -238,13 +200,8 @@ class Sequential:
 
     def _fused(self, loss: losses.Loss) -> bool:
         """Whether the output activation is the one the loss differentiates through (a - y)/n."""
-        last = self.layers[-1]
-        activation = last.activation if isinstance(last, Dense | Activation) else None
-        return (
-            activation is not None
-            and loss.fused_activation is not None
-            and activation.name == loss.fused_activation
-        )
+        fused = loss.fused_activation
+        return fused is not None and self._output_activation() == fused
 
     def _data_loss(self, loss: losses.Loss, y: Array, y_pred: Array) -> float:
         if self._fused(loss):
@@ -294,178 +251,20 @@ class Sequential:
         self._record_grad_norms()
         return value
 
-    # ---- epochs ----------------------------------------------------------------------------
-
-    def _run_epoch(
-        self,
-        x: Array,
-        y: Array,
-        batch_size: int,
-        shuffle: bool,
-        callbacks: Sequence[Callback] = (),
-    ) -> float:
-        """One pass over the data in minibatches; returns the size-weighted mean batch loss."""
-        self._require_training_setup()
-        n = x.shape[0]
-        order: IndexArray = self.order_rng.permutation(n) if shuffle else np.arange(n)
-        starts = range(0, n, batch_size)
-        if fast.enabled and fast.supports(self):
-            batch_losses = fast.train_epoch(self, x, y, batch_size, order)
-        else:
-            batch_losses = []
-            for start in starts:
-                batch = order[start : start + batch_size]
-                batch_losses.append(self._train_step(x[batch], y[batch]))
-        sizes = [min(batch_size, n - start) for start in starts]
-        for index, value in enumerate(batch_losses):
-            for callback in callbacks:
-                callback.on_batch_end(index, {"loss": value})
-        return float(np.dot(batch_losses, sizes) / n)
-
-    @staticmethod
-    def _check_batch_size(batch_size: int) -> int:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        return int(batch_size)
-
-    def train_epoch(
-        self, x: npt.ArrayLike, y: npt.ArrayLike, batch_size: int, shuffle: bool = True
-    ) -> float:
-        """Train one epoch (the live sessions' unit of work); returns its mean loss."""
-        x_array, y_array = self._check_xy(x, y)
-        return self._run_epoch(x_array, y_array, self._check_batch_size(batch_size), shuffle)
-
     def train_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike) -> float:
         """One gradient step on exactly this batch; returns its loss (penalties included)."""
         x_array, y_array = self._check_xy(x, y)
         self._require_training_setup()
         return self._train_step(x_array, y_array)
 
-    def fit(
-        self,
-        x: npt.ArrayLike,
-        y: npt.ArrayLike,
-        epochs: int = 1,
-        batch_size: int = 32,
-        shuffle: bool = True,
-        validation_data: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
-        validation_split: float = 0.0,
-        callbacks: Sequence[Callback] | None = None,
-        verbose: int = 0,
-    ) -> History:
-        """Train for `epochs`; History holds loss, val_loss and metrics per epoch.
+    # ---- epochs, inference and traces: functions of their own modules, bound as methods -----
 
-        validation_split takes the LAST fraction of x, y before any shuffling (Keras).
-        Training metrics are measured at the end of each epoch in inference mode, so the
-        compiled fast path and the numpy path report the same numbers.
-        """
-        x_array, y_array = self._check_xy(x, y)
-        if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 0:
-            raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
-        batch_size = self._check_batch_size(batch_size)
-        if not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
-        val: tuple[Array, Array] | None = None
-        if validation_data is not None:
-            val = self._check_xy(*validation_data)
-        elif validation_split > 0.0:
-            n = x_array.shape[0]
-            split_at = math.floor(n * (1.0 - validation_split))
-            if split_at in (0, n):
-                raise ValueError(
-                    f"validation_split={validation_split} of {n} samples leaves an empty "
-                    "training or validation set"
-                )
-            val = (x_array[split_at:], y_array[split_at:])
-            x_array, y_array = x_array[:split_at], y_array[:split_at]
-        self._require_training_setup()
-        history = History()
-        all_callbacks: list[Callback] = [history, *(callbacks or [])]
-        for callback in all_callbacks:
-            callback.set_model(self)
-        self.stop_training = False
-        for callback in all_callbacks:
-            callback.on_train_begin()
-        for epoch in range(int(epochs)):
-            for callback in all_callbacks:
-                callback.on_epoch_begin(epoch)
-            logs: Logs = {
-                "loss": self._run_epoch(x_array, y_array, batch_size, shuffle, all_callbacks)
-            }
-            if self.metrics:
-                logs.update(self._metric_logs(x_array, y_array, prefix=""))
-            if val is not None:
-                logs["val_loss"] = self.loss_value(*val) + self.penalty()
-                logs.update(self._metric_logs(*val, prefix="val_"))
-            for callback in all_callbacks:
-                callback.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        for callback in all_callbacks:
-            callback.on_train_end()
-        self.history = history
-        return history
-
-    # ---- inference -------------------------------------------------------------------------
-
-    def predict(self, x: npt.ArrayLike, batch_size: int | None = None) -> Array:
-        """Outputs in inference mode (n, units); batch_size bounds memory, None = one pass."""
-        x_array = self._check_x(x)
-        if batch_size is None:
-            return self._forward(x_array, training=False)
-        size = self._check_batch_size(batch_size)
-        parts = [
-            self._forward(x_array[start : start + size], training=False)
-            for start in range(0, x_array.shape[0], size)
-        ]
-        return np.concatenate(parts, axis=0)
-
-    def loss_value(self, x: npt.ArrayLike, y: npt.ArrayLike) -> float:
-        """The data loss in inference mode, no update; penalties NOT included (see penalty())."""
-        if self.loss is None:
-            raise ValueError("the model needs compile(loss=...) before computing a loss")
-        x_array, y_array = self._check_xy(x, y)
-        y_pred = self._forward(x_array, training=False)
-        return self._data_loss(self.loss, y_array, y_pred)
-
-    def _metric(self, metric: str, y: Array, y_pred: Array) -> float:
-        sparse = self.loss is not None and self.loss.name == "sparse_categorical_crossentropy"
-        if metric == "accuracy":
-            if sparse:
-                return float(np.mean(np.argmax(y_pred, axis=1) == y.astype(np.intp)))
-            if y_pred.shape[1] == 1:
-                # A tanh output separates labels -1/1 at 0; probabilities separate at 0.5.
-                last = self.layers[-1]
-                tanh = isinstance(last, Dense | Activation) and (
-                    last.activation is not None and last.activation.name == "tanh"
-                )
-                threshold = 0.0 if tanh else 0.5
-                return float(np.mean((y_pred > threshold) == (y > threshold)))
-            return float(np.mean(np.argmax(y_pred, axis=1) == np.argmax(y, axis=1)))
-        if sparse:
-            raise ValueError(f"metric {metric!r} needs one-hot or numeric targets, not labels")
-        if metric == "mae":
-            return float(np.mean(np.abs(y_pred - y)))
-        return float(np.mean((y_pred - y) ** 2))
-
-    def _metric_logs(self, x: Array, y: Array, prefix: str) -> Logs:
-        if not self.metrics:
-            return {}
-        y_pred = self._forward(x, training=False)
-        return {prefix + metric: self._metric(metric, y, y_pred) for metric in self.metrics}
-
-    def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike) -> float | list[float]:
-        """Loss (penalties included, as Keras) in inference mode; [loss, *metrics] with metrics."""
-        if self.loss is None:
-            raise ValueError("the model needs compile(loss=...) before evaluate")
-        x_array, y_array = self._check_xy(x, y)
-        y_pred = self._forward(x_array, training=False)
-        value = self._data_loss(self.loss, y_array, y_pred) + self.penalty()
-        if not self.metrics:
-            return value
-        return [value, *(self._metric(m, y_array, y_pred) for m in self.metrics)]
+    train_epoch = training.train_epoch
+    fit = training.fit
+    predict = inference.predict
+    loss_value = inference.loss_value
+    evaluate = inference.evaluate
+    trace = tracing.trace
 
     # ---- weights ---------------------------------------------------------------------------
 
@@ -508,50 +307,3 @@ class Sequential:
             f"Non-trainable params: {non_trainable}",
         ]
         return "\n".join(rows)
-
-    # ---- traces ----------------------------------------------------------------------------
-
-    def trace(self, x: npt.ArrayLike, y: npt.ArrayLike, training: bool = False) -> Trace:
-        """Forward and backward of one batch with no update and no lasting side effect.
-
-        training=True traces the training-mode pass (dropout, batch statistics); the noise
-        generator and BN moving averages are restored afterwards, so a trace never changes
-        what training does next.
-        """
-        if self.loss is None:
-            raise ValueError("the model needs compile(loss=...) before trace")
-        loss = self.loss
-        x_array, y_array = self._check_xy(x, y)
-        noise_state = self.noise_rng.bit_generator.state
-        saved_state = [{k: v.copy() for k, v in layer.state.items()} for layer in self.layers]
-        try:
-            output = self._forward(x_array, training=training)
-            value = self._data_loss(loss, y_array, output)
-            self._backward(loss, y_array, output)
-        finally:
-            self.noise_rng.bit_generator.state = noise_state
-            for layer, state in zip(self.layers, saved_state, strict=True):
-                for key, array in state.items():
-                    layer.state[key][...] = array
-        layer_traces = []
-        for i, layer in enumerate(self.layers):
-            assert layer.z is not None and layer.a is not None and layer.delta is not None
-            layer_traces.append(
-                LayerTrace(
-                    i,
-                    layer.name,
-                    layer.describe(),
-                    layer.z.copy(),
-                    layer.a.copy(),
-                    layer.delta.copy(),
-                )
-            )
-        return Trace(
-            x=x_array.copy(),
-            y=y_array.copy(),
-            output=output.copy(),
-            loss=value,
-            penalty=self.penalty(),
-            layers=layer_traces,
-            gradients={key: grad.copy() for key, grad in self._gradients().items()},
-        )
