@@ -91,7 +91,7 @@ class _Plan:
     arrays: Any  # numba.typed.List of flat 1-D views
     # (dict, key, value) triples that must still hold for the plan to be valid.
     checks: list[tuple[dict[str, Any], str, Any]]
-    parts: list[tuple[Layer, list[Any]]]  # per layer: objects whose identity fixes the layout
+    parts: list[tuple[Dense, list[Any]]]  # per layer: objects whose identity fixes the layout
     norm_keys: list[str]
     update_keys: list[tuple[str, Array]] = field(default_factory=list)
     coeff_values: tuple[float, ...] = ()
@@ -320,7 +320,7 @@ def _assemble(
             checks.append((optimizer.state, key, state))
             params.append(array.reshape(-1))
     flat = List(params + slots[0] + slots[1] + scratch)
-    parts: list[tuple[Layer, list[Any]]] = [(layer, _layer_parts(layer)) for layer in dense_layers]
+    parts = [(layer, _layer_parts(layer)) for layer in dense_layers]
     return _Plan(
         layers=list(model.layers),
         optimizer=optimizer,
@@ -347,7 +347,7 @@ def _plan_valid(plan: _Plan, model: Any) -> bool:
     ):
         return False
     for layer, parts in plan.parts:
-        if _layer_parts(layer) != parts:  # type: ignore[arg-type]
+        if _layer_parts(layer) != parts:
             return False
     return all(store.get(key) is value for store, key, value in plan.checks)
 
