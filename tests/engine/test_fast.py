@@ -151,6 +151,13 @@ CASES = [
         lambda: optimizers.SGD(learning_rate=0.1),
     ),
     Case(
+        "no hidden layer (logistic regression), batch size 1",
+        lambda: [Dense(1, "sigmoid")],
+        "binary_crossentropy",
+        lambda: optimizers.SGD(learning_rate=0.1),
+        batch_size=1,
+    ),
+    Case(
         "two sigmoid outputs with BCE, batch larger than the data",
         lambda: [Dense(4, "tanh"), Dense(2, "sigmoid")],
         "binary_crossentropy",
