@@ -221,6 +221,7 @@ class SessionConfig(BaseModel):
 
         if self.points is None:
             _known("dataset", self.dataset, list(DATASETS))
+            _check_problem_fits(self.problem, self.dataset, str(DATASETS[self.dataset].kind))
         kind = self.resolved_problem()
         if self.points is not None:
             _check_labels(self.points, kind)
@@ -262,6 +263,19 @@ class SessionConfig(BaseModel):
         from app.datasets import DATASETS
 
         return int(DATASETS[self.dataset].n_classes)
+
+
+def _check_problem_fits(problem: str | None, dataset: str, kind: str) -> None:
+    """Classification needs class labels; binary needs exactly two classes."""
+    # Any labels are numbers to regress on; two classes also make a 2-way softmax.
+    allowed = {"binary": ["binary", "multiclass", "regression"],
+               "multiclass": ["multiclass", "regression"],
+               "regression": ["regression"]}[kind]
+    if problem is not None and problem not in allowed:
+        raise ValueError(
+            f"problem {problem!r} does not fit dataset {dataset!r} ({kind}); expected one of: "
+            + ", ".join(allowed)
+        )
 
 
 def _check_labels(points: list[list[float]], kind: str) -> None:

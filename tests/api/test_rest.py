@@ -234,3 +234,12 @@ def test_import_is_validated_in_the_worker_with_field_errors(client: TestClient)
     assert broken.status_code == 422 and broken.json()["detail"][0]["type"] == "json_invalid"
     # A refused import leaves no session behind.
     assert [s["id"] for s in client.get("/api/sessions").json()] == [sid]
+
+
+def test_a_problem_that_does_not_fit_the_dataset_is_refused(client: TestClient) -> None:
+    response = client.post("/api/sessions", json={"dataset": "reg-plane", "problem": "binary"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"] == (
+        "Value error, problem 'binary' does not fit dataset 'reg-plane' (regression); "
+        "expected one of: regression"
+    )
