@@ -526,7 +526,7 @@ def forward_all(model: Any, points: npt.ArrayLike) -> list[Array]:
 
     points: (n, input_dim) features. For the decision grid (the last entry) and the neuron
     heatmaps (the hidden entries); equal to `model.predict` up to rounding (matmul order;
-    sigmoid without logaddexp, ~15x faster). Dense layers with tanh, sigmoid, relu or linear
+    sigmoid without logaddexp, ~10x faster). Dense layers with tanh, sigmoid, relu or linear
     are computed unit-major, (units, n), so the bias add and the activation run over
     contiguous rows; the arrays returned are transposed views of buffers kept per model and
     per n, overwritten by the next call with the same model and n (copy what you keep).
