@@ -1,0 +1,132 @@
+/**
+ * The page's link to its live session: creating or importing it, its websocket stream, the
+ * messages the server sends back, commands out, and a fresh session when the connection is lost.
+ */
+import * as api from './api.js';
+import { SessionStream } from './stream.js';
+
+/** @typedef {import('./types.js').SessionPublic} SessionPublic */
+/** @typedef {import('./playground.js').Playground} Playground */
+
+/** A lost connection starts a new session this many times in a row, then asks for a reload. */
+const MAX_RECONNECTS = 3;
+
+export class SessionLink {
+  /** @param {Playground} page told about frames, acks, refusals and errors */
+  constructor(page) {
+    this.page = page;
+    /** @type {SessionPublic | null} */
+    this.session = null;
+    /** @type {SessionStream | null} */
+    this.stream = null;
+    this.reconnects = 0;
+    /** @type {Map<number, boolean>} ids of `set` commands in flight: structural or not */
+    this.pendingSets = new Map();
+  }
+
+  /**
+   * Create (or import) a session and subscribe to it, replacing the current one.
+   * @param {() => Promise<SessionPublic>} create
+   * @returns {Promise<boolean>} whether a session was opened
+   */
+  async open(create) {
+    const page = this.page;
+    let session;
+    try {
+      session = await create();
+    } catch (error) {
+      page.showError(/** @type {Error} */ (error).message);
+      return false;
+    }
+    const previous = this.session;
+    this.stream?.close();
+    if (previous) api.deleteSession(previous.id).catch(() => {});
+    this.session = session;
+    page.curves.reset();
+    page.views.data.updateDownload(api.dataCsvUrl(session.id));
+    this.stream = new SessionStream(session.ws_url, {
+      onFrame: (frame) => page.drawer.receive(frame),
+      onMessage: (message) => this.receiveMessage(message),
+      onClose: () => this.lostConnection(),
+    });
+    page.refreshPoints();
+    return true;
+  }
+
+  /** The session went away (server restart, idle expiry): start a fresh one from the state. */
+  lostConnection() {
+    // "removed" is followed by a close: stop listening so one loss starts one new session.
+    this.stream?.close();
+    this.stream = null;
+    if (this.reconnects >= MAX_RECONNECTS) {
+      this.page.showError('Lost the connection to the server. Reload the page to start again.', 0);
+      return;
+    }
+    this.reconnects += 1;
+    this.page.showError('Lost the connection to the server; starting a new session…');
+    this.session = null;
+    setTimeout(() => this.page.openFromState(), 500);
+  }
+
+  /**
+   * A JSON message from the stream.
+   * @param {any} message
+   */
+  receiveMessage(message) {
+    const page = this.page;
+    if (message.type === 'hello' || message.type === 'ack') {
+      this.reconnects = 0;
+      this.session = message.session;
+      page.setStatus(message.session.status, message.session.status_reason);
+      if (message.type !== 'ack') return;
+      const structuralSet = this.pendingSets.get(message.id);
+      this.pendingSets.delete(message.id);
+      if (message.command === 'regenerate') {
+        page.setState({ seed: message.session.config.seed }, false);
+        page.refreshPoints();
+      } else if (structuralSet) {
+        page.refreshPoints();
+      }
+    } else if (message.type === 'error') {
+      page.showError(message.detail);
+      if (this.pendingSets.has(message.id)) {
+        // The server refused a change: show what it actually runs.
+        this.pendingSets.delete(message.id);
+        if (this.session) page.adoptConfig(this.session);
+      }
+    } else if (message.type === 'removed') {
+      this.lostConnection();
+    }
+  }
+
+  /**
+   * Send a command to the session.
+   * @param {Record<string, unknown>} command
+   * @returns {number} its id (0: no stream to send it on)
+   */
+  send(command) {
+    if (!this.stream) return 0;
+    return this.stream.send(command);
+  }
+
+  /**
+   * Send a config change, remembering it until the server acks or refuses it.
+   * @param {Record<string, unknown>} changes
+   * @param {boolean} structural whether it changes the data or the architecture
+   */
+  sendSet(changes, structural) {
+    const id = this.send({ type: 'set', config: changes });
+    this.pendingSets.set(id, structural);
+  }
+
+  /** Leave: close the stream and delete the session so it stops using the server's CPU. */
+  close() {
+    this.stream?.close();
+    this.stream = null;
+    if (this.session) {
+      // keepalive lets the request outlive the page when this runs on pagehide.
+      fetch(`/api/sessions/${encodeURIComponent(this.session.id)}`, { method: 'DELETE', keepalive: true }).catch(() => {});
+      this.session = null;
+    }
+  }
+}

@@ -1,0 +1,50 @@
+/** The loss and gradient-norm curves over epochs, recorded from the frames as they arrive. */
+import { SeriesHistory } from './history.js';
+
+/** @typedef {import('./types.js').Frame} Frame */
+
+export class TrainingCurves {
+  constructor() {
+    /** Train and test loss per epoch. */
+    this.losses = new SeriesHistory(2);
+    /** Gradient norm per Dense layer per epoch. */
+    this.grads = new SeriesHistory(1);
+    /** @type {string[]} one name per series of `grads` */
+    this.gradNames = [];
+    /** The newest epoch recorded (-1: none). */
+    this.lastEpoch = -1;
+  }
+
+  /**
+   * Record a frame's epochs: every loss row since the last frame, and this epoch's gradient norms.
+   * @param {Frame} frame
+   */
+  record(frame) {
+    const { header } = frame;
+    if (header.epoch < this.lastEpoch) this.reset(); // reset or rebuild: epoch 0 again
+    if (frame.epochs) {
+      const rows = frame.epochs.length / 4;
+      for (let r = 0; r < rows; r++) {
+        const epoch = header.epochs_first + r;
+        if (epoch <= this.lastEpoch) continue;
+        this.losses.append(epoch, [frame.epochs[r * 4], frame.epochs[r * 4 + 1]]);
+      }
+    }
+    const names = (header.layers ?? []).map((_, i, all) => (i === all.length - 1 ? 'output' : `layer ${i + 1}`));
+    if (names.join('|') !== this.gradNames.join('|')) {
+      this.gradNames = names;
+      this.grads = new SeriesHistory(names.length);
+    }
+    if (header.epoch > this.lastEpoch && header.epoch > 0) {
+      this.grads.append(header.epoch, (header.layers ?? []).map((l) => l.grad_norm));
+    }
+    this.lastEpoch = header.epoch;
+  }
+
+  /** Forget the curves (new weights or new data). */
+  reset() {
+    this.losses.reset();
+    this.grads.reset();
+    this.lastEpoch = -1;
+  }
+}
