@@ -171,12 +171,25 @@ CASES = [
 
 @pytest.fixture
 def numpy_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[bool], None]]:
-    """A switch between the fast path (True) and the numpy path (False)."""
+    """A switch between the fast path (True) and the numpy path (False).
+
+    It also counts the compiled epochs, so a comparison cannot pass by running numpy twice.
+    """
+    real_train_epoch = fast.train_epoch
+
+    def counting_train_epoch(*args: Any) -> list[float]:
+        COMPILED_EPOCHS.append(1)
+        return real_train_epoch(*args)
 
     def use_fast(on: bool) -> None:
         monkeypatch.setattr(fast, "enabled", on)
 
+    monkeypatch.setattr(fast, "train_epoch", counting_train_epoch)
+    COMPILED_EPOCHS.clear()
     yield use_fast
+
+
+COMPILED_EPOCHS: list[int] = []
 
 
 def _targets(case: Case, y: Array) -> Array:
@@ -192,7 +205,9 @@ def _train(case: Case, use_fast: bool, switch: Callable[[bool], None], epochs: i
     x, y = _data(case)
     model = _model(case)
     switch(use_fast)
+    before = len(COMPILED_EPOCHS)
     history = model.fit(x, _targets(case, y), epochs=epochs, batch_size=case.batch_size)
+    assert len(COMPILED_EPOCHS) - before == (epochs if use_fast else 0)
     return model, history.history["loss"]
 
 
