@@ -144,14 +144,15 @@ def merge_parts(pending: FramePart | None, new: FramePart) -> FramePart:
 
 
 def split_rows(part: FramePart, limit: int) -> tuple[FramePart | None, FramePart]:
-    """(older rows in a frame of their own, or None; the rest with the heavy state).
+    """(the oldest `limit` rows in a frame of their own, or None; the rest with the state).
 
-    Keeps every message near its default size when frames were coalesced: the oldest rows go
-    first in a rows-only frame (no grids; header `rows_only`), the newest stay with the state.
+    Keeps every message near its default size when frames were coalesced or a long history is
+    sent: call it until it returns None; each rows-only frame (no grids; header `rows_only`)
+    carries `limit` rows, the last frame at most `limit` rows and the heavy state.
     """
     if len(part.rows) <= limit:
         return None, part
-    cut = len(part.rows) - limit
+    cut = limit
     header = {**part.header, "epoch": part.first_epoch + cut - 1, "rows_only": True}
     header.pop("param_layout", None)
     older = FramePart(header, {}, part.history_id, part.first_epoch, part.rows[:cut])

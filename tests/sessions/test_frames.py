@@ -92,7 +92,9 @@ def test_split_rows_sends_the_oldest_rows_first_without_grids() -> None:
     part.sections["output"] = Section(np.zeros((2, 2), dtype=np.uint8))
     older, newer = split_rows(part, 160)
     assert older is not None and older.sections == {} and older.header["rows_only"] is True
-    assert older.rows[:, 0].tolist() == list(range(1, 241)) and older.header["epoch"] == 240
-    assert newer.first_epoch == 241 and newer.rows[:, 0].tolist() == list(range(241, 401))
-    assert "output" in newer.sections
+    assert older.rows[:, 0].tolist() == list(range(1, 161)) and older.header["epoch"] == 160
+    assert newer.first_epoch == 161 and newer.rows[:, 0].tolist() == list(range(161, 401))
+    older, newer = split_rows(newer, 160)
+    assert older is not None and older.rows[:, 0].tolist() == list(range(161, 321))
+    assert newer.rows[:, 0].tolist() == list(range(321, 401)) and "output" in newer.sections
     assert split_rows(newer, 160) == (None, newer)

@@ -10,7 +10,9 @@ import pytest
 from app.sessions.config import SessionConfig
 from app.sessions.export import SessionExport, export_session, import_session
 from app.sessions.frame_builder import build_part
+from app.sessions.frames import frame_bytes, split_rows
 from app.sessions.session import CommandRefused, TrainingSession
+from app.settings import get_settings
 
 
 def session(**config: Any) -> TrainingSession:
@@ -246,3 +248,18 @@ def test_a_refused_change_leaves_the_session_as_it_was() -> None:
     with pytest.raises(ValueError):
         s.update({"regularization_rate": -1.0})
     assert (s.weights_hash(), s.config, s.epoch) == before
+
+
+def test_a_default_frame_with_the_most_rows_it_carries_is_at_most_16_kb() -> None:
+    s = session()
+    run(s, 400)
+    limit = get_settings().max_rows_per_frame
+    part, messages = build_part(s, 1), []
+    while True:  # as the websocket sender does
+        older, part = split_rows(part, limit)
+        messages.append(frame_bytes(older or part, len(messages)))
+        if older is None:
+            break
+    assert len(messages) == 3  # 160 + 160 rows ahead, the last 80 with the grids
+    # Issue 3: a default frame <= 16 KB, whatever the epochs/s (older rows go ahead on their own).
+    assert all(len(message) <= 16 * 1024 for message in messages)
