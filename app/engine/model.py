@@ -110,6 +110,7 @@ class Sequential:
         self._params = {key: layer.params[name] for key, layer, name in self._slots}
 
     def _require_input_dim(self) -> int:
+        """The number of input features; ValueError while it is unknown."""
         if self.input_dim is None:
             raise ValueError(
                 "the model is not built: start it with Input(shape=(n,)) or call build(n)"
@@ -117,6 +118,7 @@ class Sequential:
         return self.input_dim
 
     def _ensure_built(self) -> None:
+        """Build layers added since the last build (the input width is already known)."""
         if not self.built:
             self.build(self._require_input_dim())
 
@@ -152,6 +154,7 @@ class Sequential:
         return self.loss
 
     def _require_training_setup(self) -> tuple[optimizers.Optimizer, losses.Loss]:
+        """The optimizer and loss; ValueError before compile or with a step activation."""
         if self.optimizer is None or self.loss is None:
             raise ValueError("the model needs compile(optimizer=..., loss=...) before training")
         for layer in self.layers:
@@ -194,6 +197,7 @@ class Sequential:
     # ---- one step: forward, loss, backward, penalties, update, constraints, report ----------
 
     def _forward(self, x: Array, training: bool) -> Array:
+        """X: (n, input_dim) -> Y: (n, units) through every layer; each keeps its z and a."""
         for layer in self.layers:
             x = layer.forward(x, training)
         return x
@@ -204,6 +208,7 @@ class Sequential:
         return fused is not None and self._output_activation() == fused
 
     def _data_loss(self, loss: losses.Loss, y: Array, y_pred: Array) -> float:
+        """The loss of the last forward, from the logits when fused (no log of a saturated a)."""
         if self._fused(loss):
             z = self.layers[-1].z
             assert z is not None
@@ -211,6 +216,7 @@ class Sequential:
         return loss.fn(y, y_pred)
 
     def _backward(self, loss: losses.Loss, y: Array, y_pred: Array) -> None:
+        """dL/dY back through every layer, which fills its grads and delta."""
         last = self.layers[-1]
         if self._fused(loss):
             assert isinstance(last, Dense | Activation)
@@ -225,9 +231,11 @@ class Sequential:
         return sum((layer.penalty() for layer in self.layers), 0.0)
 
     def _gradients(self) -> dict[str, Array]:
+        """The last backward's gradients, keyed like parameters()."""
         return {key: layer.grads[name] for key, layer, name in self._slots}
 
     def _record_grad_norms(self) -> None:
+        """grad_norms["layers.{i}"]: the L2 norm of all of layer i's parameter gradients."""
         norms: dict[str, float] = {}
         for i, layer in enumerate(self.layers):
             if layer.params:
@@ -239,6 +247,7 @@ class Sequential:
         self.grad_norms = norms
 
     def _train_step(self, x: Array, y: Array) -> float:
+        """One gradient step on one checked batch; returns its loss, penalties included."""
         optimizer, loss = self.optimizer, self.loss
         assert optimizer is not None and loss is not None, "checked by the caller"
         y_pred = self._forward(x, training=True)
