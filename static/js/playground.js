@@ -63,6 +63,8 @@ export class Playground {
     this.status = 'paused';
     /** @type {DataPoints} */
     this.points = { train: [], test: [] };
+    /** @type {SessionPublic | null} the live session as the server last described it */
+    this.session = null;
     this.notices = new NoticesView(views.diverged, views.error);
     this.curves = new TrainingCurves();
     this.drawer = new FrameDrawer(this);
@@ -70,15 +72,6 @@ export class Playground {
   }
 
   // What lessons_main.js, the browser tests and the page benchmark read on window.playground.
-
-  /** @returns {SessionPublic | null} the live session as the server last described it */
-  get session() {
-    return this.link.session;
-  }
-
-  set session(session) {
-    this.link.session = session;
-  }
 
   /** @returns {Map<number, boolean>} ids of `set` commands in flight: structural or not */
   get pendingSets() {

@@ -12,11 +12,12 @@ import { SessionStream } from './stream.js';
 const MAX_RECONNECTS = 3;
 
 export class SessionLink {
-  /** @param {Playground} page told about frames, acks, refusals and errors */
+  /**
+   * @param {Playground} page told about frames, acks, refusals and errors; its `session` is the
+   *   one this link streams, kept as the server last described it
+   */
   constructor(page) {
     this.page = page;
-    /** @type {SessionPublic | null} */
-    this.session = null;
     /** @type {SessionStream | null} */
     this.stream = null;
     this.reconnects = 0;
@@ -38,10 +39,10 @@ export class SessionLink {
       page.showError(/** @type {Error} */ (error).message);
       return false;
     }
-    const previous = this.session;
+    const previous = page.session;
     this.stream?.close();
     if (previous) api.deleteSession(previous.id).catch(() => {});
-    this.session = session;
+    page.session = session;
     page.curves.reset();
     page.views.data.updateDownload(api.dataCsvUrl(session.id));
     this.stream = new SessionStream(session.ws_url, {
@@ -55,17 +56,18 @@ export class SessionLink {
 
   /** The session went away (server restart, idle expiry): start a fresh one from the state. */
   lostConnection() {
+    const page = this.page;
     // "removed" is followed by a close: stop listening so one loss starts one new session.
     this.stream?.close();
     this.stream = null;
     if (this.reconnects >= MAX_RECONNECTS) {
-      this.page.showError('Lost the connection to the server. Reload the page to start again.', 0);
+      page.showError('Lost the connection to the server. Reload the page to start again.', 0);
       return;
     }
     this.reconnects += 1;
-    this.page.showError('Lost the connection to the server; starting a new session…');
-    this.session = null;
-    setTimeout(() => this.page.openFromState(), 500);
+    page.showError('Lost the connection to the server; starting a new session…');
+    page.session = null;
+    setTimeout(() => page.openFromState(), 500);
   }
 
   /**
@@ -76,7 +78,7 @@ export class SessionLink {
     const page = this.page;
     if (message.type === 'hello' || message.type === 'ack') {
       this.reconnects = 0;
-      this.session = message.session;
+      page.session = message.session;
       page.setStatus(message.session.status, message.session.status_reason);
       if (message.type !== 'ack') return;
       const structuralSet = this.pendingSets.get(message.id);
@@ -92,7 +94,7 @@ export class SessionLink {
       if (this.pendingSets.has(message.id)) {
         // The server refused a change: show what it actually runs.
         this.pendingSets.delete(message.id);
-        if (this.session) page.adoptConfig(this.session);
+        if (page.session) page.adoptConfig(page.session);
       }
     } else if (message.type === 'removed') {
       this.lostConnection();
@@ -121,12 +123,13 @@ export class SessionLink {
 
   /** Leave: close the stream and delete the session so it stops using the server's CPU. */
   close() {
+    const page = this.page;
     this.stream?.close();
     this.stream = null;
-    if (this.session) {
+    if (page.session) {
       // keepalive lets the request outlive the page when this runs on pagehide.
-      fetch(`/api/sessions/${encodeURIComponent(this.session.id)}`, { method: 'DELETE', keepalive: true }).catch(() => {});
-      this.session = null;
+      fetch(`/api/sessions/${encodeURIComponent(page.session.id)}`, { method: 'DELETE', keepalive: true }).catch(() => {});
+      page.session = null;
     }
   }
 }
