@@ -118,7 +118,7 @@ class Sequential:
         return self.input_dim
 
     def _ensure_built(self) -> None:
-        """Build layers added since the last build (the input width is already known)."""
+        """Build the layers that have no parameters yet; the input width must be known."""
         if not self.built:
             self.build(self._require_input_dim())
 
