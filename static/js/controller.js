@@ -198,7 +198,7 @@ export class Controller extends Playground {
       const blob = new Blob([exported], { type: 'application/json' });
       const link = document.createElement('a');
       link.href = URL.createObjectURL(blob);
-      link.download = `nn-playground-epoch-${this.curves.lastEpoch}.json`;
+      link.download = `nn-playground-epoch-${this.lastEpoch}.json`;
       link.click();
       setTimeout(() => URL.revokeObjectURL(link.href), 1000);
     } catch (error) {

@@ -102,6 +102,11 @@ export class Playground {
     return this.curves.losses;
   }
 
+  /** The newest epoch recorded (-1: none). */
+  get lastEpoch() {
+    return this.curves.lastEpoch;
+  }
+
   /** Ask for one draw on the next animation frame. */
   scheduleDraw() {
     this.drawer.schedule();
