@@ -110,7 +110,9 @@ export class NetworkView {
     this.links = renderLinks(container, structure, layout);
     // Feature nodes: their own view, placed in the first column.
     this.features.render(container, structure.features, layout.positions[0]);
-    ({ canvases: this.canvases, biases: this.biases } = renderUnits(container, structure, layout));
+    const units = renderUnits(container, structure, layout);
+    this.canvases = units.canvases;
+    this.biases = units.biases;
     renderColumnTitle(container, layout, 0, 'Features');
     renderColumnTitle(container, layout, layout.columns - 1, structure.outputUnits > 1 ? `Output (${structure.outputUnits})` : 'Output');
     structure.layers.forEach((_, index) => {
