@@ -33,11 +33,15 @@ export class FrameDrawer {
 
   /**
    * A binary frame: record its epochs now, keep it as the newest, draw on the next animation frame.
+   *
+   * A rows-only frame carries older epochs ahead of the state (no grids): its rows go into the
+   * curves, and the state frame that follows it is the one drawn.
    * @param {Frame} frame
    */
   receive(frame) {
     this.stats.received += 1;
     this.page.curves.record(frame);
+    if (frame.header.rows_only) return;
     this.pending = frame;
     this.schedule();
   }

@@ -11,6 +11,9 @@
 
 const decoder = new TextDecoder();
 
+/** The `epochs` columns when a frame does not name them (the protocol's first four). */
+const EPOCH_COLUMNS = ['train_loss', 'test_loss', 'train_metric', 'test_metric'];
+
 /**
  * A typed view on one section, copied so the frame's buffer can be released.
  * @param {ArrayBuffer} buffer
@@ -52,6 +55,7 @@ export function decodeFrame(buffer) {
   const frame = {
     header,
     epochs: null,
+    epochColumns: EPOCH_COLUMNS,
     output: null,
     outputClass: null,
     neurons: null,
@@ -59,6 +63,7 @@ export function decodeFrame(buffer) {
   };
   if (sections.epochs) {
     frame.epochs = /** @type {Float32Array} */ (sectionView(buffer, base, sections.epochs));
+    frame.epochColumns = sections.epochs.columns ?? EPOCH_COLUMNS;
   }
   if (sections.output) {
     const entry = sections.output;

@@ -23,11 +23,14 @@ export class TrainingCurves {
     const { header } = frame;
     if (header.epoch < this.lastEpoch) this.reset(); // reset or rebuild: epoch 0 again
     if (frame.epochs) {
-      const rows = frame.epochs.length / 4;
+      const width = frame.epochColumns.length;
+      const train = frame.epochColumns.indexOf('train_loss');
+      const test = frame.epochColumns.indexOf('test_loss');
+      const rows = frame.epochs.length / width;
       for (let r = 0; r < rows; r++) {
         const epoch = header.epochs_first + r;
         if (epoch <= this.lastEpoch) continue;
-        this.losses.append(epoch, [frame.epochs[r * 4], frame.epochs[r * 4 + 1]]);
+        this.losses.append(epoch, [frame.epochs[r * width + train], frame.epochs[r * width + test]]);
       }
     }
     const names = (header.layers ?? []).map((_, i, all) => (i === all.length - 1 ? 'output' : `layer ${i + 1}`));
@@ -35,10 +38,11 @@ export class TrainingCurves {
       this.gradNames = names;
       this.grads = new SeriesHistory(names.length);
     }
-    if (header.epoch > this.lastEpoch && header.epoch > 0) {
+    // A rows-only frame's layers are the newest state's, not its last row's: no norm from it.
+    if (!header.rows_only && header.epoch > this.lastEpoch && header.epoch > 0) {
       this.grads.append(header.epoch, (header.layers ?? []).map((l) => l.grad_norm));
     }
-    this.lastEpoch = header.epoch;
+    this.lastEpoch = Math.max(this.lastEpoch, header.epoch);
   }
 
   /** Forget the curves (new weights or new data). */

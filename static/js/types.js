@@ -117,6 +117,7 @@
  * @property {number} [min]
  * @property {number} [max]
  * @property {number[][]} [ranges]
+ * @property {string[]} [columns]  epochs: the name of each column of a row
  */
 
 /**
@@ -152,12 +153,14 @@
  * @property {Record<string, SectionEntry>} sections
  * @property {number} epochs_first
  * @property {boolean} lockstep
+ * @property {boolean} [rows_only]  only older epoch rows (no grids): record, never draw
  */
 
 /**
  * @typedef {object} Frame  a decoded frame: the header and typed views on its sections
  * @property {FrameHeader} header
- * @property {Float32Array | null} epochs      k × 4: train_loss, test_loss, train_metric, test_metric
+ * @property {Float32Array | null} epochs      k × epochColumns.length, row-major
+ * @property {string[]} epochColumns           names of a row's columns (train_loss, test_loss, ...)
  * @property {Float32Array | null} output      r × r, dequantized
  * @property {Uint8Array | null} outputClass   r × r class index (multiclass)
  * @property {Float32Array | null} neurons     m × g × g, dequantized

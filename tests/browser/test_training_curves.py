@@ -1,0 +1,94 @@
+"""The page's loss and gradient-norm histories against the server's own record of every epoch."""
+
+import json
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, WebSocket
+
+pytestmark = pytest.mark.browser
+
+# float32 keeps 24 significant bits: a value sent as float32 is within 2**-24 of it, relatively.
+FLOAT32_REL = 2.0**-23
+# Epochs stepped in one command: at 2 frames/s the default net trains far more than the
+# max_rows_per_frame (160) rows between two frames, so the server sends rows-only frames.
+STEPPED = 3000
+
+
+def watch_frame_headers(page: Page) -> list[dict[str, Any]]:
+    """Collect the JSON header of every binary frame the page receives (decoded here, not by it)."""
+    headers: list[dict[str, Any]] = []
+
+    def frame(payload: str | bytes) -> None:
+        if isinstance(payload, bytes):
+            length = int.from_bytes(payload[:4], "big")
+            headers.append(json.loads(payload[4 : 4 + length]))
+
+    def socket(ws: WebSocket) -> None:
+        ws.on("framereceived", frame)
+
+    page.on("websocket", socket)
+    return headers
+
+
+def step_and_wait(page: Page, epochs: int) -> None:
+    """Step `epochs` epochs over the page's websocket and wait for the paused frame after them."""
+    page.evaluate(f"() => window.playground.command({{ type: 'step', n: {epochs} }})")
+    page.wait_for_function(
+        f"() => window.playground.frame.header.epoch === {epochs}"
+        " && window.playground.frame.header.status === 'paused'",
+        timeout=60_000,
+    )
+
+
+def server_history(page: Page, base_url: str) -> dict[str, Any]:
+    """The session's export over REST: its epoch and every epoch's row, in float64."""
+    session_id = page.evaluate("() => window.playground.session.id")
+    response = page.request.get(f"{base_url}/api/sessions/{session_id}/export")
+    assert response.ok, response.text()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def close_float32(shown: float | None, exact: float | None) -> bool:
+    """Whether a float32 value the page holds is the server's float64 value rounded."""
+    if shown is None or exact is None:
+        return shown is exact
+    return abs(shown - exact) <= abs(exact) * FLOAT32_REL
+
+
+def test_rows_only_frames_fill_the_loss_history_without_gaps(
+    page: Page, live_server: str, page_errors: list[str]
+) -> None:
+    """3,000 stepped epochs at 2 frames/s: rows-only frames arrive, are never drawn, and the loss
+    history holds every epoch (on its stride) with the server's exported losses."""
+    headers = watch_frame_headers(page)
+    page.goto(f"{live_server}/#frame_rate=2")
+    page.wait_for_function("() => window.playground && window.playground.frame")
+    # Note every frame the page draws, to show a rows-only frame never is.
+    page.evaluate(
+        """() => { const drawer = window.playground.drawer, draw = drawer.drawFrame.bind(drawer);
+                   window.drawnRowsOnly = 0;
+                   drawer.drawFrame = (frame, started) => {
+                       if (frame.header.rows_only) window.drawnRowsOnly++;
+                       draw(frame, started); }; }"""
+    )
+    step_and_wait(page, STEPPED)
+    exported = server_history(page, live_server)
+    assert exported["epoch"] == STEPPED
+    rows_only = [h for h in headers if h.get("rows_only")]
+    assert rows_only, "the test did not provoke rows-only frames"
+    assert all("output" not in h["sections"] for h in rows_only)
+    assert page.evaluate("() => window.drawnRowsOnly") == 0
+    losses = page.evaluate(
+        "() => { const h = window.playground.losses;"
+        " return { columns: h.columns, stride: h.stride }; }"
+    )
+    epochs, train, test = losses["columns"]
+    # Appended one by one from epoch 1, a history with no gap keeps exactly 1, 1 + stride, ...
+    assert epochs == list(range(1, STEPPED + 1, losses["stride"]))
+    history = exported["history"]
+    for i, epoch in enumerate(epochs):
+        assert close_float32(train[i], history["train_loss"][epoch - 1]), (epoch, train[i])
+        assert close_float32(test[i], history["test_loss"][epoch - 1]), (epoch, test[i])
+    assert page_errors == []
