@@ -14,7 +14,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.sessions.config import Integer, SessionConfig
-from app.sessions.frames import EPOCH_COLUMNS, json_nested
+from app.sessions.frames import json_nested
 from app.sessions.history import History
 from app.sessions.session import Status, TrainingSession
 
@@ -170,10 +170,8 @@ def import_session(data: SessionExport, session_id: str) -> TrainingSession:
             raise ValueError(f"rng has {name!r}; expected: {', '.join(generators)}")
         # Assigning the state keeps the same Generator object, which the layers share.
         generators[name].bit_generator.state = saved.model_dump()
-    missing = [c for c in EPOCH_COLUMNS if c not in data.history]
-    if missing or set(data.history) - set(EPOCH_COLUMNS):
-        raise ValueError(f"history needs exactly the columns {', '.join(EPOCH_COLUMNS)}")
-    session.history = History.from_columns(data.history)
+    # An export from before the gradient-norm columns existed imports with NaN norms.
+    session.history = History.from_columns(data.history, session.history.norm_count)
     if len(session.history) != data.epoch:
         raise ValueError(f"history has {len(session.history)} rows; epoch is {data.epoch}")
     session.epoch = data.epoch

@@ -21,6 +21,19 @@ ALIGN = 8
 EPOCH_COLUMNS = ("train_loss", "test_loss", "train_metric", "test_metric")
 
 
+def epoch_columns(norm_count: int) -> list[str]:
+    """Names of an epoch row: EPOCH_COLUMNS, then grad_norm_0 .. grad_norm_{norm_count - 1}."""
+    return [*EPOCH_COLUMNS, *(f"grad_norm_{j}" for j in range(norm_count))]
+
+
+def rows_per_frame(max_rows_per_frame: int, width: int) -> int:
+    """Epoch rows one message may carry: the float32 budget of max_rows_per_frame 4-column rows.
+
+    Wider rows (gradient norms) mean fewer rows, so a default frame's size is unchanged.
+    """
+    return max(1, max_rows_per_frame * len(EPOCH_COLUMNS) // max(width, 1))
+
+
 @dataclass
 class Section:
     """One typed array of the payload plus its extra header fields (min/max, ranges, layout)."""
@@ -33,7 +46,7 @@ class Section:
 class FramePart:
     """What one worker tick says about a session: latest state and the epochs since last tick.
 
-    `rows` is (k, 4) float64 of EPOCH_COLUMNS for epochs first_epoch .. first_epoch + k - 1;
+    `rows` is (k, 4 + n) float64 of epoch_columns(n) for epochs first_epoch .. first_epoch + k - 1;
     `lockstep` (j, p) the weights after epochs lockstep_first .. lockstep_first + j - 1, when
     the session asks for them (only epochs trained while someone watched have them).
     """
@@ -144,15 +157,16 @@ def merge_parts(pending: FramePart | None, new: FramePart) -> FramePart:
 
 
 def split_rows(part: FramePart, limit: int) -> tuple[FramePart | None, FramePart]:
-    """(the oldest `limit` rows in a frame of their own, or None; the rest with the state).
+    """(the oldest rows up to the cap in a frame of their own, or None; the rest with the state).
 
     Keeps every message near its default size when frames were coalesced or a long history is
     sent: call it until it returns None; each rows-only frame (no grids; header `rows_only`)
-    carries `limit` rows, the last frame at most `limit` rows and the heavy state.
+    carries the row cap, the last frame at most the cap and the heavy state. `limit` counts
+    4-column rows (max_rows_per_frame): wider rows get rows_per_frame(limit, width) each.
     """
-    if len(part.rows) <= limit:
+    cut = rows_per_frame(limit, part.rows.shape[1]) if part.rows.ndim == 2 else limit
+    if len(part.rows) <= cut:
         return None, part
-    cut = limit
     header = {**part.header, "epoch": part.first_epoch + cut - 1, "rows_only": True}
     header.pop("param_layout", None)
     older = FramePart(header, {}, part.history_id, part.first_epoch, part.rows[:cut])
@@ -166,7 +180,8 @@ def frame_bytes(part: FramePart, seq: int) -> bytes:
     sections = dict(part.sections)
     with np.errstate(over="ignore"):  # a diverged loss beyond float32 is sent as inf
         rows = part.rows.astype(np.float32)
-    sections["epochs"] = Section(rows, {"columns": list(EPOCH_COLUMNS)})
+    norm_count = rows.shape[1] - len(EPOCH_COLUMNS) if rows.ndim == 2 else 0
+    sections["epochs"] = Section(rows, {"columns": epoch_columns(norm_count)})
     if part.lockstep is not None:
         layout = part.header.get("param_layout", [])
         sections["lockstep_weights"] = Section(

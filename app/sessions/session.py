@@ -62,7 +62,9 @@ class TrainingSession:
         self._problem = self.config.resolved_problem()
         self.last_prediction = None
         self.epoch = 0
-        self.history = History()
+        # Read once per epoch from the model's grad_norms: one per Dense layer, frame order.
+        self._norm_keys = [f"layers.{i}" for i in self.built.dense_indices]
+        self.history = History(len(self._norm_keys))
         self.history_id += 1
         self.best_test_loss = math.inf
         self.wait = 0
@@ -198,11 +200,12 @@ class TrainingSession:
                 row = self._evaluate()
             except Exception as error:  # a diverged net may trip any check in the engine
                 self.epoch += 1
-                self.history.append((math.nan, math.nan, math.nan, math.nan))
+                self.history.append([math.nan] * len(self.history.columns))
                 self._stop("diverged", f"training failed at epoch {self.epoch}: {error}")
                 return
         self.epoch += 1
-        self.history.append(row)
+        norms = self.model.grad_norms  # as of the epoch's last step (both engine paths)
+        self.history.append([*row, *(norms.get(key, math.nan) for key in self._norm_keys)])
         self._check_after_epoch(row)
 
     def _check_after_epoch(self, row: tuple[float, float, float, float]) -> None:
@@ -217,7 +220,7 @@ class TrainingSession:
             self._stop("finished", f"epoch budget of {budget} reached")
             return
         limit = get_settings().max_epoch_budget
-        if self.epoch >= limit:  # bounds the history's memory (32 bytes an epoch)
+        if self.epoch >= limit:  # bounds the history's memory (8 bytes a column an epoch)
             self._stop("finished", f"epoch budget of {limit} (max_epoch_budget) reached")
             return
         patience = self.config.early_stopping_patience
@@ -297,7 +300,10 @@ class TrainingSession:
         names = ("train_loss", "test_loss", "train_metric", "test_metric")
         if last is None:
             return dict.fromkeys(names)
-        return {n: float(v) if math.isfinite(v) else None for n, v in zip(names, last, strict=True)}
+        return {
+            n: float(v) if math.isfinite(v) else None
+            for n, v in zip(names, last[:len(names)], strict=True)
+        }
 
     def public(self) -> dict[str, Any]:
         """The SessionPublic view (docs/protocol.md)."""

@@ -10,7 +10,7 @@ import pytest
 from app.sessions.config import SessionConfig
 from app.sessions.export import SessionExport, export_session, import_session
 from app.sessions.frame_builder import build_part
-from app.sessions.frames import frame_bytes, split_rows
+from app.sessions.frames import decode_frame, frame_bytes, split_rows
 from app.sessions.session import CommandRefused, TrainingSession
 from app.settings import get_settings
 
@@ -260,6 +260,8 @@ def test_a_default_frame_with_the_most_rows_it_carries_is_at_most_16_kb() -> Non
         messages.append(frame_bytes(older or part, len(messages)))
         if older is None:
             break
-    assert len(messages) == 3  # 160 + 160 rows ahead, the last 80 with the grids
+    # Rows of 4 losses/metrics + 3 gradient norms: 160 x 4 float32 values a frame = 91 rows,
+    # so 91 x 4 rows ahead and the last 36 with the grids.
+    assert [decode_frame(m)[1]["epochs"].shape for m in messages] == [(91, 7)] * 4 + [(36, 7)]
     # Issue 3: a default frame <= 16 KB, whatever the epochs/s (older rows go ahead on their own).
     assert all(len(message) <= 16 * 1024 for message in messages)
