@@ -29,6 +29,7 @@ from app.api.routes import (
     stream,
     timetravel,
 )
+from app.engine import fast
 from app.sessions.manager import SessionCallError, SessionManager
 from app.settings import Settings, get_settings
 
@@ -93,6 +94,9 @@ app = create_app()
 def run() -> None:
     """Serve the playground on the configured host and port."""
     settings = get_settings()
+    # Compile the numba kernel in a child process now (not in create_app: tests build many
+    # apps), so the first session trains on the fast path instead of waiting ~10 s for it.
+    fast.start_warm_up()
     uvicorn.run(
         "app.main:app", host=settings.host, port=settings.port, ws_per_message_deflate=False
     )
