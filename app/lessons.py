@@ -392,13 +392,23 @@ LESSONS: dict[str, Lesson] = {
                 TryThis(
                     action="Use Glorot (uniform) and train 100 epochs.",
                     expect="Units differ from the start and the circle is learned.",
-                    config={"initializer": "glorot_uniform"},
+                    config={"initializer": "glorot_uniform", "init_scale": 1.0},
                     command={"type": "step", "n": 100},
                 ),
                 TryThis(
                     action="Use He (uniform) with ReLU and train 100 epochs.",
                     expect="The spread suited to ReLU units: fast, stable learning.",
-                    config={"initializer": "he_uniform", "layers": _layers(2, 4, "relu")},
+                    config={"initializer": "he_uniform", "init_scale": 1.0,
+                            "layers": _layers(2, 4, "relu")},
+                    command={"type": "step", "n": 100},
+                ),
+                TryThis(
+                    action="Back to tanh with Glorot, but ten times too wide (init_scale 10), "
+                    "and train 100 epochs.",
+                    expect="Random, so the units differ, but most start saturated at +-1 with "
+                    "almost no slope: after 100 epochs the loss is still many times Glorot's.",
+                    config={"initializer": "glorot_uniform", "init_scale": 10.0,
+                            "layers": _layers(2, 4, "tanh")},
                     command={"type": "step", "n": 100},
                 ),
             ],

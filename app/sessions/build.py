@@ -138,6 +138,9 @@ def make_model(config: SessionConfig) -> BuiltModel:
     for layer in layers:
         model.add(layer)
     model.build(len(config.features))
+    if config.init_scale != 1.0:  # the same draws, scaled: scale 1 stays bit-identical
+        for index in dense_indices:
+            model.layers[index].params["kernel"] *= config.init_scale
     model.compile(optimizer=optimizers.get(config.optimizer, **optimizer_params(config)), loss=loss)
     fused = (problem, loss) in (
         ("binary", "binary_crossentropy"),

@@ -127,6 +127,8 @@ class SessionConfig(BaseModel):
     problem: Problem | None = None
     loss: str | None = None
     initializer: str = "glorot_uniform"
+    # Multiplies every initial kernel: a random start that is too small (< 1) or too large.
+    init_scale: Number = Field(default=1.0, gt=0.0, le=100.0)
     optimizer: str = "sgd"
     learning_rate: Number = Field(default=0.03, gt=0.0, le=10.0)
     # None = the optimizer's own default: 0 for sgd and rmsprop, 0.9 for "momentum".

@@ -152,6 +152,8 @@ def test_dataset_preview_splits_by_the_ratio(client: TestClient) -> None:
     ({"batch_size": True}, ["body", "batch_size"], "Value error, expected an integer, got True"),
     ({"learning_rate": "0.1"}, ["body", "learning_rate"],
      "Value error, expected a number, got '0.1'"),
+    ({"init_scale": 1000}, ["body", "init_scale"], "Input should be less than or equal to 100"),
+    ({"init_scale": 0}, ["body", "init_scale"], "Input should be greater than 0"),
 ])
 def test_limits_give_422_naming_field_value_and_limit(
     client: TestClient, config: dict[str, Any], loc: list[Any], msg: str

@@ -265,3 +265,30 @@ def test_a_default_frame_with_the_most_rows_it_carries_is_at_most_16_kb() -> Non
     assert [decode_frame(m)[1]["epochs"].shape for m in messages] == [(91, 7)] * 4 + [(36, 7)]
     # Issue 3: a default frame <= 16 KB, whatever the epochs/s (older rows go ahead on their own).
     assert all(len(message) <= 16 * 1024 for message in messages)
+
+
+def test_init_scale_multiplies_every_initial_kernel_and_rebuilds_when_changed() -> None:
+    plain, wide = session(), session(init_scale=10.0)
+    for w_plain, w_wide, name in zip(
+        plain.model.get_weights(), wide.model.get_weights(), ["kernel", "bias"] * 3, strict=True
+    ):
+        # The same draws, ten times larger; biases start at zero either way.
+        np.testing.assert_array_equal(w_wide, w_plain * 10.0 if name == "kernel" else w_plain)
+    run(plain, 3)
+    assert plain.update({"init_scale": 10.0}) is True  # not a live field: new weights
+    assert plain.epoch == 0 and plain.weights_hash() == wide.weights_hash()
+
+
+def test_lesson_7s_too_wide_start_saturates_tanh_and_learns_far_slower_than_glorot() -> None:
+    from app.lessons import LESSONS
+
+    lesson = LESSONS["initialization"]
+    wide_step = lesson.try_this[5]
+    wide = session(**{**lesson.config, **wide_step.config})
+    glorot = session(**{**lesson.config, **wide_step.config, "init_scale": 1.0})
+    kernel, bias = wide.model.get_weights()[:2]
+    hidden = np.tanh(wide.data.x_train @ kernel + bias)
+    assert np.mean(np.abs(hidden) > 0.99) > 0.5  # most first-layer outputs start pinned at +-1
+    run(glorot, 100)
+    run(wide, 100)
+    assert wide.history.rows()[-1, 0] > 5 * glorot.history.rows()[-1, 0]
