@@ -13,6 +13,8 @@ export class TrainingCurves {
     this.gradNames = [];
     /** The newest epoch recorded (-1: none). */
     this.lastEpoch = -1;
+    /** @type {number | null} the server's history these curves hold (header.history_id) */
+    this.historyId = null;
   }
 
   /**
@@ -21,7 +23,12 @@ export class TrainingCurves {
    */
   record(frame) {
     const { header } = frame;
-    if (header.epoch < this.lastEpoch) this.reset(); // reset or rebuild: epoch 0 again
+    // Reset, regenerate or a rebuild restarts the history; epochs alone cannot tell when the
+    // first frame after it already holds more epochs than the curve did.
+    if (header.history_id !== this.historyId) {
+      this.reset();
+      this.historyId = header.history_id;
+    }
     if (frame.epochs) {
       const width = frame.epochColumns.length;
       const train = frame.epochColumns.indexOf('train_loss');
@@ -50,5 +57,6 @@ export class TrainingCurves {
     this.losses.reset();
     this.grads.reset();
     this.lastEpoch = -1;
+    this.historyId = null;
   }
 }

@@ -138,6 +138,7 @@
  * @property {number} protocol
  * @property {string} session_id
  * @property {number} seq
+ * @property {number} history_id  changes when the history restarts (reset, regenerate, rebuild)
  * @property {number} epoch
  * @property {'paused' | 'running' | 'finished' | 'diverged'} status
  * @property {string | null} status_reason

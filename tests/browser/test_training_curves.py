@@ -32,10 +32,15 @@ def watch_frame_headers(page: Page) -> list[dict[str, Any]]:
 
 
 def step_and_wait(page: Page, epochs: int) -> None:
-    """Step `epochs` epochs over the page's websocket and wait for the paused frame after them."""
+    """Step `epochs` epochs from epoch 0 over the page's websocket; wait for the paused frame."""
     page.evaluate(f"() => window.playground.command({{ type: 'step', n: {epochs} }})")
+    wait_paused_at(page, epochs)
+
+
+def wait_paused_at(page: Page, epoch: int) -> None:
+    """Wait until the page draws the paused frame of `epoch`."""
     page.wait_for_function(
-        f"() => window.playground.frame.header.epoch === {epochs}"
+        f"() => window.playground.frame.header.epoch === {epoch}"
         " && window.playground.frame.header.status === 'paused'",
         timeout=60_000,
     )
@@ -74,21 +79,74 @@ def test_rows_only_frames_fill_the_loss_history_without_gaps(
                        draw(frame, started); }; }"""
     )
     step_and_wait(page, STEPPED)
-    exported = server_history(page, live_server)
-    assert exported["epoch"] == STEPPED
     rows_only = [h for h in headers if h.get("rows_only")]
     assert rows_only, "the test did not provoke rows-only frames"
     assert all("output" not in h["sections"] for h in rows_only)
     assert page.evaluate("() => window.drawnRowsOnly") == 0
+    assert_losses_are_the_servers(page, live_server, STEPPED)
+    assert page_errors == []
+
+
+def test_a_reset_restarts_the_loss_history(
+    page: Page, live_server: str, page_errors: list[str]
+) -> None:
+    """200 epochs, reset, 3,000 epochs (2 frames/s): the page's history is the new run's only."""
+    page.goto(f"{live_server}/#frame_rate=2")
+    page.wait_for_function("() => window.playground && window.playground.frame")
+    step_and_wait(page, 200)
+    before = page.evaluate("() => window.playground.frame.header.history_id")
+    page.evaluate(
+        f"""() => {{ window.playground.command({{ type: 'reset' }});
+                    window.playground.command({{ type: 'step', n: {STEPPED} }}); }}"""
+    )
+    wait_paused_at(page, STEPPED)
+    assert page.evaluate("() => window.playground.frame.header.history_id") != before
+    assert_losses_are_the_servers(page, live_server, STEPPED)
+    assert page_errors == []
+
+
+def assert_losses_are_the_servers(page: Page, base_url: str, total: int) -> None:
+    """The page's loss history is epochs 1..total on its stride, with the exported losses."""
+    exported = server_history(page, base_url)
+    assert exported["epoch"] == total
     losses = page.evaluate(
         "() => { const h = window.playground.losses;"
         " return { columns: h.columns, stride: h.stride }; }"
     )
     epochs, train, test = losses["columns"]
     # Appended one by one from epoch 1, a history with no gap keeps exactly 1, 1 + stride, ...
-    assert epochs == list(range(1, STEPPED + 1, losses["stride"]))
+    assert epochs == list(range(1, total + 1, losses["stride"]))
     history = exported["history"]
     for i, epoch in enumerate(epochs):
         assert close_float32(train[i], history["train_loss"][epoch - 1]), (epoch, train[i])
         assert close_float32(test[i], history["test_loss"][epoch - 1]), (epoch, test[i])
-    assert page_errors == []
+
+
+def test_a_new_history_id_restarts_the_curves_though_the_epoch_grew(
+    page: Page, live_server: str
+) -> None:
+    """Frames coalesced over a reset: the first of the new history is already at epoch 300, past
+    the old 200, and only its history_id tells; the curves then hold the new rows only."""
+    page.goto(f"{live_server}/health")  # any page of the server: modules load same-origin
+    curves = page.evaluate(
+        """() => import('/static/js/training_curves.js').then(({ TrainingCurves }) => {
+            const columns = ['train_loss', 'test_loss', 'train_metric', 'test_metric'];
+            // Row e holds losses (history * 1000 + e, its negative), metrics NaN.
+            const frame = (historyId, first, last) => {
+                const rows = [];
+                for (let e = first; e <= last; e++) rows.push(historyId * 1000 + e, -e, NaN, NaN);
+                return { header: { history_id: historyId, epoch: last, epochs_first: first,
+                                   rows_only: false, layers: [] },
+                         epochs: new Float32Array(rows), epochColumns: columns };
+            };
+            const curves = new TrainingCurves();
+            curves.record(frame(1, 1, 200));
+            curves.record(frame(2, 1, 300));
+            return { columns: curves.losses.columns, last: curves.lastEpoch };
+        })"""
+    )
+    epochs, train, test = curves["columns"]
+    assert epochs == list(range(1, 301))
+    assert train == [2000 + e for e in range(1, 301)]
+    assert test == [-e for e in range(1, 301)]
+    assert curves["last"] == 300
