@@ -91,9 +91,12 @@ def test_every_epoch_arrives_once_in_order_while_playing(client: TestClient) -> 
     # Far more epochs than frames: the rows, not the frames, carry the curve.
     assert len(epochs) > 3 * len(frames)
     history = client.get(f"/api/sessions/{sid}/export").json()["history"]
-    assert np.array_equal(
-        np.concatenate(rows)[:, 1], np.float32(history["test_loss"][: len(epochs)])
-    )
+    columns = frames[-1][0]["sections"]["epochs"]["columns"]
+    table = np.concatenate(rows)
+    # Read by name: every column of every epoch, losses and gradient norms, as exported.
+    assert columns[4:] == ["grad_norm_0", "grad_norm_1", "grad_norm_2"]
+    for i, name in enumerate(columns):
+        assert np.array_equal(table[:, i], np.float32(history[name][: len(epochs)]))
 
 
 def test_commands_over_the_socket_are_acknowledged_and_applied(client: TestClient) -> None:
