@@ -2,12 +2,16 @@
 import { SeriesHistory } from './history.js';
 
 /** @typedef {import('./types.js').Frame} Frame */
+/** @typedef {import('./types.js').FrameHeader} FrameHeader */
 
 export class TrainingCurves {
   constructor() {
     /** Train and test loss per epoch. */
     this.losses = new SeriesHistory(2);
-    /** Gradient norm per Dense layer per epoch. */
+    /**
+     * Gradient norm per Dense layer per epoch. From the rows' grad_norm_j columns it gets exactly
+     * the appends `losses` gets, so both keep the same (downsampled) epochs.
+     */
     this.grads = new SeriesHistory(1);
     /** @type {string[]} one name per series of `grads` */
     this.gradNames = [];
@@ -18,7 +22,8 @@ export class TrainingCurves {
   }
 
   /**
-   * Record a frame's epochs: every loss row since the last frame, and this epoch's gradient norms.
+   * Record a frame's epochs: every row since the last frame (losses, and each layer's gradient
+   * norm when the rows carry it; else the header's norms, once per frame).
    * @param {Frame} frame
    */
   record(frame) {
@@ -29,27 +34,41 @@ export class TrainingCurves {
       this.reset();
       this.historyId = header.history_id;
     }
+    this.matchLayers(header);
+    const columns = frame.epochColumns;
+    const normColumns = this.gradNames.map((_, j) => columns.indexOf(`grad_norm_${j}`));
+    const perEpochNorms = normColumns.length > 0 && normColumns.every((c) => c >= 0);
     if (frame.epochs) {
-      const width = frame.epochColumns.length;
-      const train = frame.epochColumns.indexOf('train_loss');
-      const test = frame.epochColumns.indexOf('test_loss');
+      const width = columns.length;
+      const train = columns.indexOf('train_loss');
+      const test = columns.indexOf('test_loss');
       const rows = frame.epochs.length / width;
       for (let r = 0; r < rows; r++) {
         const epoch = header.epochs_first + r;
         if (epoch <= this.lastEpoch) continue;
-        this.losses.append(epoch, [frame.epochs[r * width + train], frame.epochs[r * width + test]]);
+        const row = frame.epochs.subarray(r * width, (r + 1) * width);
+        this.losses.append(epoch, [row[train], row[test]]);
+        if (perEpochNorms) this.grads.append(epoch, normColumns.map((c) => row[c]));
       }
     }
-    const names = (header.layers ?? []).map((_, i, all) => (i === all.length - 1 ? 'output' : `layer ${i + 1}`));
-    if (names.join('|') !== this.gradNames.join('|')) {
-      this.gradNames = names;
-      this.grads = new SeriesHistory(names.length);
-    }
-    // A rows-only frame's layers are the newest state's, not its last row's: no norm from it.
-    if (!header.rows_only && header.epoch > this.lastEpoch && header.epoch > 0) {
+    // An older server only sends the newest norms. A rows-only frame's layers are the newest
+    // state's, not its last row's: no norm from it.
+    if (!perEpochNorms && !header.rows_only && header.epoch > this.lastEpoch && header.epoch > 0) {
       this.grads.append(header.epoch, (header.layers ?? []).map((l) => l.grad_norm));
     }
     this.lastEpoch = Math.max(this.lastEpoch, header.epoch);
+  }
+
+  /**
+   * One gradient series per Dense layer of the frame (hidden layers, then the output).
+   * @param {FrameHeader} header
+   */
+  matchLayers(header) {
+    const names = (header.layers ?? []).map((_, i, all) => (i === all.length - 1 ? 'output' : `layer ${i + 1}`));
+    if (names.join('|') === this.gradNames.join('|')) return;
+    // Layers change only with a rebuild, which starts a new history: the losses are empty too.
+    this.gradNames = names;
+    this.grads = new SeriesHistory(names.length);
   }
 
   /** Forget the curves (new weights or new data). */

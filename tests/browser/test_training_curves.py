@@ -11,8 +11,9 @@ pytestmark = pytest.mark.browser
 # float32 keeps 24 significant bits: a value sent as float32 is within 2**-24 of it, relatively.
 FLOAT32_REL = 2.0**-23
 # Epochs stepped in one command: at 2 frames/s the default net trains far more than the
-# max_rows_per_frame (160) rows between two frames, so the server sends rows-only frames.
-STEPPED = 3000
+# max_rows_per_frame (160) rows between two frames, so the server sends rows-only frames. With
+# 1,000-point histories the stride is then 4 and epoch 3001 = 1 + 750 · 4 is the last point kept.
+STEPPED = 3001
 
 
 def watch_frame_headers(page: Page) -> list[dict[str, Any]]:
@@ -65,7 +66,7 @@ def close_float32(shown: float | None, exact: float | None) -> bool:
 def test_rows_only_frames_fill_the_loss_history_without_gaps(
     page: Page, live_server: str, page_errors: list[str]
 ) -> None:
-    """3,000 stepped epochs at 2 frames/s: rows-only frames arrive, are never drawn, and the loss
+    """3,001 stepped epochs at 2 frames/s: rows-only frames arrive, are never drawn, and the loss
     history holds every epoch (on its stride) with the server's exported losses."""
     headers = watch_frame_headers(page)
     page.goto(f"{live_server}/#frame_rate=2")
@@ -90,7 +91,7 @@ def test_rows_only_frames_fill_the_loss_history_without_gaps(
 def test_a_reset_restarts_the_loss_history(
     page: Page, live_server: str, page_errors: list[str]
 ) -> None:
-    """200 epochs, reset, 3,000 epochs (2 frames/s): the page's history is the new run's only."""
+    """200 epochs, reset, 3,001 epochs (2 frames/s): the page's history is the new run's only."""
     page.goto(f"{live_server}/#frame_rate=2")
     page.wait_for_function("() => window.playground && window.playground.frame")
     step_and_wait(page, 200)
@@ -150,3 +151,71 @@ def test_a_new_history_id_restarts_the_curves_though_the_epoch_grew(
     assert train == [2000 + e for e in range(1, 301)]
     assert test == [-e for e in range(1, 301)]
     assert curves["last"] == 300
+
+
+def test_gradient_chart_plots_every_epochs_norms(
+    page: Page, live_server: str, page_errors: list[str]
+) -> None:
+    """3,001 stepped epochs: the chart has a point per kept epoch of the loss history, each
+    layer's norm as the export has it, and the last point is the final frame's norm."""
+    page.goto(f"{live_server}/#frame_rate=2")
+    page.wait_for_function("() => window.playground && window.playground.frame")
+    step_and_wait(page, STEPPED)
+    exported = server_history(page, live_server)
+    assert exported["epoch"] == STEPPED
+    chart = page.evaluate(
+        """() => { const pg = window.playground;
+                   return { names: pg.views.gradChart.names, data: pg.views.gradChart.plot.data,
+                            losses: pg.losses.columns[0], stride: pg.losses.stride,
+                            layers: pg.frame.header.layers.map((l) => l.grad_norm) }; }"""
+    )
+    # The default net's Dense layers: 4 tanh, 2 tanh, the sigmoid output.
+    assert chart["names"] == ["layer 1", "layer 2", "output"]
+    epochs = chart["data"][0]
+    assert epochs == chart["losses"]
+    assert epochs == list(range(1, STEPPED + 1, chart["stride"]))
+    assert epochs[-1] == STEPPED
+    history = exported["history"]
+    for j, final in enumerate(chart["layers"]):
+        norms = chart["data"][j + 1]
+        for i, epoch in enumerate(epochs):
+            exact = history[f"grad_norm_{j}"][epoch - 1]
+            assert close_float32(norms[i], exact), (j, epoch, norms[i], exact)
+        # The header's norm has 6 significant digits.
+        assert norms[-1] == pytest.approx(final, rel=1e-5)
+    assert page_errors == []
+
+
+def test_curves_read_columns_by_name_and_fall_back_to_header_norms(
+    page: Page, live_server: str
+) -> None:
+    """Shuffled columns land in the right series; without grad_norm columns the norms come once
+    per drawn frame from the header, never from a rows-only frame."""
+    page.goto(f"{live_server}/health")  # any page of the server: modules load same-origin
+    result = page.evaluate(
+        """() => import('/static/js/training_curves.js').then(({ TrainingCurves }) => {
+            const layers = [{ grad_norm: 0.5 }, { grad_norm: 0.25 }];
+            const header = (epoch, first, rowsOnly) => ({ history_id: 1, epoch,
+                epochs_first: first, rows_only: rowsOnly, layers });
+            // Row e: train e, test 10 e, norms 100 e (layer 0) and 1000 e (output).
+            const named = new TrainingCurves();
+            named.record({ header: header(2, 1, false),
+                epochs: new Float32Array([1000, 10, 100, 1, NaN, NaN,
+                                          2000, 20, 200, 2, NaN, NaN]),
+                epochColumns: ['grad_norm_1', 'test_loss', 'grad_norm_0', 'train_loss',
+                               'train_metric', 'test_metric'] });
+            const columns = ['train_loss', 'test_loss', 'train_metric', 'test_metric'];
+            const older = new TrainingCurves();
+            older.record({ header: header(2, 1, true),
+                epochs: new Float32Array([1, 10, NaN, NaN, 2, 20, NaN, NaN]),
+                epochColumns: columns });
+            older.record({ header: header(3, 3, false),
+                epochs: new Float32Array([3, 30, NaN, NaN]), epochColumns: columns });
+            return { losses: named.losses.columns, grads: named.grads.columns,
+                     olderLosses: older.losses.columns, olderGrads: older.grads.columns };
+        })"""
+    )
+    assert result["losses"] == [[1, 2], [1, 2], [10, 20]]
+    assert result["grads"] == [[1, 2], [100, 200], [1000, 2000]]
+    assert result["olderLosses"] == [[1, 2, 3], [1, 2, 3], [10, 20, 30]]
+    assert result["olderGrads"] == [[3], [0.5], [0.25]]

@@ -1,4 +1,4 @@
-/** Gradient-norm chart view: one line per layer over epochs, log scale (vanishing gradients). */
+/** Gradient-norm chart view: one line per layer, a point per (downsampled) epoch, log scale. */
 import uPlot from '../../vendor/uplot/uPlot.esm.js';
 
 /** @typedef {import('../history.js').SeriesHistory} SeriesHistory */
