@@ -6,7 +6,8 @@
  * Mounts itself on #lessons-panel (created before the page's columns when the template has none).
  */
 import * as api from './lessons_api.js';
-import { el, LessonsView } from './lessons_view.js';
+import { el } from './dom.js';
+import { LessonsView } from './lessons_view.js';
 import { PerceptronView } from './perceptron_view.js';
 import { RaceView } from './race_view.js';
 import { decodeFrame } from './stream.js';

@@ -1,4 +1,5 @@
 /** Lessons view: the menu of the lecture's eight lessons and the open lesson's card. */
+import { el } from './dom.js';
 
 /**
  * @typedef {object} TryThis
@@ -20,18 +21,6 @@
  * @property {TryThis[]} try_this
  * @property {Record<string, any> | null} demo
  */
-
-/**
- * @param {string} tag
- * @param {Record<string, string>} [attributes]
- * @param {string} [text]
- */
-export function el(tag, attributes = {}, text = '') {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, v);
-  if (text) node.textContent = text;
-  return node;
-}
 
 export class LessonsView {
   /** @param {HTMLElement} container */

@@ -1,6 +1,6 @@
 /** Perceptron view: the truth table, the rule's line moving instance by instance, errors per pass. */
 import { NEGATIVE, POSITIVE } from './colors.js';
-import { el } from './lessons_view.js';
+import { el } from './dom.js';
 
 /** Plot size in CSS px and the plane shown: [-0.5, 1.5]² around the four table points. */
 const SIZE = 220;

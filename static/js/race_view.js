@@ -1,7 +1,7 @@
 /** Optimizer race view: racers to choose, overlaid loss curves, decision boundaries side by side. */
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { drawClassField, drawScalarField } from './heatmap.js';
-import { el } from './lessons_view.js';
+import { el } from './dom.js';
 import { outputToUnit, pointColor } from './views/output.js';
 
 /** Size of one racer's plot in CSS px. */

@@ -1,6 +1,6 @@
 /** Time travel view: record the run, slide over past epochs, fork with new settings, compare. */
 import uPlot from '../vendor/uplot/uPlot.esm.js';
-import { el } from './lessons_view.js';
+import { el } from './dom.js';
 
 export class TimeTravelView {
   /** @param {HTMLElement} container */

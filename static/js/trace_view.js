@@ -1,6 +1,6 @@
 /** Backprop trace view: the lecture's example phase by phase, or one step of the live network. */
 import { divergingCss } from './colors.js';
-import { el } from './lessons_view.js';
+import { el } from './dom.js';
 
 /** Entries shown per parameter array: enough to read, bounded for a 2,000-weight net. */
 const MAX_ENTRIES = 48;
