@@ -55,7 +55,7 @@ export class GradChartView {
             label: name,
             stroke: i === hidden ? OUTPUT_COLOR : LAYER_COLORS[Math.round(i * step)],
             width: 1.5,
-            points: { show: false },
+            // uPlot's default: dots only while they have room, so one stepped epoch is visible.
           })),
         ],
       },

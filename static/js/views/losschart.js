@@ -43,8 +43,9 @@ export class LossChartView {
         ],
         series: [
           { label: 'Epoch' },
-          { label: 'Train', stroke: '#999', width: 1.5, points: { show: false } },
-          { label: 'Test', stroke: '#000', width: 1.5, points: { show: false } },
+          // Points are uPlot's default: dots only while they have room (one epoch shows).
+          { label: 'Train', stroke: '#999', width: 1.5 },
+          { label: 'Test', stroke: '#000', width: 1.5 },
         ],
       },
       /** @type {uPlot.AlignedData} */ (/** @type {unknown} */ (history.columns)),
