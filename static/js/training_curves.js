@@ -2,7 +2,6 @@
 import { SeriesHistory } from './history.js';
 
 /** @typedef {import('./types.js').Frame} Frame */
-/** @typedef {import('./types.js').FrameHeader} FrameHeader */
 
 export class TrainingCurves {
   constructor() {
@@ -34,10 +33,15 @@ export class TrainingCurves {
       this.reset();
       this.historyId = header.history_id;
     }
-    this.matchLayers(header);
     const columns = frame.epochColumns;
-    const normColumns = this.gradNames.map((_, j) => columns.indexOf(`grad_norm_${j}`));
-    const perEpochNorms = normColumns.length > 0 && normColumns.every((c) => c >= 0);
+    /** @type {number[]} where grad_norm_0, grad_norm_1, ... are in a row */
+    const normColumns = [];
+    for (let j = 0; columns.includes(`grad_norm_${j}`); j++) normColumns.push(columns.indexOf(`grad_norm_${j}`));
+    const perEpochNorms = normColumns.length > 0;
+    // The columns say how many Dense layers there are; without them (an older server) the
+    // header's layers do, except in a rows-only frame (its header need not carry them).
+    if (perEpochNorms) this.matchLayers(normColumns.length);
+    else if (!header.rows_only) this.matchLayers((header.layers ?? []).length);
     if (frame.epochs) {
       const width = columns.length;
       const train = columns.indexOf('train_loss');
@@ -60,11 +64,11 @@ export class TrainingCurves {
   }
 
   /**
-   * One gradient series per Dense layer of the frame (hidden layers, then the output).
-   * @param {FrameHeader} header
+   * One gradient series per Dense layer (hidden layers, then the output).
+   * @param {number} count Dense layers
    */
-  matchLayers(header) {
-    const names = (header.layers ?? []).map((_, i, all) => (i === all.length - 1 ? 'output' : `layer ${i + 1}`));
+  matchLayers(count) {
+    const names = Array.from({ length: count }, (_, i) => (i === count - 1 ? 'output' : `layer ${i + 1}`));
     if (names.join('|') === this.gradNames.join('|')) return;
     // Layers change only with a rebuild, which starts a new history: the losses are empty too.
     this.gradNames = names;

@@ -189,8 +189,9 @@ def test_gradient_chart_plots_every_epochs_norms(
 def test_curves_read_columns_by_name_and_fall_back_to_header_norms(
     page: Page, live_server: str
 ) -> None:
-    """Shuffled columns land in the right series; without grad_norm columns the norms come once
-    per drawn frame from the header, never from a rows-only frame."""
+    """Shuffled columns land in the right series, from a rows-only frame whose header has no
+    layers; without grad_norm columns the norms come once per drawn frame from the header, never
+    from a rows-only frame."""
     page.goto(f"{live_server}/health")  # any page of the server: modules load same-origin
     result = page.evaluate(
         """() => import('/static/js/training_curves.js').then(({ TrainingCurves }) => {
@@ -199,7 +200,7 @@ def test_curves_read_columns_by_name_and_fall_back_to_header_norms(
                 epochs_first: first, rows_only: rowsOnly, layers });
             // Row e: train e, test 10 e, norms 100 e (layer 0) and 1000 e (output).
             const named = new TrainingCurves();
-            named.record({ header: header(2, 1, false),
+            named.record({ header: { ...header(2, 1, true), layers: undefined },
                 epochs: new Float32Array([1000, 10, 100, 1, NaN, NaN,
                                           2000, 20, 200, 2, NaN, NaN]),
                 epochColumns: ['grad_norm_1', 'test_loss', 'grad_norm_0', 'train_loss',
@@ -212,10 +213,12 @@ def test_curves_read_columns_by_name_and_fall_back_to_header_norms(
             older.record({ header: header(3, 3, false),
                 epochs: new Float32Array([3, 30, NaN, NaN]), epochColumns: columns });
             return { losses: named.losses.columns, grads: named.grads.columns,
+                     names: named.gradNames,
                      olderLosses: older.losses.columns, olderGrads: older.grads.columns };
         })"""
     )
     assert result["losses"] == [[1, 2], [1, 2], [10, 20]]
+    assert result["names"] == ["layer 1", "output"]
     assert result["grads"] == [[1, 2], [100, 200], [1000, 2000]]
     assert result["olderLosses"] == [[1, 2, 3], [1, 2, 3], [10, 20, 30]]
     assert result["olderGrads"] == [[3], [0.5], [0.25]]
