@@ -222,3 +222,44 @@ def test_curves_read_columns_by_name_and_fall_back_to_header_norms(
     assert result["grads"] == [[1, 2], [100, 200], [1000, 2000]]
     assert result["olderLosses"] == [[1, 2, 3], [1, 2, 3], [10, 20, 30]]
     assert result["olderGrads"] == [[3], [0.5], [0.25]]
+
+
+def test_an_imported_history_arrives_whole_in_the_hello(
+    page: Page, live_server: str, page_errors: list[str]
+) -> None:
+    """A 3,001-epoch export imported into a new session: its hello's rows (rows-only frames ahead
+    of the first drawn one) fill the loss and gradient histories with the export's values."""
+    headers = watch_frame_headers(page)
+    page.goto(f"{live_server}/#frame_rate=2")
+    page.wait_for_function("() => window.playground && window.playground.frame")
+    step_and_wait(page, STEPPED)
+    exported = server_history(page, live_server)
+    trained = page.evaluate("() => window.playground.session.id")
+    # As text: the export's generator states are 128-bit integers, beyond a JS number.
+    opened = page.evaluate(
+        """async () => { const api = await import('/static/js/api.js');
+            const text = await api.exportSession(window.playground.session.id);
+            return window.playground.openSession(() => api.importSession(text)); }"""
+    )
+    assert opened, page.locator("#error").inner_text()
+    page.wait_for_function(
+        "(id) => window.playground.session.id !== id"
+        " && window.playground.frame.header.session_id === window.playground.session.id"
+        f" && window.playground.frame.header.epoch === {STEPPED}",
+        arg=trained,
+    )
+    imported = page.evaluate("() => window.playground.session.id")
+    hello_rows_only = [h for h in headers if h["session_id"] == imported and h.get("rows_only")]
+    assert len(hello_rows_only) > 1
+    assert_losses_are_the_servers(page, live_server, STEPPED)
+    curves = page.evaluate(
+        "() => ({ grads: window.playground.curves.grads.columns,"
+        " losses: window.playground.losses.columns[0] })"
+    )
+    assert len(curves["grads"]) == 1 + 3  # epochs, then the default net's 3 Dense layers
+    assert curves["grads"][0] == curves["losses"]
+    history = exported["history"]
+    for j, norms in enumerate(curves["grads"][1:]):
+        for i, epoch in enumerate(curves["losses"]):
+            assert close_float32(norms[i], history[f"grad_norm_{j}"][epoch - 1]), (j, epoch)
+    assert page_errors == []
