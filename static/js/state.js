@@ -38,6 +38,7 @@ export const PROPERTIES = [
   { key: 'problem', kind: 'string', config: true, nullable: true, structural: true, fallback: null },
   { key: 'loss', kind: 'string', config: true, nullable: true, structural: true, fallback: null },
   { key: 'initializer', kind: 'string', config: true, structural: true, fallback: 'glorot_uniform' },
+  { key: 'init_scale', kind: 'number', config: true, structural: true, fallback: 1 },
   { key: 'optimizer', kind: 'string', config: true, fallback: 'sgd' },
   { key: 'learning_rate', kind: 'number', config: true, fallback: 0.03 },
   { key: 'momentum', kind: 'number', config: true, nullable: true, fallback: null },

@@ -229,6 +229,19 @@ def test_foreign_origin_is_refused_and_listed_or_missing_origins_are_allowed(
         assert next_text(ws)["type"] == "hello"
 
 
+def test_a_page_served_on_any_port_may_open_its_own_socket(client: TestClient) -> None:
+    sid = create(client)
+    same_origin = {"origin": "http://127.0.0.1:41439", "host": "127.0.0.1:41439"}
+    with client.websocket_connect(f"/ws/sessions/{sid}", headers=same_origin) as ws:
+        assert next_text(ws)["type"] == "hello"
+    foreign_with_our_host = {"origin": "http://evil.example:41439", "host": "127.0.0.1:41439"}
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(
+        f"/ws/sessions/{sid}", headers=foreign_with_our_host
+    ):
+        pass
+    assert refused.value.code == 1008
+
+
 def test_a_subscriber_that_falls_too_far_behind_is_marked_for_disconnect() -> None:
     subscriber = Subscriber("s", seeded=True)
     rows = np.zeros((60, 4))

@@ -35,7 +35,7 @@ async def stream_session(websocket: WebSocket, session_id: str) -> None:
     manager: SessionManager = websocket.app.state.manager
     settings: Settings = websocket.app.state.settings
     origin = websocket.headers.get("origin")
-    if origin is not None and origin not in allowed_origins(settings):
+    if origin is not None and not origin_allowed(origin, websocket.headers.get("host"), settings):
         # Closing before accept refuses the upgrade (HTTP 403): a foreign page may not drive it.
         await websocket.close(code=POLICY_VIOLATION, reason=f"origin {origin!r} not allowed")
         return
@@ -60,6 +60,16 @@ async def stream_session(websocket: WebSocket, session_id: str) -> None:
         code = POLICY_VIOLATION if subscriber.overflow else 1000
         with anyio.move_on_after(settings.send_timeout_seconds), contextlib.suppress(Exception):
             await websocket.close(code=code)
+
+
+def origin_allowed(origin: str, host: str | None, settings: Settings) -> bool:
+    """Same-origin pages (the Origin names the Host the browser connected to) and the allow-list.
+
+    A hostile page's browser sends its own Origin with our Host, so it never matches; a page we
+    serve on any host or port does, which keeps `--port` and proxies working.
+    """
+    same_origin = host is not None and origin in (f"http://{host}", f"https://{host}")
+    return same_origin or origin in allowed_origins(settings)
 
 
 def allowed_origins(settings: Settings) -> set[str]:
