@@ -62,6 +62,14 @@ export function createSession(config) {
 
 /**
  * @param {string} id
+ * @returns {Promise<SessionPublic>}
+ */
+export function fetchSession(id) {
+  return request(`/api/sessions/${encodeURIComponent(id)}`);
+}
+
+/**
+ * @param {string} id
  * @returns {Promise<null>}
  */
 export function deleteSession(id) {

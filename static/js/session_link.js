@@ -10,6 +10,8 @@ import { SessionStream } from './stream.js';
 
 /** A lost connection starts a new session this many times in a row, then asks for a reload. */
 const MAX_RECONNECTS = 3;
+/** Wait before watching a session again after its socket closed (a server closing at once is not hammered). */
+const RESUBSCRIBE_MS = 300;
 
 export class SessionLink {
   /**
@@ -45,13 +47,46 @@ export class SessionLink {
     page.session = session;
     page.curves.reset();
     page.views.data.updateDownload(api.dataCsvUrl(session.id));
-    this.stream = new SessionStream(session.ws_url, {
-      onFrame: (frame) => page.drawer.receive(frame),
-      onMessage: (message) => this.receiveMessage(message),
-      onClose: () => this.lostConnection(),
-    });
+    this.stream = this.subscribe(session.ws_url);
     page.refreshPoints();
     return true;
+  }
+
+  /**
+   * Open the stream of a session; its hello frame carries the history so far.
+   * @param {string} wsPath
+   * @returns {SessionStream}
+   */
+  subscribe(wsPath) {
+    return new SessionStream(wsPath, {
+      onFrame: (frame) => this.page.drawer.receive(frame),
+      onMessage: (message) => this.receiveMessage(message),
+      onClose: () => this.streamClosed(),
+    });
+  }
+
+  /**
+   * The socket closed without us asking. The server also closes a client it found too slow
+   * while the session goes on training: watch the same session again while it answers, so its
+   * model and curves are kept; only a session that is gone is replaced by a new one.
+   */
+  async streamClosed() {
+    const session = this.page.session;
+    this.stream = null;
+    if (session && this.reconnects < MAX_RECONNECTS) {
+      this.reconnects += 1;
+      await new Promise((resolve) => setTimeout(resolve, RESUBSCRIBE_MS));
+      try {
+        await api.fetchSession(session.id);
+        // The page may have moved on (a new session) while we waited.
+        if (this.page.session?.id === session.id && !this.stream) this.stream = this.subscribe(session.ws_url);
+        return;
+      } catch {
+        // Gone (404) or the server is down: start afresh below.
+      }
+      if (this.page.session?.id !== session.id || this.stream) return;
+    }
+    this.lostConnection();
   }
 
   /** The session went away (server restart, idle expiry): start a fresh one from the state. */

@@ -1,0 +1,54 @@
+"""The page's link to its session when the socket closes: the same session again, or a new one."""
+
+import pytest
+from playwright.sync_api import Page
+
+pytestmark = pytest.mark.browser
+
+
+def wait_paused_at(page: Page, epoch: int) -> None:
+    """Wait until the page draws the paused frame of `epoch`."""
+    page.wait_for_function(
+        f"() => window.playground.frame.header.epoch === {epoch}"
+        " && window.playground.frame.header.status === 'paused'"
+    )
+
+
+def test_a_closed_socket_watches_the_same_session_again(
+    page: Page, live_server: str, page_errors: list[str]
+) -> None:
+    """The socket drops (as when the server closes a slow client) and 300 epochs are trained over
+    REST meanwhile: the page subscribes to the same session and its loss history runs 1..500."""
+    page.goto(f"{live_server}/#frame_rate=5")
+    page.wait_for_function("() => window.playground && window.playground.frame")
+    page.evaluate("() => window.playground.command({ type: 'step', n: 200 })")
+    wait_paused_at(page, 200)
+    session_id = page.evaluate("() => window.playground.session.id")
+    page.evaluate("() => window.playground.link.stream.socket.close()")
+    response = page.request.post(
+        f"{live_server}/api/sessions/{session_id}/commands", data={"type": "step", "n": 300}
+    )
+    assert response.ok and response.json()["epoch"] == 500
+    wait_paused_at(page, 500)
+    assert page.evaluate("() => window.playground.session.id") == session_id
+    epochs = page.evaluate("() => window.playground.losses.columns[0]")
+    assert epochs == list(range(1, 501))
+    assert page_errors == []
+
+
+def test_a_deleted_session_is_replaced_by_a_new_one(page: Page, live_server: str) -> None:
+    """DELETE over REST: the page is told `removed`, says so and starts a new session at epoch 0."""
+    page.goto(f"{live_server}/")
+    page.wait_for_function("() => window.playground && window.playground.frame")
+    page.evaluate("() => window.playground.command({ type: 'step', n: 20 })")
+    wait_paused_at(page, 20)
+    session_id = page.evaluate("() => window.playground.session.id")
+    assert page.request.delete(f"{live_server}/api/sessions/{session_id}").status == 204
+    page.wait_for_function(
+        "(id) => window.playground.session && window.playground.session.id !== id"
+        " && window.playground.frame.header.session_id === window.playground.session.id",
+        arg=session_id,
+    )
+    assert "starting a new session" in page.locator("#error").inner_text()
+    assert page.evaluate("() => window.playground.frame.header.epoch") == 0
+    assert page.evaluate("() => window.playground.losses.length") == 0
