@@ -25,8 +25,11 @@ export class FrameDrawer {
     this.hoveredNeuron = null;
     /** The page's points changed since they were last drawn. */
     this.pointsDirty = true;
-    /** Counters the page benchmark reads (frames received and drawn, main-thread ms drawing). */
-    this.stats = { received: 0, drawn: 0, drawMs: 0, firstFrameAt: 0 };
+    /**
+     * Counters the page benchmark reads: frames received (rowsOnly of them only older epoch rows,
+     * never drawn) and drawn, main-thread ms drawing.
+     */
+    this.stats = { received: 0, rowsOnly: 0, drawn: 0, drawMs: 0, firstFrameAt: 0 };
     /** Runs once, after the first frame is drawn. */
     this.afterFirstFrame = () => {};
   }
@@ -41,7 +44,10 @@ export class FrameDrawer {
   receive(frame) {
     this.stats.received += 1;
     this.page.curves.record(frame);
-    if (frame.header.rows_only) return;
+    if (frame.header.rows_only) {
+      this.stats.rowsOnly += 1;
+      return;
+    }
     this.pending = frame;
     this.schedule();
   }

@@ -84,6 +84,7 @@ def test_rows_only_frames_fill_the_loss_history_without_gaps(
     assert rows_only, "the test did not provoke rows-only frames"
     assert all("output" not in h["sections"] for h in rows_only)
     assert page.evaluate("() => window.drawnRowsOnly") == 0
+    assert page.evaluate("() => window.playground.stats.rowsOnly") == len(rows_only)
     assert_losses_are_the_servers(page, live_server, STEPPED)
     assert page_errors == []
 
