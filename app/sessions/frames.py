@@ -26,6 +26,12 @@ def epoch_columns(norm_count: int) -> list[str]:
     return [*EPOCH_COLUMNS, *(f"grad_norm_{j}" for j in range(norm_count))]
 
 
+# What a rows-only frame's header keeps: enough to place its rows, none of the heavy state.
+ROWS_ONLY_HEADER = ("type", "protocol", "session_id", "status", "status_reason", "problem",
+                    "metric")
+ROWS_ONLY_FACTOR = 4
+
+
 def rows_per_frame(max_rows_per_frame: int, width: int) -> int:
     """Epoch rows one message may carry: the float32 budget of max_rows_per_frame 4-column rows.
 
@@ -167,11 +173,15 @@ def split_rows(part: FramePart, limit: int) -> tuple[FramePart | None, FramePart
     cut = rows_per_frame(limit, part.rows.shape[1]) if part.rows.ndim == 2 else limit
     if len(part.rows) <= cut:
         return None, part
-    header = {**part.header, "epoch": part.first_epoch + cut - 1, "rows_only": True}
-    header.pop("param_layout", None)
-    older = FramePart(header, {}, part.history_id, part.first_epoch, part.rows[:cut])
-    newer = FramePart(part.header, part.sections, part.history_id, part.first_epoch + cut,
-                      part.rows[cut:], part.lockstep, part.lockstep_first)
+    # A rows-only frame has no grids and no weights, the bulk of a state frame's bytes, so the
+    # same message size carries several times the rows: fewer messages when training outruns
+    # the frame rate.
+    ahead = min(len(part.rows) - cut, cut * ROWS_ONLY_FACTOR)
+    header = {key: part.header[key] for key in ROWS_ONLY_HEADER if key in part.header}
+    header.update(epoch=part.first_epoch + ahead - 1, rows_only=True)
+    older = FramePart(header, {}, part.history_id, part.first_epoch, part.rows[:ahead])
+    newer = FramePart(part.header, part.sections, part.history_id, part.first_epoch + ahead,
+                      part.rows[ahead:], part.lockstep, part.lockstep_first)
     return older, newer
 
 

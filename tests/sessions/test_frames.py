@@ -88,13 +88,17 @@ def test_frame_bytes_carries_rows_as_float32_with_epochs_first_and_seq() -> None
 
 
 def test_split_rows_sends_the_oldest_rows_first_without_grids() -> None:
-    part = _part(1, 400)
+    part = _part(1, 1000)
+    part.header.update(status="running", layers=[{"kernel": [[1.0]]}])
     part.sections["output"] = Section(np.zeros((2, 2), dtype=np.uint8))
     older, newer = split_rows(part, 160)
+    # No grids and no weights: a rows-only frame carries 4 x the cap of 160 rows.
     assert older is not None and older.sections == {} and older.header["rows_only"] is True
-    assert older.rows[:, 0].tolist() == list(range(1, 161)) and older.header["epoch"] == 160
-    assert newer.first_epoch == 161 and newer.rows[:, 0].tolist() == list(range(161, 401))
+    assert older.header["status"] == "running" and "layers" not in older.header
+    assert older.rows[:, 0].tolist() == list(range(1, 641)) and older.header["epoch"] == 640
+    assert newer.first_epoch == 641 and newer.rows[:, 0].tolist() == list(range(641, 1001))
     older, newer = split_rows(newer, 160)
-    assert older is not None and older.rows[:, 0].tolist() == list(range(161, 321))
-    assert newer.rows[:, 0].tolist() == list(range(321, 401)) and "output" in newer.sections
+    # The cap stays with the state frame; only the rest goes ahead.
+    assert older is not None and older.rows[:, 0].tolist() == list(range(641, 841))
+    assert newer.rows[:, 0].tolist() == list(range(841, 1001)) and "output" in newer.sections
     assert split_rows(newer, 160) == (None, newer)
