@@ -127,10 +127,13 @@ def training_window(page: Page, url: str, seconds: float, trace_path: Path) -> d
     wall, cpu = main_thread_times(trace_path)
     drawn = stats1["drawn"] - stats0["drawn"]
     received = stats1["received"] - stats0["received"]
+    rows_only = stats1.get("rowsOnly", 0) - stats0.get("rowsOnly", 0)
     per = max(drawn, 1)
     return {
         "fps": drawn / elapsed,
         "received_per_s": received / elapsed,
+        # Frames with state to draw; rows-only frames only carry older epochs' loss rows.
+        "state_per_s": (received - rows_only) / elapsed,
         "wall_ms": 1000 * wall / per,
         "cpu_ms": 1000 * cpu / per,
         "draw_ms": (stats1["drawMs"] - stats0["drawMs"]) / per,
@@ -173,7 +176,8 @@ def run(seconds: float, loads: int) -> None:
                 f"{verdict(w['cpu_ms'] <= TARGET_MS_PER_FRAME)}"
             )
             print(
-                f"drawn frames/s: {w['fps']:.1f} (frames received/s {w['received_per_s']:.1f}, "
+                f"drawn frames/s: {w['fps']:.1f} (state frames received/s "
+                f"{w['state_per_s']:.1f}, all messages/s {w['received_per_s']:.1f}, "
                 f"target {TARGET_FPS:.0f}, ratio {w['fps'] / TARGET_FPS:.2f}) "
                 f"{verdict(w['fps'] >= TARGET_FPS * 0.95)}; {w['epochs']:.0f} epochs trained"
             )
