@@ -1,9 +1,10 @@
 """Dependencies named as types (FastAPI's full-stack template style)."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
+from app.instruments.store import ExpiringStore
 from app.sessions.export import SessionExport, import_session
 from app.sessions.manager import SessionCallError, SessionHandle, SessionManager
 from app.sessions.session import TrainingSession
@@ -20,6 +21,21 @@ def get_app_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+def app_store(request: Request, attribute: str, what: str) -> ExpiringStore[Any]:
+    """An instrument's store on app.state, made on first use (on the event loop, so only once).
+
+    Bounded like sessions: at most max_sessions items, dropped after session_idle_seconds unused.
+    """
+    store: ExpiringStore[Any] | None = getattr(request.app.state, attribute, None)
+    if store is None:
+        settings: Settings = request.app.state.settings
+        store = ExpiringStore(
+            settings.max_sessions, settings.session_idle_seconds, what, "max_sessions"
+        )
+        setattr(request.app.state, attribute, store)
+    return store
 
 
 ManagerDep = Annotated[SessionManager, Depends(get_manager)]

@@ -10,11 +10,11 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.deps import app_store
 from app.api.routes.instruments import unprocessable
 from app.instruments.race import Race, start_race
 from app.instruments.store import ExpiringStore, StoreFull
 from app.sessions.config import Boolean, Integer, Number, SessionConfig
-from app.settings import Settings
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON body"},
@@ -73,13 +73,7 @@ class RacePublic(BaseModel):
 
 async def races_of(request: Request) -> ExpiringStore[Race]:
     """The app's race store, made on first use (on the event loop, so only once)."""
-    store: ExpiringStore[Race] | None = getattr(request.app.state, "races", None)
-    if store is None:
-        settings: Settings = request.app.state.settings
-        store = ExpiringStore(
-            settings.max_sessions, settings.session_idle_seconds, "race", "max_sessions"
-        )
-        request.app.state.races = store
+    store: ExpiringStore[Race] = app_store(request, "races", "race")
     return store
 
 

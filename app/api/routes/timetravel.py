@@ -10,13 +10,12 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import ManagerDep, SessionCopyDep, SessionDep
+from app.api.deps import ManagerDep, SessionCopyDep, SessionDep, app_store
 from app.api.routes.instruments import unprocessable
 from app.api.schemas import SessionPublic
 from app.instruments.store import ExpiringStore, StoreFull
 from app.instruments.timetravel import Replay, replay
 from app.sessions.config import Integer
-from app.settings import Settings
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON body"},
@@ -30,13 +29,7 @@ router = APIRouter(prefix="/api/sessions", tags=["time travel"], responses=ERROR
 
 async def replays_of(request: Request) -> ExpiringStore[Replay]:
     """The app's replay store, made on first use (on the event loop, so only once)."""
-    store: ExpiringStore[Replay] | None = getattr(request.app.state, "replays", None)
-    if store is None:
-        settings: Settings = request.app.state.settings
-        store = ExpiringStore(
-            settings.max_sessions, settings.session_idle_seconds, "replay", "max_sessions"
-        )
-        request.app.state.replays = store
+    store: ExpiringStore[Replay] = app_store(request, "replays", "replay")
     return store
 
 
