@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     max_grid_resolution: int = 200
     max_frame_rate: float = 60.0
     default_frame_rate: float = 30.0
+    max_speed: float = 1000.0  # epochs per second a session's `speed` may ask for
     max_epoch_budget: int = 1_000_000
     max_upload_bytes: int = 1_000_000
     max_batch_size: int = 1000

@@ -149,6 +149,8 @@ class SessionConfig(BaseModel):
     grid_resolution: Integer = Field(default=100, ge=2)
     neuron_grid_resolution: Integer = Field(default=16, ge=2)
     frame_rate: Number = Field(default_factory=lambda: get_settings().default_frame_rate, gt=0.0)
+    # Epochs per second, an upper bound (the learner's pace); None = as fast as the machine goes.
+    speed: Number | None = Field(default=None, gt=0.0)
     lockstep: Boolean = False
 
     @field_validator("points")
@@ -203,7 +205,7 @@ class SessionConfig(BaseModel):
         return _known("optimizer", name, list(OPTIMIZERS))
 
     @field_validator("batch_size", "epoch_budget", "grid_resolution", "neuron_grid_resolution",
-                     "frame_rate")
+                     "frame_rate", "speed")
     @classmethod
     def _setting_limits(cls, value: float | None, info: ValidationInfo) -> float | None:
         setting = {
@@ -212,6 +214,7 @@ class SessionConfig(BaseModel):
             "grid_resolution": "max_grid_resolution",
             "neuron_grid_resolution": "max_grid_resolution",
             "frame_rate": "max_frame_rate",
+            "speed": "max_speed",
         }[str(info.field_name)]
         if value is not None:
             _at_most(str(info.field_name), value, setting)
@@ -296,7 +299,7 @@ def _check_labels(points: list[list[float]], kind: str) -> None:
 LIVE_FIELDS = frozenset({
     "learning_rate", "momentum", "nesterov", "rho", "beta_1", "beta_2", "epsilon",
     "regularization", "regularization_rate", "max_norm", "batch_size",
-    "early_stopping_patience", "epoch_budget", "augmentation", "frame_rate", "lockstep",
+    "early_stopping_patience", "epoch_budget", "augmentation", "frame_rate", "speed", "lockstep",
     "grid_resolution", "neuron_grid_resolution",
 })
 
