@@ -5,13 +5,14 @@ import os
 # BLAS threads on 2 shared cores made small matmuls 5-15x slower (RECIPES); set before numpy.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -29,6 +30,7 @@ from app.api.routes import (
     stream,
     timetravel,
 )
+from app.cli import apply_flags, start_message
 from app.engine import fast
 from app.sessions.manager import SessionCallError, SessionManager
 from app.settings import Settings, get_settings
@@ -58,7 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await manager.stop()
 
-    app = FastAPI(title="nn-playground", version="0.1.0", lifespan=lifespan)
+    # /docs is served from vendored Swagger UI assets (a CDN is unreachable offline); no ReDoc.
+    app = FastAPI(
+        title="nn-playground", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, settings=settings)
 
@@ -78,6 +83,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def read_docs() -> HTMLResponse:
+        """Swagger UI for the OpenAPI schema, from static/vendor/swagger-ui (works offline)."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="nn-playground API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="data:,",
+        )
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def read_page(request: Request) -> HTMLResponse:
         """The playground page (templates/index.html)."""
@@ -91,12 +107,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 app = create_app()
 
 
-def run() -> None:
-    """Serve the playground on the configured host and port."""
+def run(argv: Sequence[str] | None = None) -> None:
+    """Parse the command line, then serve the playground on the configured host and port."""
+    apply_flags(argv)
+    get_settings.cache_clear()  # the flags were just exported as NN_PLAYGROUND_* variables
     settings = get_settings()
     # Compile the numba kernel in a child process now (not in create_app: tests build many
     # apps), so the first session trains on the fast path instead of waiting ~10 s for it.
     fast.start_warm_up()
+    print(start_message(settings), flush=True)
     uvicorn.run(
-        "app.main:app", host=settings.host, port=settings.port, ws_per_message_deflate=False
+        create_app(settings), host=settings.host, port=settings.port, ws_per_message_deflate=False
     )
