@@ -241,7 +241,7 @@ def worker_capacity(sessions: int, seconds: float) -> None:
         worker.runners[session.id] = Runner(session, subscribers=1)
     began, cpu = time.perf_counter(), time.process_time()
     while time.perf_counter() - began < seconds:
-        worker._train_turn([r for r in worker.runners.values() if r.session.is_training])
+        worker._train_round(worker._ready())
         worker._emit_idle_frames()
     cpu = time.process_time() - cpu
     epochs = sum(r.session.epoch for r in worker.runners.values())

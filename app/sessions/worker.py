@@ -38,6 +38,9 @@ TURN_PERIOD = 0.04
 MIN_SLICE = 0.001
 MAX_SLICE = 0.02
 IDLE_POLL = 0.5
+# A paced session that fell behind (a slow or loaded machine) catches up at most this many
+# seconds of epochs at once, instead of bursting through an unbounded debt.
+CATCH_UP = 0.25
 
 
 @dataclass
@@ -54,6 +57,28 @@ class Runner:
     lockstep: list[np.ndarray[Any, Any]] = field(default_factory=list)
     lockstep_first: int = 1
     lockstep_history: int = 0
+    # The pace clock (config.speed): the speed it runs at and when the next epoch is due.
+    pace_speed: float | None = None
+    next_epoch_at: float = 0.0
+
+    def restart_pace(self, now: float) -> None:
+        """Start the pace clock again (play, step, a new speed): the next epoch is due now."""
+        self.pace_speed, self.next_epoch_at = self.session.config.speed, now
+
+    @property
+    def paced(self) -> bool:
+        """Whether this session trains at a pace (config.speed set) rather than flat out."""
+        return self.session.config.speed is not None
+
+    def due(self, now: float) -> bool:
+        """Whether the session may train an epoch now (always, when it is not paced)."""
+        return self.session.config.speed is None or now >= self.next_epoch_at
+
+    def paced_epoch_done(self, now: float) -> None:
+        """Book one paced epoch: the next one is due 1/speed later, with a bounded debt."""
+        speed = self.session.config.speed
+        assert speed is not None
+        self.next_epoch_at = max(self.next_epoch_at + 1.0 / speed, now - CATCH_UP)
 
 
 class WorkerError(Exception):
@@ -85,22 +110,33 @@ class Worker:
         """Run until ("stop",) arrives or the web side closes the pipe."""
         try:
             while not self.stopping:
-                running = [r for r in self.runners.values() if r.session.is_training]
-                self._serve_calls(0.0 if running else self._idle_timeout())
+                # Blocks while nothing is due: paced sessions waiting for their next epoch
+                # cost no CPU until the earliest of them (or a frame, or a call) is due.
+                self._serve_calls(self._wait_timeout())
                 if self.stopping:
                     break
-                if running:
-                    self._train_turn(running)
+                self._train_round(self._ready())
                 self._emit_idle_frames()
         except (EOFError, OSError, BrokenPipeError):
             pass  # the web process went away: nothing left to serve
 
+    def _ready(self) -> list[Runner]:
+        """The running sessions that may train now (paced ones only once an epoch is due)."""
+        now = time.monotonic()
+        return [r for r in self.runners.values() if r.session.is_training and r.due(now)]
+
     # ---- calls -----------------------------------------------------------------------------
 
-    def _idle_timeout(self) -> float:
-        due = [r.next_frame_at for r in self.runners.values() if r.subscribers and r.dirty]
-        if not due:
-            return IDLE_POLL
+    def _wait_timeout(self) -> float:
+        """How long the loop may block: until the earliest due epoch or frame (0 if one is)."""
+        due = [IDLE_POLL + time.monotonic()]
+        for r in self.runners.values():
+            if r.session.is_training:
+                if not r.paced:
+                    return 0.0
+                due.append(r.next_epoch_at)
+            if r.subscribers and r.dirty and self._frame_waits_for_clock(r):
+                due.append(r.next_frame_at)
         return max(0.0, min(due) - time.monotonic())
 
     def _serve_calls(self, timeout: float) -> None:
@@ -193,10 +229,15 @@ class Worker:
         kind = command["type"]
         if kind == "play":
             session.play()
+            runner.restart_pace(time.monotonic())
         elif kind == "pause":
             session.pause()
         elif kind == "step":
-            session.step(command.get("n", 1))
+            n = command.get("n", 1)
+            if command.get("wait"):
+                self._check_waiting_step(session, n)
+            session.step(n)
+            runner.restart_pace(time.monotonic())
             if command.get("wait"):
                 runner.waiting_replies.append(request_id)
                 runner.dirty = True
@@ -217,7 +258,22 @@ class Worker:
             raise WorkerError(422, f"unknown command {kind!r}")
         return self._after_command(runner)
 
+    @staticmethod
+    def _check_waiting_step(session: TrainingSession, n: Any) -> None:
+        """A REST step answers when done: refuse one its pace makes outlast the call's timeout."""
+        speed, limit = session.config.speed, get_settings().command_timeout_seconds
+        if speed is None or not isinstance(n, int) or n / speed <= limit:
+            return
+        raise WorkerError(422, (
+            f"step n = {n} at speed = {speed:g} epochs/s takes {n / speed:.0f} s, longer than "
+            f"command_timeout_seconds = {limit:g} that a REST step may wait; step at most "
+            f"{int(limit * speed)} epochs, raise speed (null = max), or send the step over the "
+            "websocket, which does not wait"
+        ))
+
     def _after_command(self, runner: Runner) -> dict[str, Any]:
+        if runner.pace_speed != runner.session.config.speed:
+            runner.restart_pace(time.monotonic())  # a new speed counts from now
         runner.dirty = True
         runner.next_frame_at = 0.0  # show the effect of a command at once
         if not runner.session.is_training:
@@ -234,22 +290,43 @@ class Worker:
 
     # ---- training --------------------------------------------------------------------------
 
-    def _train_turn(self, running: list[Runner]) -> None:
-        runner = running[self.turn % len(running)]
+    def _train_round(self, ready: list[Runner]) -> None:
+        """One turn for each session ready to train, calls served between turns.
+
+        A round, not one turn per pass of the loop: 100 paced sessions each due about every
+        17 ms would otherwise make the loop rescan every session for every single epoch.
+        """
+        if not ready:
+            return
         self.turn += 1
+        start = self.turn % len(ready)  # a different session goes first each round
+        for runner in ready[start:] + ready[:start]:
+            if self.runners.get(runner.session.id) is runner and runner.session.is_training:
+                self._train_turn(runner, len(ready))
+            self._serve_calls(0.0)
+            if self.stopping:
+                return
+
+    def _train_turn(self, runner: Runner, running: int) -> None:
         session = runner.session
         # The slice is CPU time of this thread, not wall time: on a loaded machine a wall-clock
         # slice would shrink to nothing whenever we are descheduled, while frames kept their
         # wall-clock cadence, so frames would eat the training. Frames are still due by the clock.
-        cpu_end = time.thread_time() + min(MAX_SLICE, max(MIN_SLICE, TURN_PERIOD / len(running)))
+        cpu_end = time.thread_time() + min(MAX_SLICE, max(MIN_SLICE, TURN_PERIOD / running))
         now = time.monotonic()
         # Cut the slice when a frame falls due during it (one session: frames on time); one
         # already overdue is sent after the slice.
         due = runner.next_frame_at
         wall_end = due if runner.subscribers and due > now else math.inf
         record = runner.subscribers > 0 and session.config.lockstep
-        while session.is_training:
+        paced = runner.paced
+        trained = 0
+        while session.is_training and (not paced or runner.due(now)):
             session.train_one_epoch()
+            trained += 1
+            if paced:
+                now = time.monotonic()
+                runner.paced_epoch_done(now)
             if record:
                 if runner.lockstep and runner.lockstep_history != session.history_id:
                     runner.lockstep.clear()
@@ -259,19 +336,30 @@ class Worker:
                 runner.lockstep.append(flat_weights(session))
             if time.thread_time() >= cpu_end or time.monotonic() >= wall_end:
                 break
-        runner.dirty = True
+        if trained:
+            runner.dirty = True
         if not session.is_training:
             self._flush_replies(runner)
         if runner.subscribers and time.monotonic() >= runner.next_frame_at:
             self._emit(runner)
 
     def _emit_idle_frames(self) -> None:
+        """Frames due by the clock alone: paused, paced, or right after a command."""
         now = time.monotonic()
         for runner in self.runners.values():
             if runner.subscribers and runner.dirty and now >= runner.next_frame_at and (
-                not runner.session.is_training or runner.next_frame_at == 0.0
+                self._frame_waits_for_clock(runner) or runner.next_frame_at == 0.0
             ):
                 self._emit(runner)
+
+    @staticmethod
+    def _frame_waits_for_clock(runner: Runner) -> bool:
+        """A session flat out sends its frames from its own turns; any other, when they fall due.
+
+        A paced session's frame carries the epochs since the last one (two at speed 60 and 30
+        frames/s); it is never sent without a new epoch or a command (`dirty`).
+        """
+        return not runner.session.is_training or runner.paced
 
     def _initial_part(self, runner: Runner) -> FramePart:
         """A new subscriber's first frame: the whole history (capped) and the state now."""
