@@ -4,18 +4,51 @@
 /** @typedef {import('./types.js').SessionPublic} SessionPublic */
 /** @typedef {import('./types.js').DataPoints} DataPoints */
 
+/** At most this many distinct problems of a 422 are listed; the rest are counted. */
+const MAX_PROBLEMS = 8;
+
+/** An Error that keeps the HTTP status and the server's readable detail apart. */
+export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} detail
+   */
+  constructor(status, detail) {
+    super(`${status}: ${detail}`);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
 /**
- * The server's `detail` as one readable line (422 details are lists of {loc, msg}).
+ * The server's `detail` as one readable line. A 422 detail is FastAPI's list of {loc, msg}:
+ * missing fields are named in one "missing fields a, b, c", every other problem is written
+ * "loc: msg" once (a list of 11 "Field required" says which 11 fields).
  * @param {unknown} detail
  * @returns {string}
  */
-function describe(detail) {
-  if (Array.isArray(detail)) {
-    return detail
-      .map((d) => (d && typeof d === 'object' && 'msg' in d ? String(d.msg) : JSON.stringify(d)))
-      .join('; ');
+export function describe(detail) {
+  if (!Array.isArray(detail)) return typeof detail === 'string' ? detail : JSON.stringify(detail);
+  /** @type {string[]} */
+  const missing = [];
+  /** @type {string[]} */
+  const problems = [];
+  for (const item of detail) {
+    if (!item || typeof item !== 'object' || !('msg' in item)) {
+      problems.push(JSON.stringify(item));
+      continue;
+    }
+    // "body" is where FastAPI found the field, not part of its name.
+    const loc = (Array.isArray(item.loc) ? item.loc : []).filter((part, i) => !(i === 0 && part === 'body'));
+    const where = loc.join('.');
+    if (item.type === 'missing' && where) missing.push(where);
+    else problems.push(where ? `${where}: ${item.msg}` : String(item.msg));
   }
-  return typeof detail === 'string' ? detail : JSON.stringify(detail);
+  const lines = missing.length ? [`missing fields ${[...new Set(missing)].join(', ')}`] : [];
+  const distinct = [...new Set(problems)];
+  lines.push(...distinct.slice(0, MAX_PROBLEMS));
+  if (distinct.length > MAX_PROBLEMS) lines.push(`and ${distinct.length - MAX_PROBLEMS} more`);
+  return lines.join('; ');
 }
 
 /**
@@ -33,7 +66,7 @@ async function request(url, init = {}) {
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     const detail = body && 'detail' in body ? describe(body.detail) : response.statusText;
-    throw new Error(`${response.status}: ${detail}`);
+    throw new ApiError(response.status, detail);
   }
   return body;
 }

@@ -19,6 +19,7 @@ export class Controller extends Playground {
     this.defaults = defaults;
     this.state = parseState(location.hash, defaults);
     const { controls, data } = this.views;
+    this.notices.bindUseRate((learningRate) => this.setState({ learning_rate: learningRate }));
     controls.build(this.registry);
     data.build(this.registry.datasets, (name) => this.selectDataset(name));
     data.select(this.state.points ? null : this.state.dataset);
@@ -76,9 +77,14 @@ export class Controller extends Playground {
     this.command({ type: 'step', n: 1 });
   }
 
-  /** New weights from the seed, same data. */
+  /** Re-roll: the next draw of initial weights from the seed (the ack moves init_draw), same data. */
   reset() {
     this.command({ type: 'reset' });
+  }
+
+  /** Restart from the same start: the initial weights this run started with, same data. */
+  restart() {
+    this.command({ type: 'reset', same_start: true });
   }
 
   /** New data with the next seed. */
@@ -116,7 +122,7 @@ export class Controller extends Playground {
    * @param {string} name
    */
   selectDataset(name) {
-    this.setState({ dataset: name, points: null, problem: null, loss: null });
+    this.setState({ dataset: name, points: null, test_points: null, problem: null, loss: null });
   }
 
   /**
@@ -165,16 +171,26 @@ export class Controller extends Playground {
   }
 
   /**
-   * Add a point of the chosen class where the user clicked; the data becomes the user's points.
+   * Add a training point of the chosen class where the user clicked. The data becomes the user's
+   * points with the test set kept as shown, so the point is visible and, the problem staying the
+   * same, the server keeps the model (weights, epoch and curves go on).
    * @param {number} x1
    * @param {number} x2
    */
   addPoint(x1, x2) {
     const label = this.views.data.chosenLabel();
-    const all = [...this.points.train, ...this.points.test].map((p) => [p[0], p[1], p[2]]);
-    all.push([x1, x2, label]);
+    const copy = (/** @type {number[][]} */ points) => points.map((p) => [p[0], p[1], p[2]]);
+    // Explicit sets in the state are the newest (a click before the last one's ack); else the
+    // split the server made.
+    const explicit = this.state.points && this.state.test_points;
+    const train = copy(explicit ? /** @type {number[][]} */ (this.state.points) : this.points.train);
+    const test = copy(explicit ? /** @type {number[][]} */ (this.state.test_points) : this.points.test);
+    train.push([x1, x2, label]);
+    // Drawn at once; the ack's refresh brings the server's copy.
+    this.points = { train: copy(train), test: copy(test) };
+    this.drawer.pointsChanged();
     const problem = this.frame?.header.problem ?? this.state.problem;
-    this.setState({ points: all, problem });
+    this.setState({ points: train, test_points: test, problem });
   }
 
   /**
@@ -184,7 +200,7 @@ export class Controller extends Playground {
   async uploadCsv(text) {
     try {
       const parsed = await api.parseCsv(text);
-      this.setState({ points: parsed.points, problem: null, loss: null });
+      this.setState({ points: parsed.points, test_points: null, problem: null, loss: null });
     } catch (error) {
       this.showError(`CSV upload: ${/** @type {Error} */ (error).message}`);
     }
@@ -219,9 +235,14 @@ export class Controller extends Playground {
       return;
     }
     await this.openSession(async () => {
-      const session = await api.importSession(exported);
-      this.adoptConfig(session);
-      return session;
+      try {
+        const session = await api.importSession(exported);
+        this.adoptConfig(session);
+        return session;
+      } catch (error) {
+        const detail = error instanceof api.ApiError ? error.detail : /** @type {Error} */ (error).message;
+        throw new Error(`Import: ${file.name} was refused: ${detail}`);
+      }
     });
   }
 }

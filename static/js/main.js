@@ -43,6 +43,7 @@ views.controls.bindTransport({
   play: () => controller.togglePlay(),
   step: () => controller.step(),
   reset: () => controller.reset(),
+  restart: () => controller.restart(),
   exportModel: () => controller.exportModel(),
   importModel: (file) => controller.importModel(file),
 });

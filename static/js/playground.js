@@ -11,12 +11,14 @@ import {
 } from './state.js';
 import { TrainingCurves } from './training_curves.js';
 import { NoticesView } from './views/notices.js';
+import { PythonPanelView } from './views/python_panel.js';
 
 /** @typedef {import('./types.js').PageState} PageState */
 /** @typedef {import('./types.js').Registry} Registry */
 /** @typedef {import('./types.js').SessionPublic} SessionPublic */
 /** @typedef {import('./types.js').Frame} Frame */
 /** @typedef {import('./types.js').DataPoints} DataPoints */
+/** @typedef {import('./types.js').TrainingWarning} TrainingWarning */
 
 /**
  * @typedef {object} Views
@@ -36,6 +38,8 @@ import { NoticesView } from './views/notices.js';
 const CONFIG_KEYS = new Set(PROPERTIES.filter((p) => p.config).map((p) => p.key));
 /** State keys that change what the network diagram shows. */
 const DIAGRAM_KEYS = ['layers', 'features', 'dataset', 'points', 'problem'];
+/** State keys that change which data the session trains on (the points are read again). */
+const DATA_KEYS = ['dataset', 'points', 'test_points', 'n_samples', 'noise', 'train_ratio', 'seed'];
 /** State keys that only change how the points and the charts are drawn. */
 const DISPLAY_KEYS = ['show_test', 'discretize', 'log_scale'];
 
@@ -63,15 +67,43 @@ export class Playground {
     this.status = 'paused';
     /** @type {DataPoints} */
     this.points = { train: [], test: [] };
-    /** @type {SessionPublic | null} the live session as the server last described it */
-    this.session = null;
-    this.notices = new NoticesView(views.diverged, views.error);
+    /** @type {SessionPublic | null} */
+    this.liveSession = null;
+    this.notices = new NoticesView(views.diverged, views.error, document.getElementById('warning'));
+    const panel = document.getElementById('python-panel');
+    /** @type {PythonPanelView | null} */
+    this.pythonPanel = panel
+      ? new PythonPanelView(
+        /** @type {HTMLDetailsElement} */ (panel),
+        /** @type {HTMLElement} */ (document.getElementById('python-session-id')),
+        /** @type {HTMLElement} */ (document.getElementById('python-body')),
+      )
+      : null;
     this.curves = new TrainingCurves();
     this.drawer = new FrameDrawer(this);
     this.link = new SessionLink(this);
+    this.pythonPanel?.bindToggle((open) => this.link.poll(open));
   }
 
   // What lessons_main.js, the browser tests and the page benchmark read on window.playground.
+
+  /** @returns {SessionPublic | null} the live session as the server last described it */
+  get session() {
+    return this.liveSession;
+  }
+
+  /** The "Use from Python" panel follows every new session. */
+  set session(session) {
+    this.liveSession = session;
+    this.pythonPanel?.update(session?.id ?? null);
+    if (session && 'warning' in session) this.updateWarning(session.warning ?? null);
+  }
+
+  /** @returns {Set<string> | null} the config fields the server knows (null: not known yet) */
+  get serverFields() {
+    const defaults = this.registry?.defaults;
+    return defaults ? new Set(Object.keys(defaults)) : null;
+  }
 
   /** @returns {Map<number, boolean>} ids of `set` commands in flight: structural or not */
   get pendingSets() {
@@ -123,7 +155,7 @@ export class Playground {
 
   /** Open a new session with the state's config. */
   openFromState() {
-    return this.openSession(() => api.createSession(sessionConfig(this.state)));
+    return this.openSession(() => api.createSession(sessionConfig(this.state, this.serverFields)));
   }
 
   /**
@@ -168,6 +200,32 @@ export class Playground {
   }
 
   /**
+   * A session read from the server (the "Use from Python" panel polls it): adopt config changes
+   * someone else made, e.g. a script. Only config keys the page knows; none of its own in flight.
+   * @param {SessionPublic} session
+   */
+  adoptExternal(session) {
+    if (this.session?.id !== session.id) return;
+    const config = /** @type {Record<string, unknown>} */ (/** @type {unknown} */ (session.config));
+    const record = /** @type {Record<string, unknown>} */ (/** @type {unknown} */ (this.state));
+    const changed = [...CONFIG_KEYS].filter(
+      (key) => key in config && JSON.stringify(config[key]) !== JSON.stringify(record[key]),
+    );
+    this.session = session;
+    if (changed.length === 0) return;
+    this.adoptConfig(session);
+    if (changed.some((key) => DATA_KEYS.includes(key))) this.refreshPoints();
+  }
+
+  /**
+   * Show the server's instability warning (null: none).
+   * @param {TrainingWarning | null} warning
+   */
+  updateWarning(warning) {
+    this.notices.updateWarning(warning);
+  }
+
+  /**
    * Show the status on the play button and the diverged banner.
    * @param {string} status
    * @param {string | null} reason
@@ -182,9 +240,10 @@ export class Playground {
    * Show an error for a while (0: until replaced).
    * @param {string} text
    * @param {number} [ms]
+   * @param {string} [topic] what it is about, so it can be cleared once that is fixed
    */
-  showError(text, ms = 8000) {
-    this.notices.showError(text, ms);
+  showError(text, ms = 8000, topic = '') {
+    this.notices.showError(text, ms, topic);
   }
 
   /**
@@ -197,10 +256,11 @@ export class Playground {
     /** @type {Record<string, unknown>} */
     const changes = {};
     let structural = false;
+    const known = this.serverFields;
     for (const [key, value] of Object.entries(patch)) {
       if (JSON.stringify(record[key]) === JSON.stringify(value)) continue;
       record[key] = value;
-      if (CONFIG_KEYS.has(key)) {
+      if (CONFIG_KEYS.has(key) && (!known || known.has(key))) {
         changes[key] = value;
         structural ||= STRUCTURAL_KEYS.has(key);
       }

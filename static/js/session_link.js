@@ -12,6 +12,8 @@ import { SessionStream } from './stream.js';
 const MAX_RECONNECTS = 3;
 /** Wait before watching a session again after its socket closed (a server closing at once is not hammered). */
 const RESUBSCRIBE_MS = 300;
+/** How often the page re-reads its session while someone may drive it from a script. */
+const POLL_MS = 2000;
 
 export class SessionLink {
   /**
@@ -25,6 +27,9 @@ export class SessionLink {
     this.reconnects = 0;
     /** @type {Map<number, boolean>} ids of `set` commands in flight: structural or not */
     this.pendingSets = new Map();
+    /** commands sent so far (a poll started before one of ours is stale) */
+    this.sent = 0;
+    this.pollTimer = 0;
   }
 
   /**
@@ -59,7 +64,11 @@ export class SessionLink {
    */
   subscribe(wsPath) {
     return new SessionStream(wsPath, {
-      onFrame: (frame) => this.page.drawer.receive(frame),
+      onFrame: (frame) => {
+        this.page.drawer.receive(frame);
+        // A rows-only frame's light header says nothing about the warning.
+        if (!frame.header.rows_only) this.page.updateWarning(frame.header.warning ?? null);
+      },
       onMessage: (message) => this.receiveMessage(message),
       onClose: () => this.streamClosed(),
     });
@@ -118,15 +127,22 @@ export class SessionLink {
       if (message.type !== 'ack') return;
       const structuralSet = this.pendingSets.get(message.id);
       this.pendingSets.delete(message.id);
-      if (message.command === 'regenerate') {
-        page.setState({ seed: message.session.config.seed }, false);
-        page.refreshPoints();
+      if (structuralSet !== undefined) page.notices.clearError('set');
+      if (message.command === 'regenerate' || message.command === 'reset') {
+        // The server moved the seed (regenerate) or the initial weights' draw (reset): keep the
+        // URL able to reproduce this start.
+        const { seed, init_draw: initDraw } = message.session.config;
+        page.setState(initDraw === undefined ? { seed } : { seed, init_draw: initDraw }, false);
+        if (message.command === 'regenerate') page.refreshPoints();
       } else if (structuralSet) {
         page.refreshPoints();
       }
     } else if (message.type === 'error') {
-      page.showError(message.detail);
-      if (this.pendingSets.has(message.id)) {
+      const refusedSet = this.pendingSets.has(message.id);
+      // A refused setting stays on screen until a setting is accepted (or 15 s pass).
+      if (refusedSet) page.showError(message.detail, 15000, 'set');
+      else page.showError(message.detail);
+      if (refusedSet) {
         // The server refused a change: show what it actually runs.
         this.pendingSets.delete(message.id);
         if (page.session) page.adoptConfig(page.session);
@@ -143,7 +159,34 @@ export class SessionLink {
    */
   send(command) {
     if (!this.stream) return 0;
+    this.sent += 1;
     return this.stream.send(command);
+  }
+
+  /**
+   * Re-read the session every POLL_MS while `on` (the "Use from Python" panel is open), so
+   * config a script changes shows in the controls; frames already show its status and weights.
+   * @param {boolean} on
+   */
+  poll(on) {
+    clearTimeout(this.pollTimer);
+    if (!on) return;
+    const tick = async () => {
+      const page = this.page;
+      const session = page.session;
+      const sentBefore = this.sent;
+      if (session && this.pendingSets.size === 0) {
+        try {
+          const fresh = await api.fetchSession(session.id);
+          // Skip an answer that may predate a command of ours.
+          if (this.sent === sentBefore && this.pendingSets.size === 0) page.adoptExternal(fresh);
+        } catch {
+          // A gone session is the stream's business (it starts a new one).
+        }
+      }
+      this.pollTimer = window.setTimeout(tick, POLL_MS);
+    };
+    this.pollTimer = window.setTimeout(tick, POLL_MS);
   }
 
   /**
@@ -159,6 +202,7 @@ export class SessionLink {
   /** Leave: close the stream and delete the session so it stops using the server's CPU. */
   close() {
     const page = this.page;
+    this.poll(false);
     this.stream?.close();
     this.stream = null;
     if (page.session) {

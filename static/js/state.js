@@ -15,7 +15,9 @@
  * @property {PropertyKind} kind     how the value is written in the hash
  * @property {boolean} config        sent to the server as part of the session config
  * @property {boolean} [nullable]    "null" in the hash means "the server's default"
- * @property {boolean} [structural]  changing it rebuilds the model (new weights)
+ * @property {boolean} [structural]  changing it rebuilds the model or the data (the points are read again)
+ * @property {boolean} [pageDefault] the page's own default wins over the server's (e.g. the pace:
+ *   scripts train as fast as the machine goes, a learner watches at TFP's pace)
  * @property {unknown} fallback      used until the server's registry gives its default
  */
 
@@ -23,6 +25,8 @@
 export const PROPERTIES = [
   { key: 'dataset', kind: 'string', config: true, structural: true, fallback: 'circle' },
   { key: 'points', kind: 'points', config: true, nullable: true, structural: true, fallback: null },
+  // An explicit test set (click-to-add keeps the split it was shown); null: train_ratio splits.
+  { key: 'test_points', kind: 'points', config: true, nullable: true, structural: true, fallback: null },
   { key: 'n_samples', kind: 'int', config: true, nullable: true, structural: true, fallback: null },
   { key: 'noise', kind: 'number', config: true, structural: true, fallback: 0 },
   { key: 'train_ratio', kind: 'number', config: true, structural: true, fallback: 0.5 },
@@ -39,6 +43,8 @@ export const PROPERTIES = [
   { key: 'loss', kind: 'string', config: true, nullable: true, structural: true, fallback: null },
   { key: 'initializer', kind: 'string', config: true, structural: true, fallback: 'glorot_uniform' },
   { key: 'init_scale', kind: 'number', config: true, structural: true, fallback: 1 },
+  // Which draw of the seed's initial weights: reset re-rolls it (+1), so a link reproduces the start.
+  { key: 'init_draw', kind: 'int', config: true, structural: true, fallback: 0 },
   { key: 'optimizer', kind: 'string', config: true, fallback: 'sgd' },
   { key: 'learning_rate', kind: 'number', config: true, fallback: 0.03 },
   { key: 'momentum', kind: 'number', config: true, nullable: true, fallback: null },
@@ -56,6 +62,8 @@ export const PROPERTIES = [
   { key: 'augmentation', kind: 'bool', config: true, fallback: false },
   { key: 'epoch_budget', kind: 'int', config: true, nullable: true, fallback: null },
   { key: 'frame_rate', kind: 'number', config: true, fallback: 30 },
+  // Epochs per second (null: as fast as the machine goes); ~60 is TFP's one epoch per frame.
+  { key: 'speed', kind: 'number', config: true, nullable: true, pageDefault: true, fallback: 60 },
   { key: 'show_test', kind: 'bool', config: false, fallback: false },
   { key: 'discretize', kind: 'bool', config: false, fallback: false },
   { key: 'log_scale', kind: 'bool', config: false, fallback: false },
@@ -73,7 +81,7 @@ export function defaultState(serverDefaults = {}) {
   /** @type {Record<string, unknown>} */
   const state = {};
   for (const row of PROPERTIES) {
-    const value = row.key in serverDefaults ? serverDefaults[row.key] : row.fallback;
+    const value = !row.pageDefault && row.key in serverDefaults ? serverDefaults[row.key] : row.fallback;
     state[row.key] = structuredClone(value);
   }
   return /** @type {PageState} */ (state);
@@ -188,12 +196,16 @@ export function parseState(hash, defaults) {
 /**
  * The SessionConfig the server gets for a state (only `config` rows).
  * @param {PageState} state
+ * @param {Set<string> | null} [known] the fields the server knows (its registry's defaults), so a
+ *   page newer than its server leaves out fields the server would refuse
  * @returns {Record<string, unknown>}
  */
-export function sessionConfig(state) {
+export function sessionConfig(state, known = null) {
   const record = /** @type {Record<string, unknown>} */ (/** @type {unknown} */ (state));
   /** @type {Record<string, unknown>} */
   const config = {};
-  for (const row of PROPERTIES) if (row.config) config[row.key] = record[row.key];
+  for (const row of PROPERTIES) {
+    if (row.config && (!known || known.has(row.key))) config[row.key] = record[row.key];
+  }
   return config;
 }

@@ -41,6 +41,17 @@
  * @property {boolean} augmentation
  * @property {number | null} epoch_budget
  * @property {number} frame_rate
+ * @property {number | null} speed        epochs per second (null: as fast as the machine goes)
+ * @property {number} init_draw           which draw of the seed's initial weights
+ * @property {number[][] | null} test_points  an explicit test set (with `points`)
+ */
+
+/**
+ * @typedef {object} TrainingWarning  the loss says the run is unstable, while it goes on
+ * @property {'unstable' | 'rising'} kind
+ * @property {string} message
+ * @property {number} since_epoch
+ * @property {number} suggested_learning_rate
  */
 
 /**
@@ -106,6 +117,7 @@
  * @property {number} n_train
  * @property {number} n_test
  * @property {string} ws_url
+ * @property {TrainingWarning | null} [warning]
  */
 
 /**
@@ -155,6 +167,7 @@
  * @property {number} epochs_first
  * @property {boolean} lockstep
  * @property {boolean} [rows_only]  only older epoch rows (no grids): record, never draw
+ * @property {TrainingWarning | null} [warning]
  */
 
 /**

@@ -13,6 +13,8 @@ import { PROPERTIES } from '../state.js';
 const LEARNING_RATES = [0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10];
 /** TFP's regularization-rate steps. */
 const REGULARIZATION_RATES = [0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10];
+/** Pace presets in epochs per second; "max" (null) trains as fast as the server goes. */
+const SPEEDS = [1, 3, 10, 30, 60, 120, 300, 1000];
 
 const ROWS = new Map(PROPERTIES.map((row) => [row.key, row]));
 
@@ -62,6 +64,7 @@ export class ControlsView {
     this.play = /** @type {HTMLButtonElement} */ (byId('play-button'));
     this.step = /** @type {HTMLButtonElement} */ (byId('step-button'));
     this.reset = /** @type {HTMLButtonElement} */ (byId('reset-button'));
+    this.restart = /** @type {HTMLButtonElement | null} */ (doc.getElementById('restart-button'));
     this.epoch = byId('epoch-counter');
     this.optimizerParams = byId('optimizer-params');
     this.exportButton = /** @type {HTMLButtonElement} */ (byId('export-model'));
@@ -100,8 +103,13 @@ export class ControlsView {
     fill(byId('regularization-rate'), REGULARIZATION_RATES.map((r) => [String(r), String(r)]));
     fill(byId('problem'), [['null', 'auto (by dataset)'], ...(registry.problems ?? []).map((name) => /** @type {[string, string]} */ ([name, labelOf(name)]))]);
     fill(byId('initializer'), Object.keys(registry.initializers).map((name) => [name, labelOf(name)]));
-
     const limits = registry.limits ?? {};
+    const maxSpeed = limits.max_speed ?? Infinity;
+    fill(byId('speed'), [
+      ...SPEEDS.filter((v) => v <= maxSpeed).map((v) => /** @type {[string, string]} */ ([String(v), String(v)])),
+      ['null', 'max'],
+    ]);
+
     const setMax = (/** @type {string} */ id, /** @type {number | undefined} */ max) => {
       if (max !== undefined) byId(id).setAttribute('max', String(max));
     };
@@ -152,13 +160,24 @@ export class ControlsView {
   }
 
   /**
-   * @param {{play: () => void, step: () => void, reset: () => void,
+   * @param {{play: () => void, step: () => void, reset: () => void, restart?: () => void,
    *   exportModel: () => void, importModel: (file: File) => void}} handlers
    */
   bindTransport(handlers) {
     this.play.addEventListener('click', handlers.play);
     this.step.addEventListener('click', handlers.step);
     this.reset.addEventListener('click', handlers.reset);
+    const restart = handlers.restart;
+    if (restart) this.restart?.addEventListener('click', restart);
+    // "S" steps one epoch (its title says so) unless the user is typing somewhere.
+    this.doc.addEventListener('keydown', (event) => {
+      const target = /** @type {HTMLElement} */ (event.target);
+      const typing = target.closest?.('input, select, textarea, [contenteditable]');
+      if (event.key.toLowerCase() === 's' && !typing && !event.ctrlKey && !event.metaKey && !event.altKey) {
+        event.preventDefault();
+        handlers.step();
+      }
+    });
     this.exportButton.addEventListener('click', handlers.exportModel);
     this.importInput.addEventListener('change', () => {
       const file = this.importInput.files?.[0];

@@ -1,9 +1,16 @@
-/** Data view: dataset thumbnails, regenerate, CSV upload/download, the class a click adds. */
+/**
+ * Data view: dataset thumbnails, regenerate, CSV upload/download, the class a click adds.
+ *
+ * The thumbnails are a radio group with a roving tabindex, like native radios: one Tab stop (the
+ * chosen dataset), arrow keys move to the next or previous one and choose it, Home/End the ends.
+ */
 import { classColor, divergingCss } from '../colors.js';
 
 /** @typedef {import('../types.js').DatasetEntry} DatasetEntry */
 
 const THUMB = 56;
+/** Arrow keys of a radio group: how far each moves. */
+const ARROW_STEPS = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
 
 export class DataView {
   /** @param {Document} doc */
@@ -17,6 +24,9 @@ export class DataView {
     /** @type {Map<string, HTMLButtonElement>} */
     this.buttons = new Map();
     this.classKey = '';
+    /** @type {(name: string) => void} */
+    this.onSelect = () => {};
+    this.list.addEventListener('keydown', (event) => this.arrowKey(event));
   }
 
   /**
@@ -27,6 +37,7 @@ export class DataView {
   build(datasets, onSelect) {
     this.list.replaceChildren();
     this.buttons.clear();
+    this.onSelect = onSelect;
     for (const [name, spec] of Object.entries(datasets)) {
       const button = document.createElement('button');
       button.type = 'button';
@@ -36,6 +47,7 @@ export class DataView {
       button.setAttribute('aria-label', `Dataset ${name}`);
       button.title = `${name}: ${spec.description}`;
       button.dataset.name = name;
+      button.tabIndex = -1;
       const canvas = document.createElement('canvas');
       canvas.width = THUMB * 2;
       canvas.height = THUMB * 2;
@@ -46,6 +58,28 @@ export class DataView {
       this.list.append(button);
       this.buttons.set(name, button);
     }
+    this.select(null);
+  }
+
+  /**
+   * An arrow key in the group: move to the next (previous) dataset, wrapping, and choose it.
+   * @param {KeyboardEvent} event
+   */
+  arrowKey(event) {
+    const buttons = [...this.buttons.values()];
+    const at = buttons.indexOf(/** @type {HTMLButtonElement} */ (event.target));
+    if (at < 0) return;
+    const step = /** @type {Record<string, number>} */ (ARROW_STEPS)[event.key];
+    let next;
+    if (step !== undefined) next = (at + step + buttons.length) % buttons.length;
+    else if (event.key === 'Home') next = 0;
+    else if (event.key === 'End') next = buttons.length - 1;
+    else return;
+    event.preventDefault();
+    const name = /** @type {string} */ (buttons[next].dataset.name);
+    this.select(name);
+    buttons[next].focus();
+    this.onSelect(name);
   }
 
   /**
@@ -80,7 +114,12 @@ export class DataView {
    * @param {string | null} name
    */
   select(name) {
-    for (const [key, button] of this.buttons) button.setAttribute('aria-checked', String(key === name));
+    // The one Tab stop: the chosen dataset, or the first when the data is the user's own.
+    const stop = name !== null && this.buttons.has(name) ? name : this.buttons.keys().next().value;
+    for (const [key, button] of this.buttons) {
+      button.setAttribute('aria-checked', String(key === name));
+      button.tabIndex = key === stop ? 0 : -1;
+    }
   }
 
   /**

@@ -1,14 +1,41 @@
-/** Notices view: the banner that says a run diverged or finished, and the transient error box. */
+/**
+ * Notices view: the banner that says a run diverged or finished, the instability warning (the
+ * loss misbehaves while training goes on), and the transient error box.
+ */
+
+/** @typedef {import('../types.js').TrainingWarning} TrainingWarning */
+
+/** A heading per warning kind: what the learner sees, in plain words. */
+const WARNING_TITLES = {
+  unstable: 'The loss is jumping around',
+  rising: 'The loss is rising',
+};
 
 export class NoticesView {
   /**
    * @param {HTMLElement} banner the #diverged element
    * @param {HTMLElement} errorBox the #error element
+   * @param {HTMLElement | null} [warningBox] the #warning element
    */
-  constructor(banner, errorBox) {
+  constructor(banner, errorBox, warningBox = null) {
     this.banner = banner;
     this.errorBox = errorBox;
+    this.warningBox = warningBox;
     this.errorTimer = 0;
+    /** what the shown error is about ('' when none or when it is general) */
+    this.errorTopic = '';
+    /** the warning shown, as JSON (to touch the DOM only when it changes) */
+    this.warningKey = 'null';
+    /** @type {(learningRate: number) => void} */
+    this.onUseRate = () => {};
+  }
+
+  /**
+   * Call `handler(rate)` when the learner takes the warning's suggested learning rate.
+   * @param {(learningRate: number) => void} handler
+   */
+  bindUseRate(handler) {
+    this.onUseRate = handler;
   }
 
   /**
@@ -32,15 +59,62 @@ export class NoticesView {
   }
 
   /**
+   * Show the server's instability warning (null: hide it). Training goes on meanwhile, so this is
+   * a notice with an explanation and a one-click remedy, not an error.
+   * @param {TrainingWarning | null} warning
+   */
+  updateWarning(warning) {
+    const box = this.warningBox;
+    const key = JSON.stringify(warning ?? null);
+    if (!box || key === this.warningKey) return;
+    this.warningKey = key;
+    if (!warning) {
+      box.hidden = true;
+      box.replaceChildren();
+      return;
+    }
+    const title = document.createElement('strong');
+    title.textContent = `${WARNING_TITLES[warning.kind] ?? 'Training is unstable'} (since epoch ${warning.since_epoch}).`;
+    const text = document.createElement('span');
+    text.className = 'warning-message';
+    text.textContent = ` ${warning.message} Training goes on meanwhile.`;
+    box.replaceChildren(title, text);
+    const rate = warning.suggested_learning_rate;
+    if (typeof rate === 'number' && Number.isFinite(rate)) {
+      const use = document.createElement('button');
+      use.type = 'button';
+      use.className = 'mini-button';
+      use.id = 'use-suggested-rate';
+      use.textContent = `Use learning rate ${rate}`;
+      use.addEventListener('click', () => this.onUseRate(rate));
+      box.append(' ', use);
+    }
+    box.hidden = false;
+  }
+
+  /**
    * Show an error for a while (0: until replaced).
    * @param {string} text
    * @param {number} [ms]
+   * @param {string} [topic] what it is about (e.g. "set"), so it can be cleared when that is fixed
    */
-  showError(text, ms = 8000) {
+  showError(text, ms = 8000, topic = '') {
     const box = this.errorBox;
     box.textContent = text;
     box.hidden = false;
+    this.errorTopic = topic;
     clearTimeout(this.errorTimer);
-    if (ms) this.errorTimer = window.setTimeout(() => { box.hidden = true; }, ms);
+    if (ms) this.errorTimer = window.setTimeout(() => this.clearError(), ms);
+  }
+
+  /**
+   * Hide the error (only one about `topic` when a topic is given).
+   * @param {string} [topic]
+   */
+  clearError(topic) {
+    if (topic !== undefined && topic !== this.errorTopic) return;
+    clearTimeout(this.errorTimer);
+    this.errorBox.hidden = true;
+    this.errorTopic = '';
   }
 }
