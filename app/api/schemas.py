@@ -49,9 +49,10 @@ class StepCommand(_Command):
 
 
 class ResetCommand(_Command):
-    """The initial weights again, same data."""
+    """New initial weights (init_draw + 1), same data; same_start: the run's own start again."""
 
     type: Literal["reset"]
+    same_start: Boolean = False
 
 
 class RegenerateCommand(_Command):
@@ -119,12 +120,22 @@ class MetricsPublic(BaseModel):
     test_accuracy: float | None
 
 
+class InstabilityWarning(BaseModel):
+    """The loss says the learning rate is too high (app/sessions/stability.py)."""
+
+    kind: Literal["unstable", "rising"]
+    message: str
+    since_epoch: int
+    suggested_learning_rate: float
+
+
 class SessionPublic(BaseModel):
     """A session as REST and the websocket hello show it."""
 
     id: str
     status: Literal["paused", "running", "finished", "diverged"]
     status_reason: str | None
+    warning: InstabilityWarning | None
     epoch: int
     config: SessionConfig
     weights_hash: str
@@ -193,6 +204,7 @@ __all__ = [
     "CsvUpload",
     "DatasetPreview",
     "Health",
+    "InstabilityWarning",
     "PredictPublic",
     "PredictRequest",
     "Registry",

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from app.datasets import Dataset, dataset_from_points, featurize, make_dataset
+from app.datasets import USER_DATA_NAME, Dataset, dataset_from_points, featurize, make_dataset
 from app.engine import constraints, optimizers, regularizers
 from app.engine.layers import Activation, Dense, Dropout, Input, Layer
 from app.engine.layers_norm import BatchNormalization
@@ -15,6 +15,10 @@ from app.engine.model import Sequential
 from app.sessions.config import OUTPUT_ACTIVATION, SessionConfig
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
+# Sequential(seed) spawns its generators from SeedSequence(seed): child 0 draws the initial
+# weights. init_draw k >= 1 draws them from that stream's k-th child instead (spawn_key (0, k-1)),
+# so every draw is fixed by (seed, k) alone and the batch-order and noise streams never move.
+INIT_STREAM = 0
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,9 @@ class BuiltModel:
 
 def make_data(config: SessionConfig) -> SessionData:
     """Generate (or take the user's) points, split them, featurize them."""
-    if config.points is not None:
+    if config.points is not None and config.test_points is not None:
+        dataset = explicit_split(config, config.points, config.test_points)
+    elif config.points is not None:
         table = np.asarray(config.points, dtype=np.float64)
         dataset = dataset_from_points(
             table[:, :2], table[:, 2], config.train_ratio, config.seed,
@@ -59,6 +65,24 @@ def make_data(config: SessionConfig) -> SessionData:
         targets(config, dataset.y_train),
         targets(config, dataset.y_test),
     )
+
+
+def explicit_split(
+    config: SessionConfig, train: list[list[float]], test: list[list[float]]
+) -> Dataset:
+    """The user's training and test points as given (no shuffle, no train_ratio)."""
+    classes = config.resolved_problem() != "regression"
+
+    def part(rows: list[list[float]]) -> tuple[Array, Any]:
+        table = np.asarray(rows, dtype=np.float64)
+        points, labels = table[:, :2].copy(), table[:, 2].copy()
+        typed = labels.astype(np.int64) if classes else labels
+        points.flags.writeable = typed.flags.writeable = False  # shared, as make_dataset's
+        return points, typed
+
+    (x_train, y_train), (x_test, y_test) = part(train), part(test)
+    kind: Any = config.resolved_problem()
+    return Dataset(USER_DATA_NAME, kind, config.n_classes(), x_train, y_train, x_test, y_test)
 
 
 def targets(config: SessionConfig, labels: Any) -> Array:
@@ -134,6 +158,8 @@ def make_model(config: SessionConfig) -> BuiltModel:
         kernel_regularizer=regularizer,
     ))
     model = Sequential(seed=config.seed)
+    if config.init_draw:
+        model.init_rng = init_generator(config.seed, config.init_draw)
     model.add(Input(shape=(len(config.features),)))
     for layer in layers:
         model.add(layer)
@@ -148,6 +174,12 @@ def make_model(config: SessionConfig) -> BuiltModel:
     )
     parameters = list(model.parameters().values())
     return BuiltModel(model, dense_indices, neuron_indices, blocks, fused, parameters)
+
+
+def init_generator(seed: int, init_draw: int) -> np.random.Generator:
+    """The generator of initial weights for init_draw >= 1 (0 is the model's own init_rng)."""
+    stream = np.random.SeedSequence(seed, spawn_key=(INIT_STREAM, init_draw - 1))
+    return np.random.default_rng(stream)
 
 
 def apply_live_changes(built: BuiltModel, config: SessionConfig) -> None:

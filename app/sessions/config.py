@@ -118,6 +118,8 @@ class SessionConfig(BaseModel):
 
     dataset: str = "circle"
     points: list[list[Number]] | None = None
+    # With `points`: an explicit test set (then `points` are all training points).
+    test_points: list[list[Number]] | None = None
     n_samples: Integer | None = Field(default=None, ge=4)
     noise: Number = Field(default=0.0, ge=0.0, le=0.5)
     train_ratio: Number = Field(default=0.5, ge=0.1, le=0.9)
@@ -129,6 +131,8 @@ class SessionConfig(BaseModel):
     initializer: str = "glorot_uniform"
     # Multiplies every initial kernel: a random start that is too small (< 1) or too large.
     init_scale: Number = Field(default=1.0, gt=0.0, le=100.0)
+    # Which draw of the initial weights from the seed's init stream (reset re-rolls: +1).
+    init_draw: Integer = Field(default=0, ge=0, lt=MAX_SEED)
     optimizer: str = "sgd"
     learning_rate: Number = Field(default=0.03, gt=0.0, le=10.0)
     # None = the optimizer's own default: 0 for sgd and rmsprop, 0.9 for "momentum".
@@ -153,17 +157,21 @@ class SessionConfig(BaseModel):
     speed: Number | None = Field(default=None, gt=0.0)
     lockstep: Boolean = False
 
-    @field_validator("points")
+    @field_validator("points", "test_points")
     @classmethod
-    def _points_shape(cls, points: list[list[float]] | None) -> list[list[float]] | None:
+    def _points_shape(
+        cls, points: list[list[float]] | None, info: ValidationInfo
+    ) -> list[list[float]] | None:
         if points is None:
             return None
-        _at_most("len(points)", len(points), "max_samples")
-        if len(points) < 4:
-            raise ValueError(f"points has {len(points)} rows; expected at least 4")
+        name = str(info.field_name)
+        _at_most(f"len({name})", len(points), "max_samples")
+        least = 4 if name == "points" else 1
+        if len(points) < least:
+            raise ValueError(f"{name} has {len(points)} rows; expected at least {least}")
         for i, row in enumerate(points):
             if len(row) != 3:
-                raise ValueError(f"points[{i}] has {len(row)} values; expected [x1, x2, label]")
+                raise ValueError(f"{name}[{i}] has {len(row)} values; expected [x1, x2, label]")
         return points
 
     @field_validator("n_samples")
@@ -224,12 +232,19 @@ class SessionConfig(BaseModel):
     def _consistent(self) -> SessionConfig:
         from app.datasets import DATASETS
 
+        if self.test_points is not None:
+            if self.points is None:
+                raise ValueError("test_points needs points (the training points) as well")
+            total = len(self.points) + len(self.test_points)
+            _at_most("len(points) + len(test_points)", total, "max_samples")
         if self.points is None:
             _known("dataset", self.dataset, list(DATASETS))
             _check_problem_fits(self.problem, self.dataset, str(DATASETS[self.dataset].kind))
         kind = self.resolved_problem()
         if self.points is not None:
-            _check_labels(self.points, kind)
+            _check_labels(self.points, kind, "points")
+        if self.test_points is not None:
+            _check_labels(self.test_points, kind, "test_points")
         if self.loss is not None:
             allowed = list(LOSSES_FOR_PROBLEM[kind])
             if self.loss not in allowed:
@@ -248,9 +263,13 @@ class SessionConfig(BaseModel):
         from app.datasets import DATASETS, infer_kind
 
         if self.points is not None:
-            return str(infer_kind([row[2] for row in self.points])[0])
+            return str(infer_kind([row[2] for row in self.user_rows()])[0])
 
         return str(DATASETS[self.dataset].kind)
+
+    def user_rows(self) -> list[list[float]]:
+        """Every user point, training then test ([] without `points`)."""
+        return [*(self.points or []), *(self.test_points or [])]
 
     def resolved_loss(self) -> str:
         """The loss name: explicit, else the problem's natural one."""
@@ -264,7 +283,7 @@ class SessionConfig(BaseModel):
         if kind == "regression":
             return 0
         if self.points is not None:
-            return int(max(row[2] for row in self.points)) + 1
+            return int(max(row[2] for row in self.user_rows())) + 1
         from app.datasets import DATASETS
 
         return int(DATASETS[self.dataset].n_classes)
@@ -283,15 +302,15 @@ def _check_problem_fits(problem: str | None, dataset: str, kind: str) -> None:
         )
 
 
-def _check_labels(points: list[list[float]], kind: str) -> None:
+def _check_labels(points: list[list[float]], kind: str, name: str) -> None:
     """User labels must suit the problem: 0/1, class indices, or any finite number."""
     for i, row in enumerate(points):
         label = row[2]
         if kind == "binary" and label not in (0.0, 1.0):
-            raise ValueError(f"points[{i}] label {label} is not 0 or 1 (problem 'binary')")
+            raise ValueError(f"{name}[{i}] label {label} is not 0 or 1 (problem 'binary')")
         if kind == "multiclass" and (label < 0 or label != math.floor(label) or label > 255):
             raise ValueError(
-                f"points[{i}] label {label} is not a class index 0..255 (problem 'multiclass')"
+                f"{name}[{i}] label {label} is not a class index 0..255 (problem 'multiclass')"
             )
 
 
@@ -302,6 +321,10 @@ LIVE_FIELDS = frozenset({
     "early_stopping_patience", "epoch_budget", "augmentation", "frame_rate", "speed", "lockstep",
     "grid_resolution", "neuron_grid_resolution",
 })
+
+
+# Fields that only change the data: with the same problem, loss and classes they keep the model.
+DATA_FIELDS = frozenset({"points", "test_points"})
 
 
 def _optional_fields() -> dict[str, Any]:

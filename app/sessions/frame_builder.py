@@ -36,6 +36,7 @@ def build_part(
             "epoch": session.epoch,
             "status": session.status,
             "status_reason": session.status_reason,
+            "warning": session.warning,
             "weights_hash": session.weights_hash(),
             "problem": problem,
             "n_classes": config.n_classes(),

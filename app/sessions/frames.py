@@ -27,8 +27,8 @@ def epoch_columns(norm_count: int) -> list[str]:
 
 
 # What a rows-only frame's header keeps: enough to place its rows, none of the heavy state.
-ROWS_ONLY_HEADER = ("type", "protocol", "session_id", "status", "status_reason", "problem",
-                    "metric")
+ROWS_ONLY_HEADER = ("type", "protocol", "session_id", "status", "status_reason", "warning",
+                    "problem", "metric")
 ROWS_ONLY_FACTOR = 4
 
 

@@ -23,15 +23,22 @@ from app.sessions.build import (
     make_model,
     targets,
 )
-from app.sessions.config import LIVE_FIELDS, SessionConfig, merge_config
+from app.sessions.config import DATA_FIELDS, LIVE_FIELDS, SessionConfig, merge_config
 from app.sessions.frames import weights_hash
 from app.sessions.history import History
+from app.sessions.stability import StabilityDetector, explain
 from app.settings import get_settings
 
 Array = npt.NDArray[np.float64]
 Status = Literal["paused", "running", "finished", "diverged"]
 # A separate stream for augmentation so turning it on never shifts the model's own draws.
 AUGMENT_STREAM = 0xA06
+# Live fields that change only what is shown or when training stops: the loss curve goes on as
+# the same run, so they keep the instability detector's state (any other change restarts it).
+DISPLAY_FIELDS = frozenset({
+    "frame_rate", "speed", "lockstep", "grid_resolution", "neuron_grid_resolution",
+    "epoch_budget", "early_stopping_patience",
+})
 
 
 class CommandRefused(ValueError):
@@ -70,6 +77,21 @@ class TrainingSession:
         self.wait = 0
         self.status, self.status_reason, self.steps_remaining = "paused", None, 0
         self.augment_rng = np.random.default_rng([self.config.seed, AUGMENT_STREAM])
+        self._restart_stability()
+
+    def _restart_stability(self) -> None:
+        """A fresh instability detector (no warning), for the current data and loss."""
+        self.stability = StabilityDetector(self.constant_guess_loss())
+
+    def constant_guess_loss(self) -> float:
+        """The train loss of the best constant prediction: class shares, or the mean target."""
+        y = self.data.y_train
+        if self._problem == "multiclass":
+            shares = np.bincount(y.astype(np.intp), minlength=self.config.n_classes()) / len(y)
+            guess: Array = np.tile(shares, (len(y), 1))
+        else:
+            guess = np.full_like(y, y.mean())
+        return float(self.model.loss.fn(y, guess))
 
     @property
     def model(self) -> Any:
@@ -97,9 +119,17 @@ class TrainingSession:
         self._require_trainable("step")
         self.status, self.steps_remaining = "running", n
 
-    def reset(self) -> None:
-        """The initial weights again (same seed, same data), epoch 0."""
-        self._rebuild_model()
+    def reset(self, same_start: bool = False) -> None:
+        """New initial weights (the next init_draw), same data, epoch 0.
+
+        same_start: the same initial weights as the current run started with instead.
+        """
+        config = self.config
+        if not same_start:
+            config = merge_config(config, {"init_draw": config.init_draw + 1})
+        built = make_model(config)  # before anything changes: a refusal leaves the session
+        self.config = config
+        self._rebuild_model(built)
 
     def regenerate(self, seed: int | None = None) -> None:
         """New data from `seed` (default: the next seed) and a model rebuilt from it."""
@@ -110,13 +140,38 @@ class TrainingSession:
         """Apply config changes; returns True when they rebuilt the model (weights reset)."""
         new = merge_config(self.config, changes)
         changed = {name for name in changes if getattr(new, name) != getattr(self.config, name)}
-        if changed <= LIVE_FIELDS:
+        if changed <= LIVE_FIELDS or (changed <= LIVE_FIELDS | DATA_FIELDS
+                                      and self._same_outputs(new)):
+            data = make_data(new) if changed & DATA_FIELDS else self.data
             apply_live_changes(self.built, new)  # raises before it changes anything
             old, self.config = self.config, new
+            if data is not self.data:
+                self._swap_data(data)
+            elif not changed <= DISPLAY_FIELDS:
+                self._restart_stability()  # a new learning rate (etc.) is a new curve
             self._reopen_if_budget_raised(old)
             return False
         self._rebuild_from(new)
         return True
+
+    def _same_outputs(self, new: SessionConfig) -> bool:
+        """Whether `new` keeps the output layer and loss (so new points can keep the model)."""
+        old = self.config
+        return (
+            new.resolved_problem() == old.resolved_problem()
+            and new.resolved_loss() == old.resolved_loss()
+            and new.n_classes() == old.n_classes()
+        )
+
+    def _swap_data(self, data: SessionData) -> None:
+        """Train on `data` from the next epoch on: weights, optimizer, epoch and history stay.
+
+        The test loss is now measured on other points, so early stopping's best starts again;
+        so does the instability detector (its constant-guess level depends on the labels).
+        """
+        self.data, self._x_all, self.last_prediction = data, None, None
+        self.best_test_loss, self.wait = math.inf, 0
+        self._restart_stability()
 
     def _rebuild_from(self, config: SessionConfig) -> None:
         """New data and model for `config`; on any error the session is left as it was."""
@@ -206,6 +261,7 @@ class TrainingSession:
         self.epoch += 1
         norms = self.model.grad_norms  # as of the epoch's last step (both engine paths)
         self.history.append([*row, *(norms.get(key, math.nan) for key in self._norm_keys)])
+        self.stability.add(self.epoch, row[0])
         self._check_after_epoch(row)
 
     def _check_after_epoch(self, row: tuple[float, float, float, float]) -> None:
@@ -223,16 +279,19 @@ class TrainingSession:
         if self.epoch >= limit:  # bounds the history's memory (8 bytes a column an epoch)
             self._stop("finished", f"epoch budget of {limit} (max_epoch_budget) reached")
             return
+        # Keras's EarlyStopping: `wait` counts the epochs in a row without a better test loss,
+        # and training stops once wait >= patience (patience 0 stops at the first such epoch).
         patience = self.config.early_stopping_patience
         if test_loss < self.best_test_loss:
             self.best_test_loss, self.wait = test_loss, 0
         else:
             self.wait += 1
-            if patience is not None and self.wait > patience:
+            if patience is not None and self.wait >= patience:
+                epochs = "1 epoch" if self.wait == 1 else f"{self.wait} epochs"
                 self._stop(
                     "finished",
                     f"early stopping at epoch {self.epoch}: test loss has not improved on "
-                    f"{self.best_test_loss:.6g} for {self.wait} epochs",
+                    f"{self.best_test_loss:.6g} for {epochs}",
                 )
                 return
         if self.steps_remaining > 0:
@@ -294,6 +353,12 @@ class TrainingSession:
         """12 hex chars of sha256 over the float64 weights (see docs/protocol.md)."""
         return weights_hash(self.model.get_weights())
 
+    @property
+    def warning(self) -> dict[str, Any] | None:
+        """The instability warning (docs/protocol.md), or None while training looks sound."""
+        trouble = self.stability.trouble
+        return None if trouble is None else explain(trouble, self.config.learning_rate)
+
     def metrics(self) -> dict[str, float | None]:
         """The latest epoch's losses and metrics (null before the first epoch or when NaN)."""
         last = self.history.last()
@@ -313,6 +378,7 @@ class TrainingSession:
             "id": self.id,
             "status": self.status,
             "status_reason": self.status_reason,
+            "warning": self.warning,
             "epoch": self.epoch,
             "config": self.config.model_dump(),
             "weights_hash": self.weights_hash(),

@@ -76,13 +76,13 @@ def test_same_config_and_commands_give_bit_identical_weights() -> None:
     assert a.epoch == b.epoch == 7
 
 
-def test_reset_restores_the_initial_weights_and_regenerate_changes_the_data() -> None:
+def test_reset_same_start_restores_the_initial_weights_and_regenerate_changes_the_data() -> None:
     s = session()
     initial = s.weights_hash()
     first_points = s.data.x_train.copy()
     run(s, 2)
     assert s.weights_hash() != initial
-    s.reset()
+    s.reset(same_start=True)
     assert s.weights_hash() == initial and s.epoch == 0 and len(s.history) == 0
     s.regenerate()
     assert s.config.seed == 1
