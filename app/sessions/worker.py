@@ -212,6 +212,7 @@ class Worker:
             if runner.subscribers == 0:
                 # Nobody had the rows since the last broadcast; the first frame carries them all.
                 runner.sent_epoch, runner.sent_history_id = session.epoch, session.history_id
+                runner.dirty = False  # the first frame below is the state now: nothing to resend
             runner.subscribers += 1
             return {"session": session.public(), "part": self._initial_part(runner)}
         if op == "unsubscribe":
@@ -243,7 +244,7 @@ class Worker:
                 runner.dirty = True
                 return _DEFERRED
         elif kind == "reset":
-            session.reset()
+            session.reset(bool(command.get("same_start", False)))
         elif kind == "regenerate":
             session.regenerate(command.get("seed"))
         elif kind == "set":
