@@ -22,7 +22,7 @@ JSON = st.recursive(
 STATUSES: set[int] = set()
 CONFIG_FIELDS = st.sampled_from(sorted(SessionConfig.model_fields))
 COMMAND_FIELDS = st.sampled_from(["n", "seed", "config", "layer", "param", "index", "value",
-                                  "points", "id"])
+                                  "points", "same_start", "id"])
 
 
 @st.composite
