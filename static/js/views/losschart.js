@@ -1,16 +1,9 @@
 /** Loss chart view: train and test loss per epoch (uPlot), with a log-scale toggle. */
 import uPlot from '../../vendor/uplot/uPlot.esm.js';
+import { chartData, legendEpoch, legendValue, logRange, logTicks } from './chart_scale.js';
 
 /** @typedef {import('../history.js').SeriesHistory} SeriesHistory */
-
-/**
- * Tick labels that stay readable over many decades (1e-4 rather than 0.0001 or 0).
- * @param {uPlot} _u
- * @param {number[]} splits
- */
-function logTicks(_u, splits) {
-  return splits.map((v) => (v === null ? '' : v >= 0.01 && v < 1e4 ? String(+v.toPrecision(2)) : v.toExponential(0)));
-}
+/** @typedef {import('./chart_scale.js').Columns} Columns */
 
 export class LossChartView {
   /** @param {HTMLElement} element */
@@ -19,6 +12,8 @@ export class LossChartView {
     /** @type {uPlot | null} */
     this.plot = null;
     this.logScale = false;
+    /** @type {Columns} the points drawn, unclamped: the legend shows them on hover */
+    this.raw = [];
   }
 
   /**
@@ -29,32 +24,39 @@ export class LossChartView {
   build(logScale, history) {
     this.plot?.destroy();
     this.logScale = logScale;
+    const { raw, plotted } = chartData(history, logScale);
+    this.raw = raw;
     const width = Math.max(200, this.element.clientWidth || 320);
+    const value = legendValue(() => this.raw);
     this.plot = new uPlot(
       {
         width,
         height: 110,
-        legend: { show: true, live: false },
+        // Live: hovering an epoch shows its losses; otherwise the newest ones.
+        legend: { show: true, live: true },
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: false }, y: logScale ? { distr: 3, log: 10 } : { range: (_u, _min, max) => [0, max > 0 ? max * 1.05 : 1] } },
+        scales: {
+          x: { time: false },
+          y: logScale ? { distr: 3, log: 10, range: logRange } : { range: (_u, _min, max) => [0, max > 0 ? max * 1.05 : 1] },
+        },
         axes: [
           { size: 24, font: '10px sans-serif', grid: { stroke: '#eee' }, ticks: { size: 3 } },
           { size: 40, font: '10px sans-serif', grid: { stroke: '#eee' }, ticks: { size: 3 }, values: logScale ? logTicks : undefined },
         ],
         series: [
-          { label: 'Epoch' },
+          { label: 'Epoch', value: legendEpoch(() => this.raw) },
           // Points are uPlot's default: dots only while they have room (one epoch shows).
-          { label: 'Train', stroke: '#999', width: 1.5 },
-          { label: 'Test', stroke: '#000', width: 1.5 },
+          { label: 'Train', stroke: '#999', width: 1.5, value },
+          { label: 'Test', stroke: '#000', width: 1.5, value },
         ],
       },
-      /** @type {uPlot.AlignedData} */ (/** @type {unknown} */ (history.columns)),
+      /** @type {uPlot.AlignedData} */ (/** @type {unknown} */ (plotted)),
       this.element,
     );
   }
 
   /**
-   * Redraw with the current history (the chart reads the columns as they are).
+   * Redraw with the current history.
    * @param {SeriesHistory} history
    * @param {boolean} logScale
    */
@@ -63,6 +65,8 @@ export class LossChartView {
       this.build(logScale, history);
       return;
     }
-    this.plot.setData(/** @type {uPlot.AlignedData} */ (/** @type {unknown} */ (history.columns)));
+    const { raw, plotted } = chartData(history, logScale);
+    this.raw = raw;
+    this.plot.setData(/** @type {uPlot.AlignedData} */ (/** @type {unknown} */ (plotted)));
   }
 }
