@@ -24,18 +24,18 @@ BASICS_LESSONS: list[Lesson] = [
                     "shuffle": False},
         try_this=[
             TryThis(
-                action="Run the perceptron rule on AND.",
+                action="Run the perceptron rule on the AND table.",
                 expect="The errors per pass fall to 0 within a few passes and the line "
                 "settles between (1, 1) and the other three points.",
             ),
             TryThis(
-                action="Switch the table to OR and run again.",
+                action='Set "Table" to OR and press "Run" again.',
                 expect="It converges too: OR is also separable by one line.",
                 config={"dataset": "or-table"},
                 instrument={"dataset": "or-table"},
             ),
             TryThis(
-                action="Switch the table to XOR and run 50 passes.",
+                action='Set "Table" to XOR and "Passes" to 50, and press "Run".',
                 expect="Every pass still makes errors; the weights return to the same "
                 "values again and again (the run reports the cycle) and the line keeps "
                 "jumping.",
@@ -58,7 +58,8 @@ BASICS_LESSONS: list[Lesson] = [
         ),
         kind="session",
         config={"dataset": "xor-table", "layers": repeated_layers(1, 2, "sigmoid"),
-                "optimizer": "sgd", "learning_rate": 3.0, "batch_size": 4, "seed": 0},
+                "optimizer": "sgd", "learning_rate": 3.0, "batch_size": 4, "seed": 0,
+                "speed": 120},
         try_this=[
             TryThis(
                 action="Look at the hand-set network on the four inputs.",
@@ -66,13 +67,13 @@ BASICS_LESSONS: list[Lesson] = [
                 "1, 0.",
             ),
             TryThis(
-                action="Press Step 500 epochs to train the 2-2-1 sigmoid network.",
+                action="Train the 2-2-1 sigmoid network for 500 epochs and watch the output.",
                 expect="The training loss falls and the accuracy reaches 1: it has found "
                 "its own XOR weights.",
                 command={"type": "step", "n": 500},
             ),
             TryThis(
-                action="Change the seed to 4 and train 500 epochs again.",
+                action='Set "Seed" (in "More settings") to 4 and train 500 epochs again.',
                 expect="This start gets stuck with one point wrong (accuracy 0.75 or "
                 "0.5): the cost is not convex and the result depends on the initial "
                 "weights.",
@@ -99,13 +100,13 @@ BASICS_LESSONS: list[Lesson] = [
         instrument={"preset": "lecture", "learning_rate": 0.5},
         try_this=[
             TryThis(
-                action="Step through the six phases.",
+                action='Step through the six phases with "Next phase".',
                 expect="net_h1 = 0.3775, out_o1 = 0.75136, E_total = 0.29837, "
                 "dE/dw5 = 0.08216, w5' = 0.35891, w1' = 0.14978, as on the slides; each "
                 "analytic gradient sits next to its numeric estimate.",
             ),
             TryThis(
-                action="Set the learning rate to 1.0.",
+                action="Set the example's learning rate (η) to 1.0.",
                 expect="The forward values, deltas and gradients do not change; only the "
                 "new weights move twice as far.",
                 instrument={"learning_rate": 1.0},

@@ -27,16 +27,17 @@ DEEP_TRAINING_LESSONS: list[Lesson] = [
         kind="session",
         config={"dataset": "circle", "layers": repeated_layers(6, 8, "sigmoid"),
                 "initializer": "glorot_uniform", "optimizer": "sgd",
-                "learning_rate": 0.1},
+                "learning_rate": 0.1, "speed": 60},
         try_this=[
             TryThis(
-                action="Step 1 epoch and read the gradient norm of each layer.",
+                action="Train 1 epoch and read each layer's line in the gradient norm chart.",
                 expect="The first hidden layer's gradient is thousands of times smaller "
                 "than the output layer's.",
                 command={"type": "step", "n": 1},
             ),
             TryThis(
-                action="Switch every layer to ReLU with He initialization and step 1.",
+                action='Switch every layer to ReLU, set "Initializer" to He (uniform), and train '
+                "1 epoch.",
                 expect="The gradient norms of all layers are now of the same order.",
                 config={"layers": repeated_layers(6, 8, "relu"), "initializer": "he_uniform"},
                 command={"type": "step", "n": 1},
@@ -70,7 +71,8 @@ DEEP_TRAINING_LESSONS: list[Lesson] = [
         ),
         kind="session",
         config={"dataset": "circle", "layers": repeated_layers(2, 4, "sigmoid"),
-                "initializer": "zeros", "optimizer": "sgd", "learning_rate": 0.3},
+                "initializer": "zeros", "optimizer": "sgd", "learning_rate": 0.3,
+                "speed": 30},
         try_this=[
             TryThis(
                 action="Train 100 epochs from all-zero weights.",
@@ -106,8 +108,8 @@ DEEP_TRAINING_LESSONS: list[Lesson] = [
                 command={"type": "step", "n": 100},
             ),
             TryThis(
-                action="Back to tanh with Glorot, but ten times too wide (init_scale 10), "
-                "and train 100 epochs.",
+                action='Back to tanh with Glorot, but ten times too wide ("Initial weights" set '
+                'to 10 in "More settings"), and train 100 epochs.',
                 expect="Random, so the units differ, but most start saturated at +-1 with "
                 "almost no slope: after 100 epochs the loss is still many times Glorot's.",
                 config={"initializer": "glorot_uniform", "init_scale": 10.0,
@@ -135,7 +137,7 @@ DEEP_TRAINING_LESSONS: list[Lesson] = [
         instrument={"racers": RACERS, "epochs_per_step": 10},
         try_this=[
             TryThis(
-                action="Start the race and run 200 epochs (all at learning rate 0.03).",
+                action='Press "Start race" for 200 epochs (all at learning rate 0.03).',
                 expect="Same weights, same batches, five curves: RMSProp and Adam fall "
                 "fastest, Momentum next, plain SGD and AdaGrad lag far behind.",
                 instrument={"epochs": 200},

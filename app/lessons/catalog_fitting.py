@@ -2,7 +2,9 @@
 
 from app.lessons.model import Lesson, TryThis, repeated_layers
 
-OVERFIT_LAYERS = repeated_layers(3, 16, "relu")
+# Three ReLU layers of 8 units: 177 weights and biases for 30 training points (and a diagram
+# that fits beside the lesson; 16 units would overfit as well but stand 900 px tall).
+OVERFIT_LAYERS = repeated_layers(3, 8, "relu")
 
 FITTING_LESSONS: list[Lesson] = [
     Lesson(
@@ -19,7 +21,7 @@ FITTING_LESSONS: list[Lesson] = [
         ),
         kind="session",
         config={"dataset": "reg-plane", "layers": repeated_layers(1, 4, "tanh"),
-                "optimizer": "adam", "learning_rate": 0.01},
+                "optimizer": "adam", "learning_rate": 0.01, "speed": 30},
         try_this=[
             TryThis(
                 action="Train the regression for 100 epochs.",
@@ -28,14 +30,14 @@ FITTING_LESSONS: list[Lesson] = [
                 command={"type": "step", "n": 100},
             ),
             TryThis(
-                action="Switch to the circle (two classes) and train 100 epochs.",
+                action='Choose the "circle" dataset (two classes) and train 100 epochs.',
                 expect="A sigmoid output with binary cross-entropy: the colour is the "
                 "probability of class 1 and the boundary is where it crosses 0.5.",
                 config={"dataset": "circle"},
                 command={"type": "step", "n": 100},
             ),
             TryThis(
-                action="Switch to three blobs and train 100 epochs.",
+                action='Choose "blobs-3" (three classes) and train 100 epochs.',
                 expect="A softmax output over 3 classes with categorical cross-entropy: "
                 "each region takes the colour of its most likely class.",
                 config={"dataset": "blobs-3"},
@@ -49,18 +51,18 @@ FITTING_LESSONS: list[Lesson] = [
         title="Overfitting and how to fight it",
         section="Overfitting; Avoiding Overfitting Through Regularization",
         text=(
-            "Three layers of 16 units have far more freedom than 30 noisy points need: the "
-            "network learns the noise, its training loss goes to zero and its test loss "
-            "climbs. Each remedy limits that freedom in its own way: stop when the test "
-            "loss stops improving, charge for large weights (L1, L2), cap each unit's "
-            "weight vector (max-norm), switch random units off during training "
+            "Three ReLU layers of 8 units (177 weights and biases) have far more freedom than "
+            "30 noisy points need: the network learns the noise, its training loss goes to "
+            "zero and its test loss climbs. Each remedy limits that freedom in its own way: "
+            "stop when the test loss stops improving, charge for large weights (L1, L2), cap "
+            "each unit's weight vector (max-norm), switch random units off during training "
             "(dropout), or show slightly different copies of the points each epoch "
             "(augmentation)."
         ),
         kind="session",
         config={"dataset": "circle", "n_samples": 60, "noise": 0.35, "train_ratio": 0.5,
                 "layers": OVERFIT_LAYERS, "optimizer": "adam", "learning_rate": 0.01,
-                "batch_size": 10},
+                "batch_size": 10, "speed": 60},
         try_this=[
             TryThis(
                 action="Train 400 epochs with no remedy.",
@@ -69,38 +71,40 @@ FITTING_LESSONS: list[Lesson] = [
                 command={"type": "step", "n": 400},
             ),
             TryThis(
-                action="Turn on early stopping (patience 20) and train.",
+                action='Set "Early-stopping patience" (in "More settings") to 20 and train.',
                 expect="Training stops soon after the test loss bottoms out.",
                 config={"early_stopping_patience": 20},
                 command={"type": "step", "n": 400},
             ),
             TryThis(
-                action="Use L1 regularization, rate 0.003, and train 400 epochs.",
+                action='Set "Regularization" to L1 and "Regularization rate" to 0.005, and train '
+                "400 epochs.",
                 expect="Most weights shrink toward 0; the gap between the curves shrinks.",
-                config={"regularization": "l1", "regularization_rate": 0.003},
+                config={"regularization": "l1", "regularization_rate": 0.005},
                 command={"type": "step", "n": 400},
             ),
             TryThis(
-                action="Use L2 regularization, rate 0.01, and train 400 epochs.",
+                action='Set "Regularization" to L2, rate 0.01, and train 400 epochs.',
                 expect="Weights stay small, the boundary smooth, the gap small.",
                 config={"regularization": "l2", "regularization_rate": 0.01},
                 command={"type": "step", "n": 400},
             ),
             TryThis(
-                action="Set max-norm 1 and train 400 epochs.",
-                expect="No unit's incoming weights grow past length 1; the gap shrinks.",
-                config={"max_norm": 1.0},
+                action='Set "Max-norm" (in "More settings") to 0.5 and train 400 epochs.',
+                expect="No unit's incoming weights grow past length 0.5; the gap shrinks.",
+                config={"max_norm": 0.5},
                 command={"type": "step", "n": 400},
             ),
             TryThis(
-                action="Give every hidden layer dropout 0.4 and train 400 epochs.",
+                action="Give every hidden layer dropout 0.4 (its \"Drop\" box) and train 400 "
+                "epochs.",
                 expect="The training loss stays noisy and higher; the test loss stays "
                 "closer to it.",
-                config={"layers": repeated_layers(3, 16, "relu", dropout=0.4)},
+                config={"layers": repeated_layers(3, 8, "relu", dropout=0.4)},
                 command={"type": "step", "n": 400},
             ),
             TryThis(
-                action="Turn on augmentation and train 400 epochs.",
+                action='Tick "Data augmentation" (in "More settings") and train 400 epochs.',
                 expect="Fresh jittered and mirrored copies every epoch: train and test "
                 "losses stay together.",
                 config={"augmentation": True},

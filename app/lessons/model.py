@@ -5,6 +5,11 @@ A lesson's `config` is a session config (the field names of docs/protocol.md); a
 the page can run any one of them), its `command` a session command (docs/protocol.md) and its
 `instrument` a patch to the lesson's instrument parameters. `kind` says what the page opens:
 a live session, the perceptron run, the backprop trace, or the optimizer race.
+
+Texts name the page's controls in double quotes, by their labels ("Seed", "Start race"), and
+never say "press X" without quoting X: tests/browser/test_lessons.py checks every quoted name
+against the page's controls. A session lesson's preset sets `speed` (epochs per second), the
+pace its steps train at, so the learner watches them happen beside the lesson.
 """
 
 from dataclasses import dataclass, field
@@ -42,7 +47,8 @@ class Lesson:
 def repeated_layers(count: int, units: int, activation: str,
                     **extra: Any) -> list[dict[str, Any]]:
     """`count` identical hidden-layer configs of `units` units, as a preset's `layers`."""
-    return [{"units": units, "activation": activation, **extra} for _ in range(count)]
+    layer = {"units": units, "activation": activation, "dropout": 0.0, "batch_norm": False}
+    return [{**layer, **extra} for _ in range(count)]
 
 
 def lesson_configs(lesson: Lesson) -> list[dict[str, Any]]:

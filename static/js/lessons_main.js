@@ -1,12 +1,15 @@
 /**
  * Wires the lessons and instruments (issue 5) onto the playground page, and decides what each
  * lesson, try-this step and instrument button does. It drives the page's own controller
- * (window.playground) for live sessions, so a lesson's preset shows in every panel of the page.
+ * (window.playground) for live sessions, so a lesson's preset shows in every panel of the page,
+ * beside the lesson: the lessons live in a side panel (lessons_panel.js), the playground stays in
+ * view, and the steps about watching train at the lesson's pace (its config's `speed`).
  *
- * Mounts itself on #lessons-panel (created before the page's columns when the template has none).
+ * Mounts itself on the template's #lessons-panel and #lessons-toggle (created when missing).
  */
 import * as api from './lessons_api.js';
 import { el } from './dom.js';
+import { LessonsPanel } from './lessons_panel.js';
 import { LessonsView } from './lessons_view.js';
 import { PerceptronView } from './perceptron_view.js';
 import { RaceView } from './race_view.js';
@@ -18,6 +21,8 @@ import { outputToUnit } from './views/output.js';
 
 /** Epochs per race request: small enough to redraw the race often, large enough to be cheap. */
 const RACE_CHUNK = 10;
+/** How often a running step's progress line is refreshed (ms). */
+const PROGRESS_MS = 250;
 
 /**
  * Resolve once `test()` is truthy (polling each animation frame).
@@ -35,51 +40,32 @@ function until(test) {
   });
 }
 
-/** The panel: the lessons always in view, then one tab per instrument (none open at first). */
+/**
+ * @param {number} ms
+ * @returns {Promise<void>}
+ */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The panel on the template's aside and Lessons button (made here for a page without them). */
 function mountPanel() {
   let panel = document.getElementById('lessons-panel');
   if (!panel) {
-    panel = el('section', { id: 'lessons-panel', 'aria-label': 'Lessons and instruments' });
-    const columns = document.querySelector('main');
-    if (columns) columns.before(panel);
-    else document.body.append(panel);
+    panel = el('aside', { id: 'lessons-panel', 'aria-label': 'Lessons and instruments', hidden: '' });
+    document.body.append(panel);
   }
-  panel.classList.add('lessons-panel');
-  // The playground stays the page's main view: the whole panel folds away to one line.
-  const fold = el('button', { type: 'button', id: 'lessons-fold', class: 'lessons-fold', 'aria-expanded': 'true', title: 'Fold the lessons and instruments away' }, 'Hide lessons ▴');
-  fold.addEventListener('click', () => {
-    const open = panel.classList.toggle('folded') === false;
-    fold.setAttribute('aria-expanded', String(open));
-    fold.textContent = open ? 'Hide lessons ▴' : 'Lessons and instruments ▾';
-  });
-  panel.append(fold);
-  const lessons = el('div', { id: 'lessons-pane', class: 'instrument-pane' });
-  const tabs = el('div', { class: 'instrument-tabs', role: 'tablist' });
-  /** @type {Record<string, HTMLElement>} */
-  const panes = { lessons };
-  for (const [id, title] of [['perceptron', 'Perceptron'], ['trace', 'Backprop trace'], ['race', 'Optimizer race'], ['timetravel', 'Time travel']]) {
-    const tab = el('button', { type: 'button', role: 'tab', id: `tab-${id}`, 'aria-controls': `${id}-pane`, 'aria-selected': 'false' }, title);
-    tab.addEventListener('click', () => showPane(id));
-    tabs.append(tab);
-    panes[id] = el('div', { id: `${id}-pane`, role: 'tabpanel', class: 'instrument-pane', hidden: '' });
+  let toggle = /** @type {HTMLButtonElement | null} */ (document.getElementById('lessons-toggle'));
+  if (!toggle) {
+    toggle = /** @type {HTMLButtonElement} */ (el('button', { type: 'button', id: 'lessons-toggle', class: 'lessons-toggle', 'aria-expanded': 'false', 'aria-controls': 'lessons-panel' }, 'Lessons'));
+    (document.querySelector('header') ?? document.body).append(toggle);
   }
-  panel.append(lessons, tabs, ...Object.values(panes).slice(1));
-  /** @param {string} id an instrument's pane to show (the lessons stay) */
-  function showPane(id) {
-    for (const [key, pane] of Object.entries(panes)) {
-      if (key === 'lessons') continue;
-      pane.hidden = key !== id;
-      document.getElementById(`tab-${key}`)?.setAttribute('aria-selected', String(key === id));
-    }
-  }
-  return { panes, showPane };
+  return new LessonsPanel(panel, toggle);
 }
 
 class LessonsController {
   constructor() {
-    const { panes, showPane } = mountPanel();
-    this.showPane = showPane;
-    this.lessons = new LessonsView(panes.lessons);
+    this.panel = mountPanel();
+    const panes = this.panel.panes;
+    this.lessons = new LessonsView(this.panel.lessons);
     this.perceptron = new PerceptronView(panes.perceptron);
     this.trace = new TraceView(panes.trace);
     this.race = new RaceView(panes.race);
@@ -98,8 +84,13 @@ class LessonsController {
 
     this.lessons.bindSelect((id) => this.open(id));
     this.lessons.bindTry((index) => this.tryStep(index));
+    this.panel.onTab = (id) => this.firstLook(id);
+    this.perceptron.bind((params) => this.runPerceptron(params));
     this.trace.bind({ lecture: (lr) => this.traceLecture(lr), session: (start) => this.traceSession(start) });
-    this.race.bind({ start: () => this.startRace(this.race.racers()), run: (n) => this.runRace(n) });
+    this.race.bind({
+      start: (epochs) => this.startRace(this.race.racers()).then(() => this.runRace(epochs)),
+      run: (n) => this.runRace(n),
+    });
     this.timetravel.bind({
       record: () => this.record(),
       scrub: (epoch) => this.scrub(epoch),
@@ -127,6 +118,41 @@ class LessonsController {
     /** @type {any} */ (window).playground?.showError?.(message);
   }
 
+  /** @param {string} id an instrument pane to show */
+  showPane(id) {
+    this.panel.showPane(id);
+  }
+
+  /**
+   * An instrument's tab opened by the user: never an empty box. The perceptron runs its default
+   * table, the trace follows the live network; the race and time travel say what to press.
+   * @param {string} id
+   */
+  async firstLook(id) {
+    if (id === 'perceptron' && !this.perceptron.run) await this.runPerceptron(this.perceptron.params());
+    if (id === 'trace' && !this.trace.shown) await this.traceSession(0);
+    if (id === 'timetravel') {
+      const pg = await this.playground();
+      this.timetravel.showHint(pg.lastEpoch);
+    }
+  }
+
+  /**
+   * Run the perceptron rule and replay it.
+   * @param {Record<string, unknown>} params
+   */
+  async runPerceptron(params) {
+    this.showPane('perceptron');
+    try {
+      const run = await api.runPerceptron(params);
+      this.perceptron.show(run);
+      return run;
+    } catch (error) {
+      this.perceptron.showError(/** @type {Error} */ (error).message);
+      throw error;
+    }
+  }
+
   /**
    * Open a lesson: its card, its preset on the page, and its instrument.
    * @param {string} id
@@ -139,9 +165,13 @@ class LessonsController {
       return;
     }
     const lesson = this.lesson;
+    this.panel.open(false);
     this.lessons.show(lesson);
     if (Object.keys(lesson.config).length) await this.applyConfig(lesson.config);
-    if (lesson.kind === 'perceptron') this.perceptronParams = { ...lesson.instrument };
+    if (lesson.kind === 'perceptron') {
+      this.perceptronParams = { ...lesson.instrument };
+      this.perceptron.setParams(this.perceptronParams);
+    }
     if (lesson.kind === 'race') {
       this.race.setRacers(lesson.instrument.racers);
       this.raceConfig = lesson.config;
@@ -156,7 +186,9 @@ class LessonsController {
    */
   async applyConfig(config) {
     const pg = await this.playground();
+    // The preset's own first weights (init_draw 0), at the page's pace unless the lesson sets one.
     const full = { ...sessionConfig(pg.defaults), ...config };
+    if ('init_draw' in full) full.init_draw = 0;
     pg.setState(full, false);
     pg.session = await api.patchSession(pg.session.id, full);
     pg.renderStructure();
@@ -173,7 +205,7 @@ class LessonsController {
     if (!step) return;
     this.lessons.markStep(index, 'running');
     try {
-      const message = await this.runStep(lesson, step);
+      const message = await this.runStep(lesson, step, index);
       this.lessons.markStep(index, 'done', message);
     } catch (error) {
       this.lessons.markStep(index, 'error', /** @type {Error} */ (error).message);
@@ -183,15 +215,15 @@ class LessonsController {
   /**
    * @param {any} lesson
    * @param {any} step
+   * @param {number} index
    * @returns {Promise<string>} what happened, in a few words
    */
-  async runStep(lesson, step) {
+  async runStep(lesson, step, index) {
     const instrument = { ...lesson.instrument, ...step.instrument };
     if (lesson.kind === 'perceptron') {
       await this.applyConfig({ ...lesson.config, ...step.config });
-      this.showPane('perceptron');
-      const run = await api.runPerceptron(instrument);
-      this.perceptron.show(run);
+      this.perceptron.setParams(instrument);
+      const run = await this.runPerceptron(this.perceptron.params());
       return run.converged ? `converged in ${run.epochs.length} passes` : `no convergence in ${run.epochs.length} passes`;
     }
     if (lesson.kind === 'backprop') {
@@ -201,22 +233,45 @@ class LessonsController {
     if (lesson.kind === 'race') {
       this.race.setRacers(instrument.racers);
       this.raceConfig = lesson.config;
+      const epochs = instrument.epochs ?? 100;
+      this.race.setEpochs(epochs);
       await this.startRace(instrument.racers);
-      await this.runRace(instrument.epochs ?? 100);
-      return `raced ${instrument.epochs ?? 100} epochs`;
+      await this.runRace(epochs);
+      return `raced ${epochs} epochs`;
     }
     await this.applyConfig({ ...lesson.config, ...step.config });
-    if (step.command) {
-      const pg = await this.playground();
-      // From the preset's first weights, whatever ran before: reset, then the step's command
-      // (over REST, a step answers when its epochs are done; the page watches them stream).
-      await api.sessionCommand(pg.session.id, { type: 'reset' });
-      const session = await api.sessionCommand(pg.session.id, step.command);
-      pg.session = session;
+    if (step.command) return this.watchStep(step.command, index);
+    return 'applied';
+  }
+
+  /**
+   * Run a step's command from the preset's first weights, at the session's pace, reporting the
+   * epochs as they pass: the learner watches the network and the output change beside the lesson.
+   * @param {Record<string, any>} command
+   * @param {number} index the try-this step's index (its progress line)
+   * @returns {Promise<string>}
+   */
+  async watchStep(command, index) {
+    const pg = await this.playground();
+    const id = pg.session.id;
+    // Same start, whatever ran before (a plain reset would re-roll the weights); then the step,
+    // over REST: it answers when its epochs are done while the page watches them stream.
+    if (pg.status === 'running') await api.sessionCommand(id, { type: 'pause' });
+    await api.sessionCommand(id, { type: 'reset', same_start: true });
+    const speed = pg.state.speed;
+    const n = command.n ?? 1;
+    const progress = window.setInterval(() => {
+      const epoch = Math.max(0, pg.lastEpoch);
+      this.lessons.markStep(index, 'running', `training${speed ? ` at ${speed} epochs/s` : ''}: epoch ${epoch} of ${n}`);
+    }, PROGRESS_MS);
+    try {
+      const session = await api.sessionCommand(id, command);
+      if (pg.session?.id === id) pg.session = session;
       const { train_loss: train, test_loss: test } = session.metrics ?? {};
       return `epoch ${session.epoch}: train loss ${train?.toFixed(3) ?? '–'}, test loss ${test?.toFixed(3) ?? '–'}`;
+    } finally {
+      clearInterval(progress);
     }
-    return 'applied';
   }
 
   // ---- backprop trace ------------------------------------------------------------------------
@@ -263,14 +318,17 @@ class LessonsController {
   }
 
   /**
-   * Run `epochs` more in chunks, redrawing after each, one run at a time.
+   * Run `epochs` more in chunks, redrawing after each, one run at a time, no faster than the
+   * page's pace (the Speed control, epochs per second; max: as fast as the server answers).
    * @param {number} epochs
    */
   runRace(epochs) {
     this.racing = this.racing.then(async () => {
+      const pg = await this.playground();
       let left = epochs;
       while (left > 0 && this.raceId) {
         const n = Math.min(RACE_CHUNK, left);
+        const due = performance.now() + (pg.state.speed ? (1000 * n) / pg.state.speed : 0);
         try {
           this.race.append(await api.stepRace(this.raceId, n));
         } catch (error) {
@@ -278,6 +336,7 @@ class LessonsController {
           return;
         }
         left -= n;
+        if (left > 0) await sleep(due - performance.now());
       }
     });
     return this.racing;

@@ -1,4 +1,7 @@
-/** Lessons view: the menu of the lecture's eight lessons and the open lesson's card. */
+/**
+ * Lessons view: the menu of the lecture's eight lessons (their numbers only once one is open, to
+ * leave the panel's height to it) and the open lesson's card, with a way on to the next lesson.
+ */
 import { el } from './dom.js';
 
 /**
@@ -35,6 +38,8 @@ export class LessonsView {
     this.onTry = () => {};
     /** @type {HTMLElement[]} */
     this.stepStatus = [];
+    /** @type {string[]} lesson ids in the lecture's order */
+    this.order = [];
   }
 
   /** @param {(id: string) => void} handler */
@@ -53,8 +58,11 @@ export class LessonsView {
    */
   build(lessons) {
     this.menu.replaceChildren();
+    this.order = lessons.map((lesson) => lesson.id);
     for (const lesson of lessons) {
-      const button = el('button', { type: 'button', class: 'lesson-button', 'data-lesson': lesson.id }, `${lesson.number}. ${lesson.title}`);
+      const name = `${lesson.number}. ${lesson.title}`;
+      const button = el('button', { type: 'button', class: 'lesson-button', 'data-lesson': lesson.id, title: name });
+      button.append(el('span', { class: 'lesson-number' }, `${lesson.number}.`), el('span', { class: 'lesson-name' }, ` ${lesson.title}`));
       button.addEventListener('click', () => this.onSelect(lesson.id));
       this.menu.append(button);
     }
@@ -68,6 +76,7 @@ export class LessonsView {
     for (const button of this.menu.querySelectorAll('button')) {
       button.setAttribute('aria-current', String(button.getAttribute('data-lesson') === lesson.id));
     }
+    this.menu.classList.add('compact');
     this.card.hidden = false;
     this.card.dataset.lesson = lesson.id;
     const steps = el('ol', { class: 'try-this' });
@@ -87,7 +96,23 @@ export class LessonsView {
       ...(lesson.demo ? [this.demo(lesson.demo)] : []),
       el('h3', {}, 'Try this'),
       steps,
+      ...this.nextButton(lesson.id),
     );
+  }
+
+  /**
+   * "Next lesson" under the last step (none after the last lesson).
+   * @param {string} id the open lesson
+   * @returns {HTMLElement[]}
+   */
+  nextButton(id) {
+    const order = this.order ?? [];
+    const next = order[order.indexOf(id) + 1];
+    if (!next) return [];
+    const title = this.menu.querySelector(`[data-lesson="${next}"]`)?.getAttribute('title') ?? next;
+    const button = el('button', { type: 'button', class: 'lesson-next', id: 'lesson-next' }, `Next lesson: ${title} →`);
+    button.addEventListener('click', () => this.onSelect(next));
+    return [button];
   }
 
   /**

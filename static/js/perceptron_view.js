@@ -1,4 +1,7 @@
-/** Perceptron view: the truth table, the rule's line moving instance by instance, errors per pass. */
+/**
+ * Perceptron view: its own controls (table, learning rate, passes, Run), the truth table, the
+ * rule's line moving instance by instance, and the errors per pass.
+ */
 import { NEGATIVE, POSITIVE } from './colors.js';
 import { el } from './dom.js';
 
@@ -9,11 +12,31 @@ const HIGH = 1.5;
 /** Milliseconds per instance shown, and the longest a whole replay may take. */
 const TICK_MS = 120;
 const REPLAY_MS = 5000;
+/** The truth tables the rule can learn: [dataset, label]. */
+const TABLES = [['and-table', 'AND'], ['or-table', 'OR'], ['xor-table', 'XOR']];
+/** What the tab runs when opened on its own (the lesson's first step). */
+const DEFAULT_PARAMS = { dataset: 'and-table', learning_rate: 1, epochs: 20, shuffle: false };
 
 export class PerceptronView {
   /** @param {HTMLElement} container */
   constructor(container) {
     this.container = container;
+    const intro = el('p', { class: 'instrument-intro' },
+      'One threshold unit learns a truth table with the perceptron rule, one example at a time. Choose a table and press "Run".');
+    const bar = el('div', { class: 'perceptron-bar' });
+    this.table = /** @type {HTMLSelectElement} */ (el('select', { id: 'perceptron-table' }));
+    for (const [value, label] of TABLES) this.table.append(el('option', { value }, label));
+    this.rate = /** @type {HTMLInputElement} */ (el('input', { type: 'number', id: 'perceptron-lr', min: '0.1', max: '10', step: '0.1' }));
+    this.passes = /** @type {HTMLInputElement} */ (el('input', { type: 'number', id: 'perceptron-epochs', min: '1', max: '1000', step: '1' }));
+    this.runButton = el('button', { type: 'button', id: 'perceptron-run' }, 'Run');
+    bar.append(
+      el('label', { for: 'perceptron-table' }, 'Table'), this.table,
+      el('label', { for: 'perceptron-lr' }, 'Learning rate'), this.rate,
+      el('label', { for: 'perceptron-epochs' }, 'Passes'), this.passes,
+      this.runButton,
+    );
+    container.append(intro, bar);
+    this.setParams(DEFAULT_PARAMS);
     this.canvas = /** @type {HTMLCanvasElement} */ (el('canvas', { class: 'perceptron-plot', 'aria-label': 'Truth table and the perceptron line' }));
     const ratio = window.devicePixelRatio || 1;
     this.canvas.width = SIZE * ratio;
@@ -26,12 +49,49 @@ export class PerceptronView {
     this.run = null;
   }
 
+  /** @param {(params: Record<string, unknown>) => void} handler called by "Run" with the controls' parameters */
+  bind(handler) {
+    this.runButton.addEventListener('click', () => handler(this.params()));
+  }
+
+  /**
+   * Put a run's parameters in the controls (a lesson step's, or the defaults).
+   * @param {Record<string, any>} params
+   */
+  setParams(params) {
+    const merged = { ...DEFAULT_PARAMS, ...params };
+    this.table.value = merged.dataset;
+    this.rate.value = String(merged.learning_rate);
+    this.passes.value = String(merged.epochs);
+    this.shuffle = Boolean(merged.shuffle);
+  }
+
+  /** @returns {Record<string, unknown>} the run the controls describe */
+  params() {
+    const rate = Number(this.rate.value);
+    const passes = Math.floor(Number(this.passes.value));
+    return {
+      dataset: this.table.value,
+      learning_rate: rate > 0 ? rate : DEFAULT_PARAMS.learning_rate,
+      epochs: passes >= 1 ? passes : DEFAULT_PARAMS.epochs,
+      shuffle: this.shuffle ?? false,
+    };
+  }
+
+  /** @param {string} message */
+  showError(message) {
+    clearInterval(this.timer);
+    this.readout.textContent = message;
+    this.readout.classList.add('instrument-error');
+  }
+
   /**
    * Replay a run (POST /api/instruments/perceptron) instance by instance.
    * @param {any} run
    */
   show(run) {
     clearInterval(this.timer);
+    this.readout.classList.remove('instrument-error');
     this.run = run;
     this.container.dataset.dataset = run.dataset;
     this.container.dataset.stopped = run.stopped;

@@ -36,14 +36,17 @@ export class RaceView {
     this.container = container;
     this.editor = el('div', { class: 'racer-editor', 'aria-label': 'Racers' });
     const bar = el('div', { class: 'race-bar' });
-    this.startButton = el('button', { type: 'button', id: 'race-start' }, 'Start race');
     this.epochsInput = /** @type {HTMLInputElement} */ (el('input', { type: 'number', id: 'race-epochs', min: '1', step: '10', value: '100', 'aria-label': 'Epochs to run' }));
-    this.runButton = el('button', { type: 'button', id: 'race-run', disabled: '' }, 'Run');
-    bar.append(this.startButton, this.epochsInput, el('span', {}, 'epochs'), this.runButton);
-    this.status = el('p', { class: 'race-status', role: 'status', id: 'race-status' });
+    this.startButton = el('button', { type: 'button', id: 'race-start' }, 'Start race');
+    this.runButton = el('button', { type: 'button', id: 'race-run', disabled: '' }, 'Run more');
+    bar.append(this.startButton, el('span', {}, 'for'), this.epochsInput, el('span', {}, 'epochs'), this.runButton);
+    const intro = el('p', { class: 'instrument-intro' },
+      'Each checked optimizer trains its own copy of the playground\'s network on its data, from the same weights and the same batches, at the page\'s Speed.');
+    this.status = el('p', { class: 'race-status', role: 'status', id: 'race-status' },
+      'Press "Start race": the checked optimizers race for the epochs given; "Run more" goes on from there.');
     this.chart = el('div', { class: 'race-chart', 'aria-label': 'Training loss per epoch of every racer' });
     this.grids = el('div', { class: 'race-grids' });
-    container.append(this.editor, bar, this.status, this.chart, this.grids);
+    container.append(intro, this.editor, bar, this.status, this.chart, this.grids);
     /** @type {uPlot | null} */
     this.plot = null;
     /** @type {number[][]} [epochs, racer 1 losses, ...] */
@@ -128,10 +131,20 @@ export class RaceView {
     });
   }
 
-  /** @param {{start: () => void, run: (epochs: number) => void}} handlers */
+  /** @param {{start: (epochs: number) => void, run: (epochs: number) => void}} handlers */
   bind(handlers) {
-    this.startButton.addEventListener('click', () => handlers.start());
-    this.runButton.addEventListener('click', () => handlers.run(Math.max(1, Number(this.epochsInput.value) || 1)));
+    this.startButton.addEventListener('click', () => handlers.start(this.epochs()));
+    this.runButton.addEventListener('click', () => handlers.run(this.epochs()));
+  }
+
+  /** The epochs to run, from its input (at least 1). */
+  epochs() {
+    return Math.max(1, Math.floor(Number(this.epochsInput.value)) || 1);
+  }
+
+  /** @param {number} epochs put in the epochs input (a lesson step's) */
+  setEpochs(epochs) {
+    this.epochsInput.value = String(epochs);
   }
 
   /**

@@ -20,7 +20,9 @@ export class TimeTravelView {
     forkBar.append(el('label', { for: 'tt-fork-lr' }, 'learning rate'), this.forkLr, this.forkOptimizer, this.forkButton);
     this.status = el('p', { class: 'timetravel-status', role: 'status', id: 'tt-status' });
     this.chart = el('div', { class: 'timetravel-chart', 'aria-label': 'Test loss of the original run and of the fork' });
-    container.append(bar, forkBar, this.status, this.chart);
+    const intro = el('p', { class: 'instrument-intro' },
+      'Look back at the playground\'s own run: record it, slide to any past epoch (the network and the output show it), or fork a new run from there with other settings.');
+    container.append(intro, bar, forkBar, this.status, this.chart);
     /** @type {number[]} */
     this.stops = [];
     /** @type {uPlot | null} */
@@ -119,6 +121,17 @@ export class TimeTravelView {
       this.plot.setData(/** @type {uPlot.AlignedData} */ (/** @type {unknown} */ (data)));
     }
     this.container.dataset.forkEpochs = String(forkColumns[0].length);
+  }
+
+  /**
+   * What to do first, when nothing is recorded yet.
+   * @param {number} liveEpoch the playground's epoch (-1 or 0: nothing trained yet)
+   */
+  showHint(liveEpoch) {
+    if (this.stops.length) return;
+    this.status.textContent = liveEpoch > 0
+      ? `The run is at epoch ${liveEpoch}: press "Record the run so far", then slide back through it.`
+      : 'Nothing trained yet: press play (or step) in the playground, then "Record the run so far".';
   }
 
   /** @param {string} message */

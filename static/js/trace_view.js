@@ -75,11 +75,18 @@ export class TraceView {
     this.batchStart = /** @type {HTMLInputElement} */ (el('input', { type: 'number', id: 'trace-start', min: '0', step: '1', value: '0', 'aria-label': 'First training point of the batch' }));
     bar.append(this.lectureButton, el('label', { for: 'trace-lr' }, 'η'), this.lrInput, this.sessionButton,
       el('label', { for: 'trace-start' }, 'batch from point'), this.batchStart);
-    this.body = el('div', { class: 'trace-body', role: 'region', 'aria-live': 'polite' });
-    container.append(bar, this.body);
+    this.body = el('div', { class: 'trace-body', role: 'region', 'aria-live': 'polite', 'aria-label': 'Backprop trace' });
+    const intro = el('p', { class: 'instrument-intro' },
+      'One training step, number by number: forward values, deltas, gradients (each beside its numeric estimate) and the update. Trace the playground\'s network as it is now, or the lecture\'s worked example.');
+    container.append(intro, bar, this.body);
     /** @type {any} */
     this.example = null;
     this.phase = 0;
+  }
+
+  /** Whether a trace or the example is on show. */
+  get shown() {
+    return this.body.childElementCount > 0;
   }
 
   /** @param {{lecture: (learningRate: number) => void, session: (batchStart: number) => void}} handlers */

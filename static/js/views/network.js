@@ -9,7 +9,7 @@
  */
 import { drawScalarField } from '../heatmap.js';
 import { renderColumnTitle, renderLayerHead } from './layer_heads.js';
-import { diagramHeight, diagramWidth, layoutNetwork } from './network_layout.js';
+import { diagramHeight, diagramWidth, headHeight, layoutNetwork } from './network_layout.js';
 import { paintLinks, renderLinks } from './network_links.js';
 import { paintBiases, paintNeuronMaps, renderUnits } from './network_units.js';
 import { WeightEditor } from './weight_editor.js';
@@ -105,8 +105,9 @@ export class NetworkView {
     const container = this.container;
     container.replaceChildren();
     // The height first: it can bring the page's scrollbar, which changes the width to lay out in.
-    container.style.height = `${diagramHeight(structure)}px`;
-    const layout = layoutNetwork(structure, diagramWidth(container));
+    const head = headHeight(container);
+    container.style.height = `${diagramHeight(structure, head)}px`;
+    const layout = layoutNetwork(structure, diagramWidth(container), head);
     this.links = renderLinks(container, structure, layout);
     // Feature nodes: their own view, placed in the first column.
     this.features.render(container, structure.features, layout.positions[0]);

@@ -6,7 +6,8 @@ import { NODE } from './features.js';
 
 /** @typedef {import('./network.js').NetworkStructure} NetworkStructure */
 
-/** Height of the column heads (layer controls) above the first row of nodes. */
+/** Height of the column heads (layer controls) above the first row of nodes, unless the page's
+ * CSS says otherwise (--layer-head-height: taller on touch screens, where the controls stack). */
 const HEAD = 118;
 /** Distance between two rows of nodes. */
 const ROW = 50;
@@ -36,12 +37,22 @@ export function diagramWidth(container) {
 }
 
 /**
+ * The column heads' height for a container (its --layer-head-height, else HEAD).
+ * @param {HTMLElement} container
+ */
+export function headHeight(container) {
+  const css = parseFloat(getComputedStyle(container).getPropertyValue('--layer-head-height'));
+  return Number.isFinite(css) && css > 0 ? css : HEAD;
+}
+
+/**
  * The diagram's height: the column heads, then as many rows as the tallest column.
  * @param {NetworkStructure} structure
+ * @param {number} [head] the column heads' height
  */
-export function diagramHeight(structure) {
+export function diagramHeight(structure, head = HEAD) {
   const rows = Math.max(structure.features.length, structure.outputUnits, ...structure.layers.map((l) => l.units));
-  return HEAD + rows * ROW;
+  return head + rows * ROW;
 }
 
 /**
@@ -58,13 +69,14 @@ export function columnX(c, count, width) {
  * Where every node of an architecture goes, and which nodes feed each Dense layer.
  * @param {NetworkStructure} structure
  * @param {number} width
+ * @param {number} [head] the column heads' height
  * @returns {NetworkLayout}
  */
-export function layoutNetwork(structure, width) {
+export function layoutNetwork(structure, width, head = HEAD) {
   const hidden = structure.layers;
   const columns = hidden.length + 2;
   const column = (/** @type {number} */ c, /** @type {number} */ length) =>
-    Array.from({ length }, (_, r) => ({ x: columnX(c, columns, width), y: HEAD + r * ROW }));
+    Array.from({ length }, (_, r) => ({ x: columnX(c, columns, width), y: head + r * ROW }));
   const positions = [
     column(0, structure.features.length),
     ...hidden.map((layer, c) => column(c + 1, layer.units)),
@@ -76,7 +88,7 @@ export function layoutNetwork(structure, width) {
   const inputRows = [enabledRows, ...hidden.map((layer) => Array.from({ length: layer.units }, (_, r) => r))];
   return {
     width,
-    height: diagramHeight(structure),
+    height: diagramHeight(structure, head),
     columns,
     headWidth: Math.min(96, (width - LEFT - NODE) / Math.max(columns - 1, 1) - 4),
     positions,
