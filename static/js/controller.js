@@ -189,8 +189,8 @@ export class Controller extends Playground {
     // Drawn at once; the ack's refresh brings the server's copy.
     this.points = { train: copy(train), test: copy(test) };
     this.drawer.pointsChanged();
-    const problem = this.frame?.header.problem ?? this.state.problem;
-    this.setState({ points: train, test_points: test, problem });
+    // Only the points change (the problem stays as the labels say): the server keeps the model.
+    this.setState({ points: train, test_points: test });
   }
 
   /**

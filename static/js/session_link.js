@@ -30,6 +30,8 @@ export class SessionLink {
     /** commands sent so far (a poll started before one of ours is stale) */
     this.sent = 0;
     this.pollTimer = 0;
+    /** @type {import('./types.js').FrameHeader | null} the newest drawable frame's header */
+    this.lastHeader = null;
   }
 
   /**
@@ -66,8 +68,10 @@ export class SessionLink {
     return new SessionStream(wsPath, {
       onFrame: (frame) => {
         this.page.drawer.receive(frame);
-        // A rows-only frame's light header says nothing about the warning.
-        if (!frame.header.rows_only) this.page.updateWarning(frame.header.warning ?? null);
+        // A rows-only frame's light header says nothing about the status or the warning.
+        if (frame.header.rows_only) return;
+        this.lastHeader = frame.header;
+        this.page.updateWarning(frame.header.warning ?? null);
       },
       onMessage: (message) => this.receiveMessage(message),
       onClose: () => this.streamClosed(),
@@ -123,7 +127,11 @@ export class SessionLink {
     if (message.type === 'hello' || message.type === 'ack') {
       this.reconnects = 0;
       page.session = message.session;
-      page.setStatus(message.session.status, message.session.status_reason);
+      // An ack describes the session when the command was applied; frames may already be past it
+      // (a fast run that finished before the ack of its play): then the frames tell the status.
+      const frame = this.lastHeader;
+      const stale = frame?.session_id === message.session.id && frame.epoch > message.session.epoch;
+      if (!stale) page.setStatus(message.session.status, message.session.status_reason);
       if (message.type !== 'ack') return;
       const structuralSet = this.pendingSets.get(message.id);
       this.pendingSets.delete(message.id);

@@ -28,6 +28,8 @@ export class NoticesView {
     this.warningKey = 'null';
     /** @type {(learningRate: number) => void} */
     this.onUseRate = () => {};
+    /** @type {{title: HTMLElement, text: HTMLElement, use: HTMLButtonElement} | null} */
+    this.warningParts = null;
   }
 
   /**
@@ -60,7 +62,8 @@ export class NoticesView {
 
   /**
    * Show the server's instability warning (null: hide it). Training goes on meanwhile, so this is
-   * a notice with an explanation and a one-click remedy, not an error.
+   * a notice with an explanation and a one-click remedy, not an error. The message's numbers
+   * move with every frame: the text is updated in place, so the button stays clickable.
    * @param {TrainingWarning | null} warning
    */
   updateWarning(warning) {
@@ -70,26 +73,35 @@ export class NoticesView {
     this.warningKey = key;
     if (!warning) {
       box.hidden = true;
-      box.replaceChildren();
       return;
     }
-    const title = document.createElement('strong');
+    if (!this.warningParts) this.warningParts = this.buildWarning(box);
+    const { title, text, use } = this.warningParts;
     title.textContent = `${WARNING_TITLES[warning.kind] ?? 'Training is unstable'} (since epoch ${warning.since_epoch}).`;
+    text.textContent = ` ${warning.message} Training goes on meanwhile.`;
+    const rate = warning.suggested_learning_rate;
+    const usable = typeof rate === 'number' && Number.isFinite(rate);
+    use.hidden = !usable;
+    use.dataset.rate = String(rate);
+    use.textContent = `Use learning rate ${rate}`;
+    box.hidden = false;
+  }
+
+  /**
+   * The warning's parts, made once: a heading, the server's explanation, the remedy button.
+   * @param {HTMLElement} box
+   */
+  buildWarning(box) {
+    const title = document.createElement('strong');
     const text = document.createElement('span');
     text.className = 'warning-message';
-    text.textContent = ` ${warning.message} Training goes on meanwhile.`;
-    box.replaceChildren(title, text);
-    const rate = warning.suggested_learning_rate;
-    if (typeof rate === 'number' && Number.isFinite(rate)) {
-      const use = document.createElement('button');
-      use.type = 'button';
-      use.className = 'mini-button';
-      use.id = 'use-suggested-rate';
-      use.textContent = `Use learning rate ${rate}`;
-      use.addEventListener('click', () => this.onUseRate(rate));
-      box.append(' ', use);
-    }
-    box.hidden = false;
+    const use = document.createElement('button');
+    use.type = 'button';
+    use.className = 'mini-button';
+    use.id = 'use-suggested-rate';
+    use.addEventListener('click', () => this.onUseRate(Number(use.dataset.rate)));
+    box.replaceChildren(title, text, use);
+    return { title, text, use };
   }
 
   /**
