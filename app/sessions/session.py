@@ -64,7 +64,7 @@ class TrainingSession:
     # ---- construction ----------------------------------------------------------------------
 
     def _rebuild_model(self, built: BuiltModel | None = None) -> None:
-        """Fresh weights from the seed (or the model just built), epoch 0, empty history."""
+        """Fresh weights from seed and init_draw (or the model just built), epoch 0, no history."""
         self.built: BuiltModel = built or make_model(self.config)
         self._problem = self.config.resolved_problem()
         self.last_prediction = None
