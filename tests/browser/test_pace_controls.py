@@ -246,6 +246,20 @@ def test_python_panel_snippet_drives_the_page_session(
     page.wait_for_function(f"() => window.playground.frame.header.epoch === {epoch}")
     assert epoch_counter(page) == epoch
 
+    # The websocket part plays, reads 10 frames (printing their epochs) and pauses again.
+    script.write_text(websocket)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    printed = [int(line.split()[1]) for line in lines if line.startswith("epoch")]
+    assert len(printed) == 10 and printed[-1] > epoch
+    page.wait_for_function(
+        f"() => window.playground.frame.header.epoch >= {printed[-1]}"
+        " && window.playground.frame.header.status === 'paused'"
+    )
+
     # A new session (a reload) shows its own id in the panel and the snippets.
     page.reload()
     page.wait_for_function("() => window.playground && window.playground.frame")

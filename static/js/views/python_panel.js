@@ -61,6 +61,8 @@ async def watch(frames: int = 10) -> None:
             # A binary frame: 4-byte big-endian header length, JSON header, sections.
             size = int.from_bytes(message[:4], "big")
             header = json.loads(message[4 : 4 + size])
+            if header.get("rows_only"):  # only older epochs' loss rows, ahead of a full frame
+                continue
             print("epoch", header["epoch"], "test loss", header["metrics"]["test_loss"])
             frames -= 1
         await socket.send(json.dumps({"type": "pause", "id": 2}))
