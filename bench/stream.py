@@ -1,6 +1,7 @@
-"""Live-stream benchmark against a real uvicorn server on loopback (issue 3).
+"""Live-stream benchmark against a real uvicorn server on loopback (issues 3 and 8).
 
     .venv/bin/python bench/stream.py [--seconds 8] [--sessions 50] [--workers N]
+    .venv/bin/python bench/stream.py --paced 100 [--speed 60] [--seconds 20] [--warmup 5]
 
 (a) one session with the default net, playing: epochs/s trained, frames/s received (full frames),
     bytes per frame; (b) many concurrent playing sessions: per-session epochs/s and frames/s,
@@ -8,6 +9,9 @@
     >= 30 frames/s, frames <= 16 KB; (b) every session >= 60 epochs/s and >= 10 frames/s,
     /health p99 < 100 ms. The server runs in its own process; this client is asyncio +
     websockets (RECIPES: the simplest bounded load generator here).
+(c) `--paced N` (issue 8, capacity at the learner's pace): N default sessions at the page's
+    default pace (speed 60), each watched by one websocket client as the page does. Targets:
+    every session trains >= 95% of its pace with >= 20 frames/s, /health p99 < 100 ms.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import socket
 import statistics
 import struct
@@ -42,6 +47,8 @@ class Tally:
     first_epoch: int | None = None
     last_epoch: int = 0
     rows: int = 0
+    first_at: float = 0.0  # arrival times of the first and last full frame in the window
+    last_at: float = 0.0
 
 
 def free_port() -> int:
@@ -127,6 +134,38 @@ async def watch(url: str, tally: Tally, start: asyncio.Event, stop: asyncio.Even
         await ws.send(json.dumps({"type": "pause"}))
 
 
+# The paced client reads only what it counts from the JSON header (100 sockets at ~30 frames/s
+# each: a full json.loads of every header would make the client compete with the server).
+EPOCH = re.compile(rb'"epoch":(\d+)')
+ROWS_ONLY = b'"rows_only":true'
+
+
+async def watch_paced(url: str, tally: Tally, start: asyncio.Event, stop: asyncio.Event) -> None:
+    """Play one paced session like the page does and time its full frames between start/stop."""
+    async with connect(url, compression=None, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "play"}))
+        while not stop.is_set():
+            try:
+                message = await asyncio.wait_for(ws.recv(), 1.0)
+            except TimeoutError:
+                continue
+            if isinstance(message, str) or not start.is_set():
+                continue
+            (length,) = struct.unpack(">I", message[:4])
+            header = message[4:4 + length]
+            if ROWS_ONLY in header:
+                continue
+            match = EPOCH.search(header)
+            assert match is not None, "a frame without an epoch"
+            now = time.perf_counter()
+            if tally.first_epoch is None:
+                tally.first_epoch, tally.first_at = int(match[1]), now
+            tally.last_epoch, tally.last_at = int(match[1]), now
+            tally.frames += 1
+            tally.bytes += len(message)
+        await ws.send(json.dumps({"type": "pause"}))
+
+
 async def poll_health(base: str, latencies: list[float], stop: asyncio.Event) -> None:
     """GET /health every 20 ms, recording each latency."""
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
@@ -138,16 +177,20 @@ async def poll_health(base: str, latencies: list[float], stop: asyncio.Event) ->
 
 
 async def run(
-    base: str, sessions: int, seconds: float, warmup: float, server: int
+    base: str, sessions: int, seconds: float, warmup: float, server: int,
+    speed: float | None = None,
 ) -> tuple[list[Tally], list[float], float, tuple[float, float]]:
-    """Create `sessions` default sessions, stream them all, measure for `seconds`."""
+    """Create `sessions` default sessions (at `speed`), stream them all, measure for `seconds`."""
+    config = {} if speed is None else {"speed": speed}
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-        created = [(await http.post("/api/sessions", json={})).json() for _ in range(sessions)]
+        created = [(await http.post("/api/sessions", json=config)).json()
+                   for _ in range(sessions)]
     ws_base = base.replace("http", "ws", 1)
     tallies = [Tally() for _ in created]
     start, stop = asyncio.Event(), asyncio.Event()
     latencies: list[float] = []
-    tasks = [asyncio.create_task(watch(ws_base + s["ws_url"], t, start, stop))
+    watcher = watch if speed is None else watch_paced
+    tasks = [asyncio.create_task(watcher(ws_base + s["ws_url"], t, start, stop))
              for s, t in zip(created, tallies, strict=True)]
     await asyncio.sleep(warmup)
     start.set()
@@ -211,6 +254,40 @@ def report(
         print("vs issue 3 targets (worst session): " + "; ".join(checks))
 
 
+# Issue 8's targets at the learner's pace: share of the pace, frames/s, /health p99 (s).
+PACED_TARGETS = (0.95, 20.0, 0.100)
+
+
+def report_paced(
+    tallies: list[Tally], latencies: list[float], window: float, cores: tuple[float, float],
+    speed: float,
+) -> None:
+    """Per-session epochs/s against the pace, frames/s, /health latency, the server's CPU."""
+    # Epochs/s between the first and the last frame received in the window (their arrival
+    # times), so a frame's position in its 33 ms interval does not skew a 20 s figure.
+    rates = [(t.last_epoch - (t.first_epoch or 0)) / max(t.last_at - t.first_at, 1e-9)
+             for t in tallies]
+    frames = [t.frames / window for t in tallies]
+    ordered = sorted(latencies) or [0.0]
+    p50 = ordered[len(ordered) // 2]
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    share, min_frames, max_p99 = PACED_TARGETS
+    print(f"== (c) paced: {len(tallies)} sessions at speed {speed:g}, {window:.1f} s window; "
+          f"the server used {sum(cores):.2f} cores of {os.cpu_count()} (web process "
+          f"{cores[0]:.2f}, workers {cores[1]:.2f})")
+    print(f"epochs/s per session: min {min(rates):.1f}  median {statistics.median(rates):.1f}  "
+          f"max {max(rates):.1f}  total {sum(rates):.0f} (pace {speed:g})")
+    print(f"frames/s per session: min {min(frames):.1f}  median {statistics.median(frames):.1f}"
+          f"  total {sum(frames):.0f}; bytes/frame mean "
+          f"{sum(t.bytes for t in tallies) / max(1, sum(t.frames for t in tallies)):.0f}")
+    print(f"/health: {len(latencies)} requests, p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
+    below = sum(r < share * speed for r in rates)
+    print(f"vs issue 8 targets (worst session): epochs/s {min(rates) / speed:.3f} of the pace "
+          f"(target >= {share}; {below} sessions below); frames/s {min(frames) / min_frames:.2f}x"
+          f" of {min_frames:g}; /health p99 {p99 / max_p99:.2f}x of the "
+          f"{max_p99 * 1000:.0f} ms cap")
+
+
 def worker_capacity(sessions: int, seconds: float) -> None:
     """One worker's loop in this process, frames discarded: rates per CPU-second it got.
 
@@ -251,7 +328,7 @@ def worker_capacity(sessions: int, seconds: float) -> None:
 
 
 def main() -> int:
-    """Start a server, run (a) and (b), print the figures."""
+    """Start a server, run (a) and (b), or (c) alone, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -259,6 +336,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=None, help="default: the CPU count")
     parser.add_argument("--capacity", type=int, default=0, metavar="N",
                         help="only measure one worker's loop with N sessions, in-process")
+    parser.add_argument("--paced", type=int, default=0, metavar="N",
+                        help="only (c): N sessions at --speed, each watched by one client")
+    parser.add_argument("--speed", type=float, default=60.0,
+                        help="the pace of (c) in epochs/s (default 60, the page's default)")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
     if args.capacity:
@@ -271,7 +352,13 @@ def main() -> int:
     try:
         wait_ready(base)
         print(f"workers: {httpx.get(f'{base}/health').json()['workers']}")
-        for name, count in (("(a) one session", 1), ("(b) concurrent", args.sessions)):
+        if args.paced:
+            tallies, latencies, window, cores = asyncio.run(
+                run(base, args.paced, args.seconds, args.warmup, server.pid, args.speed)
+            )
+            report_paced(tallies, latencies, window, cores, args.speed)
+        scenarios = [("(a) one session", 1), ("(b) concurrent", args.sessions)]
+        for name, count in scenarios if not args.paced else []:
             tallies, latencies, window, cores = asyncio.run(
                 run(base, count, args.seconds, args.warmup, server.pid)
             )

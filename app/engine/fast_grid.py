@@ -28,7 +28,7 @@ class _GridBuffers:
     negative: npt.NDArray[np.bool_]
 
 
-_grid_buffers: weakref.WeakKeyDictionary[Any, dict[int, _GridBuffers]] = (
+_grid_buffers: weakref.WeakKeyDictionary[Any, dict[tuple[int, str], _GridBuffers]] = (
     weakref.WeakKeyDictionary()
 )
 _MAX_GRID_SIZES = 4  # distinct point counts cached per model (output grid, neuron grid, ...)
@@ -65,24 +65,27 @@ def _activate_inplace(layer: Dense, values: Array, buffers: _GridBuffers) -> boo
     return True
 
 
-def _buffers_for(model: Any, n: int) -> _GridBuffers:
-    """This model's buffers for n points, allocated on first use."""
+def _buffers_for(model: Any, n: int, dtype: npt.DTypeLike = np.float64) -> _GridBuffers:
+    """This model's buffers for n points of `dtype`, allocated on first use."""
     per_model = _grid_buffers.setdefault(model, {})
-    buffers = per_model.get(n)
+    key = (n, np.dtype(dtype).str)
+    buffers = per_model.get(key)
     widths = [layer.n_out for layer in model.layers]
     if buffers is None or [out.shape[0] for out in buffers.outputs] != widths:
         if len(per_model) >= _MAX_GRID_SIZES:
             per_model.clear()
         widest = max(widths)
-        buffers = per_model[n] = _GridBuffers(
-            outputs=[np.empty((width, n)) for width in widths],
-            scratch=np.empty(n * widest),
+        buffers = per_model[key] = _GridBuffers(
+            outputs=[np.empty((width, n), dtype) for width in widths],
+            scratch=np.empty(n * widest, dtype),
             negative=np.empty(n * widest, dtype=np.bool_),
         )
     return buffers
 
 
-def forward_all(model: Any, points: npt.ArrayLike) -> list[Array]:
+def forward_all(
+    model: Any, points: npt.ArrayLike, dtype: npt.DTypeLike = np.float64
+) -> list[Array]:
     """Every layer's output at every point, in inference mode: [(n, units_l) for each layer].
 
     points: (n, input_dim) features. For the decision grid (the last entry) and the neuron
@@ -91,23 +94,26 @@ def forward_all(model: Any, points: npt.ArrayLike) -> list[Array]:
     are computed unit-major, (units, n), so the bias add and the activation run over
     contiguous rows; the arrays returned are transposed views of buffers kept per model and
     per n, overwritten by the next call with the same model and n (copy what you keep).
-    Other layers run their own numpy `forward(x, training=False)`.
+    Other layers run their own numpy `forward(x, training=False)`. `dtype=np.float32` computes
+    the Dense layers in single precision (~3x faster: numpy's float32 tanh and exp), for
+    pictures quantized to 256 levels anyway; the weights are rounded to float32 for it.
     """
-    x = np.ascontiguousarray(points, dtype=np.float64)
+    x = np.ascontiguousarray(points, dtype=dtype)
     input_dim = getattr(model, "input_dim", None)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] != input_dim:
         raise ValueError(
             f"points must have shape (n, {input_dim}) with n >= 1, got {x.shape}"
         )
-    buffers = _buffers_for(model, x.shape[0])
+    buffers = _buffers_for(model, x.shape[0], x.dtype)
     outputs: list[Array] = []
     values = x
     for layer, out in zip(model.layers, buffers.outputs, strict=True):
         if type(layer) is Dense and layer.activation is not None:
             # z^T = W^T a^T: (units, n_in) @ (n_in, n); a bias per contiguous row.
-            np.matmul(layer.params["kernel"].T, values.T, out=out)
+            kernel = layer.params["kernel"].astype(out.dtype, copy=False)
+            np.matmul(kernel.T, values.T.astype(out.dtype, copy=False), out=out)
             if layer.use_bias:
-                out += layer.params["bias"][:, np.newaxis]
+                out += layer.params["bias"].astype(out.dtype, copy=False)[:, np.newaxis]
             if not _activate_inplace(layer, out, buffers):
                 out[...] = layer.activation.fn(out.T).T
             values = out.T

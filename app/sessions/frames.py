@@ -71,7 +71,7 @@ class FramePart:
         return self.first_epoch + len(self.rows) - 1
 
 
-def quantize(values: Array) -> tuple[npt.NDArray[np.uint8], float, float]:
+def quantize(values: npt.NDArray[np.floating[Any]]) -> tuple[npt.NDArray[np.uint8], float, float]:
     """Map values linearly onto 0..255: value = min + q / 255 * (max - min)."""
     low, high = float(values.min()), float(values.max())
     if np.isfinite(low) and np.isfinite(high):  # NaN would make min/max NaN: all finite here
@@ -89,6 +89,26 @@ def quantize(values: Array) -> tuple[npt.NDArray[np.uint8], float, float]:
         return np.zeros(values.shape, dtype=np.uint8), low, high
     scaled = np.nan_to_num((values - low) * (255.0 / span), nan=0.0, posinf=255.0, neginf=0.0)
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8), low, high
+
+
+def quantize_columns(
+    columns: npt.NDArray[np.floating[Any]],
+) -> tuple[npt.NDArray[np.uint8], list[float], list[float]]:
+    """quantize() of every column of an (n, m) array at once: (m, n) codes, lows, highs.
+
+    One pass over all the neuron pictures instead of one numpy round per neuron; columns with
+    a non-finite value take quantize()'s own path.
+    """
+    # float64 ranges and scale, as quantize() computes them (the columns may be float32).
+    lows, highs = columns.min(axis=0).astype(np.float64), columns.max(axis=0).astype(np.float64)
+    if not (np.all(np.isfinite(lows)) and np.all(np.isfinite(highs))):
+        parts = [quantize(columns[:, j]) for j in range(columns.shape[1])]
+        return (np.stack([p[0] for p in parts]), [p[1] for p in parts], [p[2] for p in parts])
+    span = highs - lows
+    scale = np.divide(255.0, span, out=np.zeros_like(span), where=span > 0)
+    scaled = (columns - lows) * scale
+    scaled += 0.5
+    return scaled.astype(np.uint8).T.copy(), lows.tolist(), highs.tolist()
 
 
 def dequantize(codes: npt.NDArray[np.uint8], low: float, high: float) -> Array:

@@ -1,0 +1,47 @@
+"""The cheaper frame path (issue 8's capacity work) draws the same pictures as the exact one."""
+
+import numpy as np
+import pytest
+
+from app.engine import fast
+from app.engine.layers import Dense, Dropout, Input
+from app.engine.model import Sequential
+from app.sessions.frames import quantize, quantize_columns
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "tanh", "linear", "softmax"])
+def test_forward_all_in_float32_matches_float64_to_float32_rounding(output: str) -> None:
+    hidden = [Dense(5, "relu"), Dropout(0.5), Dense(4, "elu"), Dense(3, "sigmoid"),
+              Dense(4, "tanh")]
+    model = Sequential([Input((2,)), *hidden, Dense(3 if output == "softmax" else 1, output)])
+    model.build(2)
+    points = np.random.default_rng(1).uniform(-6.0, 6.0, size=(500, 2))
+    exact = [a.copy() for a in fast.forward_all(model, points)]
+    single = fast.forward_all(model, points, np.float32)
+    for want, got in zip(exact, single, strict=True):
+        assert got.shape == want.shape
+        # float32 keeps ~7 digits; a 256-level picture needs ~3.
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # The float64 buffers are separate: the float32 call did not overwrite them.
+    np.testing.assert_array_equal(fast.forward_all(model, points)[-1], exact[-1])
+
+
+def test_quantize_columns_is_quantize_of_each_column() -> None:
+    rng = np.random.default_rng(2)
+    columns = rng.normal(size=(256, 5)).astype(np.float32)
+    columns[:, 3] = 0.25  # a constant picture: all zero, equal range
+    codes, lows, highs = quantize_columns(columns)
+    assert codes.shape == (5, 256) and codes.dtype == np.uint8
+    for j in range(5):
+        want, low, high = quantize(columns[:, j])
+        np.testing.assert_array_equal(codes[j], want)
+        assert (lows[j], highs[j]) == (low, high)
+    assert not codes[3].any() and lows[3] == highs[3] == 0.25
+
+
+def test_quantize_columns_with_non_finite_values_takes_quantizes_own_path() -> None:
+    columns = np.array([[0.0, 1.0], [np.inf, 2.0], [1.0, np.nan], [0.5, 3.0]])
+    codes, lows, highs = quantize_columns(columns)
+    # Hand-computed: column 0 spans the finite 0..1 (inf -> 255); column 1 spans 1..3 (nan -> 0).
+    assert codes.tolist() == [[0, 255, 255, 128], [0, 128, 0, 255]]
+    assert (lows, highs) == ([0.0, 1.0], [1.0, 3.0])
