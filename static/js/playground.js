@@ -96,7 +96,6 @@ export class Playground {
   set session(session) {
     this.liveSession = session;
     this.pythonPanel?.update(session?.id ?? null);
-    if (session && 'warning' in session) this.updateWarning(session.warning ?? null);
   }
 
   /** @returns {Set<string> | null} the config fields the server knows (null: not known yet) */

@@ -131,7 +131,10 @@ export class SessionLink {
       // (a fast run that finished before the ack of its play): then the frames tell the status.
       const frame = this.lastHeader;
       const stale = frame?.session_id === message.session.id && frame.epoch > message.session.epoch;
-      if (!stale) page.setStatus(message.session.status, message.session.status_reason);
+      if (!stale) {
+        page.setStatus(message.session.status, message.session.status_reason);
+        page.updateWarning(message.session.warning ?? null);
+      }
       if (message.type !== 'ack') return;
       const structuralSet = this.pendingSets.get(message.id);
       this.pendingSets.delete(message.id);
