@@ -260,6 +260,7 @@ class LessonsController {
     await api.sessionCommand(id, { type: 'reset', same_start: true });
     const speed = pg.state.speed;
     const n = command.n ?? 1;
+    this.revealOutput();
     const progress = window.setInterval(() => {
       const epoch = Math.max(0, pg.lastEpoch);
       this.lessons.markStep(index, 'running', `training${speed ? ` at ${speed} epochs/s` : ''}: epoch ${epoch} of ${n}`);
@@ -272,6 +273,23 @@ class LessonsController {
     } finally {
       clearInterval(progress);
     }
+  }
+
+  /**
+   * Scroll the page so the output heatmap is whole in the part of the window the panel leaves
+   * (on a phone the panel is a bottom sheet over the lower half; beside the page it covers none).
+   */
+  revealOutput() {
+    const heatmap = document.getElementById('output-heatmap');
+    if (!heatmap) return;
+    const shown = heatmap.getBoundingClientRect();
+    const sheet = this.panel.isOpen ? this.panel.panel.getBoundingClientRect() : null;
+    const bottom = sheet && sheet.left <= 0 ? sheet.top : window.innerHeight;
+    if (shown.top >= 0 && shown.bottom <= bottom) return;
+    // The heatmap with its metrics line and loss chart above it when they fit, else the heatmap.
+    const column = heatmap.closest('.output-column')?.getBoundingClientRect() ?? shown;
+    const top = shown.bottom - column.top <= bottom ? column.top : shown.top - 8;
+    window.scrollBy({ top, behavior: 'auto' });
   }
 
   // ---- backprop trace ------------------------------------------------------------------------

@@ -103,7 +103,10 @@ export class RaceView {
         input.addEventListener('change', () => {
           spec[param.name] = param.kind === 'bool' ? input.checked : Number(input.value);
         });
-        row.append(el('span', { class: 'racer-param-name' }, param.name === 'learning_rate' ? 'lr' : param.name), input);
+        // A name and its box stay together when the row wraps in a narrow panel.
+        const field = el('span', { class: 'racer-field' });
+        field.append(el('span', { class: 'racer-param-name' }, param.name === 'learning_rate' ? 'lr' : param.name), input);
+        row.append(field);
       }
       this.editor.append(row);
     });

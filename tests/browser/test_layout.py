@@ -62,6 +62,14 @@ def open_playground(page: Page, base_url: str) -> None:
     page.wait_for_selector(".lesson-button[data-lesson='optimizers']", state="attached")
 
 
+def wait_for_thumbnails(page: Page) -> None:
+    """Every dataset thumbnail drawn (they load after the first frame), before a screenshot."""
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#datasets canvas')].every("
+        "(c) => c.getContext('2d').getImageData(0, 0, 1, 1).data[3] > 0)"
+    )
+
+
 def box(page: Page, selector: str) -> Box:
     found = page.locator(selector).bounding_box()
     assert found is not None, f"{selector} is not rendered"
@@ -135,6 +143,7 @@ def test_a_lesson_opens_beside_the_playground_at_1400x900(
         "?.dataset.state === 'done'", timeout=SLOW,
     )
     page.wait_for_function("() => window.playground.frame.header.epoch === 400", timeout=SLOW)
+    wait_for_thumbnails(page)
     page.wait_for_timeout(300)
     page.screenshot(path=str(artifacts / "lesson-beside-playground.png"))
     page.keyboard.press("Escape")  # ... and Escape closes it, focus back on the button
@@ -155,6 +164,7 @@ def test_network_and_output_share_the_first_screen_at_1024x768(
     assert inside(output, 1024, 768), output
     assert output["x"] >= network["x"] + network["width"]  # side by side
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 1024
+    wait_for_thumbnails(page)
     page.screenshot(path=str(artifacts / "page-1024x768.png"))
     assert page_errors == []
 
@@ -243,7 +253,8 @@ def test_phone_layout_with_four_layers_by_touch(
         shown = box(page, selector)
         assert shown["x"] >= 0 and shown["x"] + shown["width"] <= width, (selector, shown)
     page.evaluate("() => scrollTo(0, 0)")
-    page.screenshot(path=str(artifacts / "page-390x844.png"))
+    wait_for_thumbnails(page)
+    page.screenshot(path=str(artifacts / "page-390x844.png"), full_page=True)
 
     # Taps drive the page: play and pause, a feature, the lessons panel as a bottom sheet.
     play = page.locator("#play-button")
@@ -257,8 +268,20 @@ def test_phone_layout_with_four_layers_by_touch(
     page.locator("#lessons-toggle").tap()
     sheet = box(page, "#lessons-panel")
     assert sheet["x"] == 0 and sheet["width"] == width and sheet["y"] + sheet["height"] == 844
-    page.locator(".lesson-button[data-lesson='overfitting']").tap()
-    page.wait_for_selector("#lesson-card[data-lesson='overfitting']")
+    page.locator(".lesson-button[data-lesson='output-units']").tap()
+    page.wait_for_selector("#lesson-card[data-lesson='output-units']")
+    # A watching step scrolls the page so the output is whole above the sheet while it trains.
+    page.locator(".try-this li[data-step='0'] .try-button").tap()
+    page.wait_for_function(
+        "() => /epoch [1-9]/.test(document.querySelector(\".try-this li[data-step='0']"
+        " .try-status\").textContent)", timeout=SLOW,
+    )
+    output, sheet = box(page, "#output-heatmap"), box(page, "#lessons-panel")
+    assert output["y"] >= 0 and output["y"] + output["height"] <= sheet["y"], (output, sheet)
+    page.wait_for_function(
+        "() => document.querySelector(\".try-this li[data-step='0'] .try-status\")"
+        "?.dataset.state === 'done'", timeout=SLOW,
+    )
     page.locator("#lessons-close").tap()
     assert page.locator("#lessons-panel").is_hidden()
     assert page_errors == []

@@ -87,7 +87,8 @@ def frame_header(page: Page, epoch: int, same_weights: bool = True) -> dict[str,
 
 
 def shoot(page: Page, artifacts: Path, name: str) -> None:
-    page.screenshot(path=str(artifacts / f"lesson-{name}.png"), full_page=True)
+    """The window as the learner sees it: the lesson panel beside the playground."""
+    page.screenshot(path=str(artifacts / f"lesson-{name}.png"))
 
 
 def test_lesson_menu_lists_the_eight_lessons(page: Page, lessons_url: str,
