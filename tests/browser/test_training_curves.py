@@ -69,7 +69,7 @@ def test_rows_only_frames_fill_the_loss_history_without_gaps(
     """3,001 stepped epochs at 2 frames/s: rows-only frames arrive, are never drawn, and the loss
     history holds every epoch (on its stride) with the server's exported losses."""
     headers = watch_frame_headers(page)
-    page.goto(f"{live_server}/#frame_rate=2")
+    page.goto(f"{live_server}/#frame_rate=2&speed=null")  # as fast as it goes
     page.wait_for_function("() => window.playground && window.playground.frame")
     # Note every frame the page draws, to show a rows-only frame never is.
     page.evaluate(
@@ -93,7 +93,7 @@ def test_a_reset_restarts_the_loss_history(
     page: Page, live_server: str, page_errors: list[str]
 ) -> None:
     """200 epochs, reset, 3,001 epochs (2 frames/s): the page's history is the new run's only."""
-    page.goto(f"{live_server}/#frame_rate=2")
+    page.goto(f"{live_server}/#frame_rate=2&speed=null")  # as fast as it goes
     page.wait_for_function("() => window.playground && window.playground.frame")
     step_and_wait(page, 200)
     before = page.evaluate("() => window.playground.frame.header.history_id")
@@ -159,7 +159,7 @@ def test_gradient_chart_plots_every_epochs_norms(
 ) -> None:
     """3,001 stepped epochs: the chart has a point per kept epoch of the loss history, each
     layer's norm as the export has it, and the last point is the final frame's norm."""
-    page.goto(f"{live_server}/#frame_rate=2")
+    page.goto(f"{live_server}/#frame_rate=2&speed=null")  # as fast as it goes
     page.wait_for_function("() => window.playground && window.playground.frame")
     step_and_wait(page, STEPPED)
     exported = server_history(page, live_server)
@@ -231,7 +231,7 @@ def test_an_imported_history_arrives_whole_in_the_hello(
     """A 3,001-epoch export imported into a new session: its hello's rows (rows-only frames ahead
     of the first drawn one) fill the loss and gradient histories with the export's values."""
     headers = watch_frame_headers(page)
-    page.goto(f"{live_server}/#frame_rate=2")
+    page.goto(f"{live_server}/#frame_rate=2&speed=null")  # as fast as it goes
     page.wait_for_function("() => window.playground && window.playground.frame")
     step_and_wait(page, STEPPED)
     exported = server_history(page, live_server)
