@@ -300,15 +300,22 @@ def worker_capacity(sessions: int, seconds: float) -> None:
     from app.sessions.worker import Runner, Worker
 
     class Sink:
-        """Stands in for the pipe: counts frames, never has calls."""
+        """Stands in for the pipe: counts frames and reports each taken at once (no calls)."""
 
-        frames = 0
+        def __init__(self) -> None:
+            self.frames = 0
+            self.inbox: list[tuple[Any, ...]] = []
 
         def send(self, message: tuple[Any, ...]) -> None:
-            self.frames += message[0] == "frame"
+            if message[0] == "frame":
+                self.frames += 1
+                self.inbox.append(("taken", [message[1]]))
 
         def poll(self, timeout: float) -> bool:
-            return False
+            return bool(self.inbox)
+
+        def recv(self) -> tuple[Any, ...]:
+            return self.inbox.pop(0)
 
     sink = Sink()
     worker = Worker(sink)  # type: ignore[arg-type]
@@ -318,6 +325,7 @@ def worker_capacity(sessions: int, seconds: float) -> None:
         worker.runners[session.id] = Runner(session, subscribers=1)
     began, cpu = time.perf_counter(), time.process_time()
     while time.perf_counter() - began < seconds:
+        worker._serve_calls(0.0)
         worker._train_round(worker._ready())
         worker._emit_idle_frames()
     cpu = time.process_time() - cpu

@@ -4,7 +4,9 @@ Every session lives in exactly one worker (app/sessions/worker.py); REST routes 
 both reach it through `SessionManager.call`, so they always see the same state. A reader thread
 per worker receives replies and frames and hands them to the event loop with
 `call_soon_threadsafe`, in pipe order; frames go into a latest-frame-wins slot per subscriber
-(epoch rows merged, never dropped), so a slow client costs one slot, not a queue.
+(epoch rows merged, never dropped), so a slow client costs one slot, not a queue. When a
+client's sender takes a frame from its slot, the worker is told ("taken", batched per pass of
+the event loop): it builds a session's next frame only then (flow control, worker.py).
 """
 
 from __future__ import annotations
@@ -52,6 +54,14 @@ class Subscriber:
     overflow: bool = False
     ended_by_server: bool = False
     seq: int = 0
+    on_taken: Callable[[], None] | None = None  # tells the worker the frame left the slot
+
+    def take(self) -> FramePart | None:
+        """The pending frame part, emptying the slot (the sender calls this before sending)."""
+        part, self.part = self.part, None
+        if part is not None and self.on_taken is not None:
+            self.on_taken()
+        return part
 
     def push_control(self, message: dict[str, Any]) -> None:
         """Queue a JSON text message; a client that lets 64 pile up is dropped, not buffered."""
@@ -61,10 +71,11 @@ class Subscriber:
             self.controls.append(json.dumps(message, allow_nan=False))
         self.event.set()
 
-    def offer(self, part: FramePart, max_pending: int, max_lockstep_bytes: int) -> None:
-        """Merge a frame part into the slot (newest heavy state, every epoch row)."""
+    def offer(self, part: FramePart, max_pending: int, max_lockstep_bytes: int) -> bool:
+        """Merge a frame part into the slot (newest heavy state, every epoch row); False when
+        this subscriber is not ready for frames yet (its hello frame is still on the way)."""
         if not self.seeded:
-            return
+            return False
         self.part = merge_parts(self.part, part)
         lockstep = self.part.lockstep
         if len(self.part.rows) > max_pending or (
@@ -72,6 +83,7 @@ class Subscriber:
         ):
             self.overflow = True
         self.event.set()
+        return True
 
 
 @dataclass(eq=False)
@@ -94,6 +106,7 @@ class WorkerHandle:
         self.send_lock = threading.Lock()
         self.sessions = 0
         self.alive = True
+        self.taken: set[str] = set()  # sessions whose frame a client took, not yet told
         self.runner: multiprocessing.process.BaseProcess | threading.Thread
         if use_process:
             # spawn, not fork: the web process has threads (event loop, readers) by now.
@@ -118,6 +131,21 @@ class WorkerHandle:
         """Send one message (thread-safe; pipes are not)."""
         with self.send_lock:
             self.conn.send(message)
+
+    def tell_taken(self, session_id: str) -> None:
+        """Runs on the event loop: the worker may build this session's next frame.
+
+        Batched: one pipe message per pass of the event loop, however many clients took one.
+        """
+        if not self.taken:
+            self.manager.loop.call_soon(self._flush_taken)
+        self.taken.add(session_id)
+
+    def _flush_taken(self) -> None:
+        taken, self.taken = list(self.taken), set()
+        if self.alive:
+            with contextlib.suppress(OSError):
+                self.send(("taken", taken))
 
     def _read(self) -> None:
         """Hand every message to the event loop, in order, until the pipe closes."""
@@ -233,12 +261,16 @@ class SessionManager:
         elif message[0] == "frame":
             _, session_id, part = message
             handle = self.handles.get(session_id)
-            if handle is not None:
-                for subscriber in handle.subscribers:
-                    subscriber.offer(
-                        part, self.settings.max_pending_epochs,
-                        self.settings.max_pending_lockstep_bytes,
-                    )
+            if handle is None:
+                return
+            accepted = False
+            for subscriber in handle.subscribers:
+                accepted |= subscriber.offer(
+                    part, self.settings.max_pending_epochs,
+                    self.settings.max_pending_lockstep_bytes,
+                )
+            if not accepted:  # no client will take it: let the worker send the next one
+                handle.worker.tell_taken(session_id)
 
     def worker_lost(self, worker: WorkerHandle) -> None:
         """A worker's pipe closed: its sessions are gone, its calls fail (503), a new one starts."""
@@ -340,7 +372,8 @@ class SessionManager:
     async def subscribe(self, session_id: str) -> Subscriber:
         """Register a websocket client; its slot is seeded with the full-history first frame."""
         handle = self.get(session_id)
-        subscriber = Subscriber(session_id)
+        worker = handle.worker
+        subscriber = Subscriber(session_id, on_taken=lambda: worker.tell_taken(session_id))
         handle.subscribers.add(subscriber)
 
         def seed(reply: dict[str, Any]) -> None:

@@ -6,8 +6,15 @@ processes use both cores (RECIPES). Why slices: commands and frames of every ses
 worker wait at most one slice, and frames are built here, off the web process's event loop.
 
 Pipe messages (tuples, pickled by multiprocessing between our own processes only):
-  web -> worker  ("call", request_id, op, session_id, payload) | ("stop",)
+  web -> worker  ("call", request_id, op, session_id, payload) | ("taken", [session_id, ...])
+                 | ("stop",)
   worker -> web  ("reply", request_id, status_code, payload) | ("frame", session_id, FramePart)
+
+Flow control: a watched session has at most one frame in flight. The web process says
+"taken" once a client's sender took the frame from its slot; until then the worker builds no
+new frame for that session (its epochs go into the next one). A web process or client that
+cannot keep up so gets fewer frames, instead of frames built, pickled and merged away unseen,
+and the CPU they would have cost stays with the training (the pace is kept first).
 """
 
 from __future__ import annotations
@@ -41,6 +48,10 @@ IDLE_POLL = 0.5
 # A paced session that fell behind (a slow or loaded machine) catches up at most this many
 # seconds of epochs at once, instead of bursting through an unbounded debt.
 CATCH_UP = 0.25
+# A wake-up also trains the paced epochs (and sends the frames) due within this many seconds:
+# 100 paced sessions would otherwise wake the loop for nearly every single epoch.
+EARLY = 0.004
+MAX_IN_FLIGHT = 1  # frames sent to the web process and not yet taken by a client, per session
 
 
 @dataclass
@@ -60,6 +71,7 @@ class Runner:
     # The pace clock (config.speed): the speed it runs at and when the next epoch is due.
     pace_speed: float | None = None
     next_epoch_at: float = 0.0
+    in_flight: int = 0  # frames the web process has not reported taken (flow control)
 
     def restart_pace(self, now: float) -> None:
         """Start the pace clock again (play, step, a new speed): the next epoch is due now."""
@@ -72,7 +84,12 @@ class Runner:
 
     def due(self, now: float) -> bool:
         """Whether the session may train an epoch now (always, when it is not paced)."""
-        return self.session.config.speed is None or now >= self.next_epoch_at
+        return self.session.config.speed is None or now + EARLY >= self.next_epoch_at
+
+    @property
+    def may_emit(self) -> bool:
+        """Someone watches and the previous frame was taken (flow control)."""
+        return self.subscribers > 0 and self.in_flight < MAX_IN_FLIGHT
 
     def paced_epoch_done(self, now: float) -> None:
         """Book one paced epoch: the next one is due 1/speed later, with a bounded debt."""
@@ -135,7 +152,7 @@ class Worker:
                 if not r.paced:
                     return 0.0
                 due.append(r.next_epoch_at)
-            if r.subscribers and r.dirty and self._frame_waits_for_clock(r):
+            if r.may_emit and r.dirty and self._frame_waits_for_clock(r):
                 due.append(r.next_frame_at)
         return max(0.0, min(due) - time.monotonic())
 
@@ -146,6 +163,12 @@ class Worker:
             if message[0] == "stop":
                 self.stopping = True
                 return
+            if message[0] == "taken":
+                for session_id in message[1]:
+                    taken = self.runners.get(session_id)
+                    if taken is not None:
+                        taken.in_flight = max(0, taken.in_flight - 1)
+                continue
             _, request_id, op, session_id, payload = message
             try:
                 result = self._call(request_id, op, session_id, payload)
@@ -213,10 +236,13 @@ class Worker:
                 # Nobody had the rows since the last broadcast; the first frame carries them all.
                 runner.sent_epoch, runner.sent_history_id = session.epoch, session.history_id
                 runner.dirty = False  # the first frame below is the state now: nothing to resend
+                runner.in_flight = 0
             runner.subscribers += 1
             return {"session": session.public(), "part": self._initial_part(runner)}
         if op == "unsubscribe":
             runner.subscribers = max(0, runner.subscribers - 1)
+            if runner.subscribers == 0:
+                runner.in_flight = 0  # a frame left in a closed client's slot is never taken
             return None
         if op == "update":
             session.update(payload)
@@ -318,7 +344,7 @@ class Worker:
         # Cut the slice when a frame falls due during it (one session: frames on time); one
         # already overdue is sent after the slice.
         due = runner.next_frame_at
-        wall_end = due if runner.subscribers and due > now else math.inf
+        wall_end = due if runner.may_emit and due > now else math.inf
         record = runner.subscribers > 0 and session.config.lockstep
         paced = runner.paced
         trained = 0
@@ -341,14 +367,14 @@ class Worker:
             runner.dirty = True
         if not session.is_training:
             self._flush_replies(runner)
-        if runner.subscribers and time.monotonic() >= runner.next_frame_at:
+        if runner.may_emit and time.monotonic() + EARLY >= runner.next_frame_at:
             self._emit(runner)
 
     def _emit_idle_frames(self) -> None:
         """Frames due by the clock alone: paused, paced, or right after a command."""
-        now = time.monotonic()
+        now = time.monotonic() + EARLY
         for runner in self.runners.values():
-            if runner.subscribers and runner.dirty and now >= runner.next_frame_at and (
+            if runner.may_emit and runner.dirty and now >= runner.next_frame_at and (
                 self._frame_waits_for_clock(runner) or runner.next_frame_at == 0.0
             ):
                 self._emit(runner)
@@ -380,6 +406,7 @@ class Worker:
         part = build_part(session, runner.sent_epoch + 1, lockstep)
         runner.sent_epoch = session.epoch
         runner.dirty = False
+        runner.in_flight += 1
         interval = 1.0 / session.config.frame_rate
         now = time.monotonic()
         due = runner.next_frame_at

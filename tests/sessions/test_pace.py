@@ -28,10 +28,15 @@ from app.sessions.worker import CATCH_UP, Runner, worker_main
 
 
 class WorkerClient:
-    """The web side of one worker's pipe, as the manager drives it: calls, replies, frames."""
+    """The web side of one worker's pipe, as the manager drives it: calls, replies, frames.
 
-    def __init__(self, conn: Connection) -> None:
+    Every frame is reported taken at once, as a web process whose clients keep up would.
+    """
+
+    def __init__(self, conn: Connection, take: bool = True) -> None:
         self.conn = conn
+        self.take = take
+        self.send_lock = threading.Lock()
         self.ids = itertools.count(1)
         self.replies: dict[int, tuple[int, Any]] = {}
         self.frames: dict[str, list[tuple[float, FramePart]]] = {}
@@ -51,11 +56,17 @@ class WorkerClient:
                 else:
                     self.frames.setdefault(message[1], []).append((time.monotonic(), message[2]))
                 self.arrived.notify_all()
+            if message[0] == "frame" and self.take:
+                self.send(("taken", [message[1]]))
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self.send_lock:
+            self.conn.send(message)
 
     def call(self, op: str, session_id: str, payload: Any = None, timeout: float = 30.0) -> Any:
         """Send a call and wait for its reply; returns the payload of a 200, raises otherwise."""
         request_id = next(self.ids)
-        self.conn.send(("call", request_id, op, session_id, payload))
+        self.send(("call", request_id, op, session_id, payload))
         with self.arrived:
             if not self.arrived.wait_for(lambda: request_id in self.replies, timeout):
                 raise AssertionError(f"no reply to {op} within {timeout} s")
@@ -229,7 +240,7 @@ def test_a_worker_stopped_by_the_os_does_not_burst_through_its_debt() -> None:
         os.kill(process.pid, signal.SIGSTOP)
         time.sleep(1.5)
         request_id = next(client.ids)
-        conn.send(("call", request_id, "get", "a", None))  # served first when it resumes
+        client.send(("call", request_id, "get", "a", None))  # served first when it resumes
         os.kill(process.pid, signal.SIGCONT)
         with client.arrived:
             assert client.arrived.wait_for(lambda: request_id in client.replies, 10)
@@ -245,4 +256,34 @@ def test_a_worker_stopped_by_the_os_does_not_burst_through_its_debt() -> None:
             os.kill(process.pid, signal.SIGCONT)
         conn.send(("stop",))
         process.join(10)
+        conn.close()
+
+
+def test_no_new_frame_is_built_until_the_last_one_was_taken() -> None:
+    """Flow control: a frame nobody took yet holds back the next; its epochs wait, none lost."""
+    conn, child = multiprocessing.Pipe(duplex=True)
+    thread = threading.Thread(target=worker_main, args=(child,), daemon=True)
+    thread.start()
+    client = WorkerClient(conn, take=False)
+    try:
+        client.create("a", speed=100.0, frame_rate=30.0)
+        client.call("subscribe", "a")
+        client.call("command", "a", {"type": "play"})
+        time.sleep(0.6)
+        # One frame (right after play) in 0.6 s at 30 frames/s: the worker waits for "taken".
+        assert len(client.frames["a"]) == 1
+        trained = client.epoch("a")
+        assert trained >= 30  # training went on meanwhile, at the pace
+        client.send(("taken", ["a"]))
+        deadline = time.monotonic() + 5
+        while len(client.frames["a"]) < 2:
+            assert time.monotonic() < deadline, "no frame after taken"
+            time.sleep(0.01)
+        first, second = client.frames["a"][0][1], client.frames["a"][1][1]
+        # The next frame carries every epoch since the first one: no row lost.
+        assert second.first_epoch == first.last_epoch + 1
+        assert second.last_epoch >= trained
+    finally:
+        conn.send(("stop",))
+        thread.join(10)
         conn.close()

@@ -92,8 +92,8 @@ async def _send(
             while subscriber.controls:
                 with anyio.fail_after(timeout):
                     await websocket.send_text(subscriber.controls.popleft())
-            if subscriber.part is not None:
-                part, subscriber.part = subscriber.part, None
+            part = subscriber.take()
+            if part is not None:
                 while True:
                     older, part = split_rows(part, settings.max_rows_per_frame)
                     message = frame_bytes(older or part, subscriber.seq)
