@@ -166,7 +166,10 @@ class LessonsController {
     }
     const lesson = this.lesson;
     this.panel.open(false);
+    // A lesson about the playground folds the instruments away, so the playground keeps its room.
+    if (lesson.kind === 'session') this.panel.hidePanes();
     this.lessons.show(lesson);
+    this.panel.body.scrollTop = 0;
     if (Object.keys(lesson.config).length) await this.applyConfig(lesson.config);
     if (lesson.kind === 'perceptron') {
       this.perceptronParams = { ...lesson.instrument };

@@ -86,6 +86,7 @@ export class LessonsPanel {
     if (!this.isOpen) {
       this.panel.hidden = false;
       document.body.classList.add('lessons-open');
+      document.body.classList.toggle('lessons-wide', WIDE.has(this.current ?? ''));
       this.toggle.setAttribute('aria-expanded', 'true');
       this.toggle.classList.add('open');
       this.relayout();
@@ -124,6 +125,21 @@ export class LessonsPanel {
       this.relayout();
     }
     this.panes[id].scrollIntoView({ block: 'nearest' });
+  }
+
+  /** Fold every instrument away (a lesson about the playground): the panel narrows again. */
+  hidePanes() {
+    this.current = null;
+    for (const [key, pane] of Object.entries(this.panes)) {
+      pane.hidden = true;
+      const tab = /** @type {HTMLElement} */ (document.getElementById(`tab-${key}`));
+      tab.setAttribute('aria-selected', 'false');
+      tab.tabIndex = key === INSTRUMENTS[0][0] ? 0 : -1;
+    }
+    if (document.body.classList.contains('lessons-wide')) {
+      document.body.classList.remove('lessons-wide');
+      this.relayout();
+    }
   }
 
   /** @param {KeyboardEvent} event */

@@ -62,9 +62,10 @@ def watch_step(page: Page, index: int) -> tuple[list[int], list[str]]:
     statuses: list[str] = []
     deadline = time.monotonic() + SLOW / 1000
     while time.monotonic() < deadline:
+        # The state first: once it says done, the text read next is the final report.
+        state = status.get_attribute("data-state")
         epochs.append(int(page.locator("#epoch-counter").inner_text().replace(",", "")))
         statuses.append(status.inner_text())
-        state = status.get_attribute("data-state")
         if state in ("done", "error"):
             assert state == "done", statuses[-1]
             return epochs, statuses
