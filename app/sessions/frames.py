@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,22 @@ class Section:
 
 
 @dataclass
+class Encoded:
+    """A frame's state encoded once, in the worker: the same for every client of the session.
+
+    `header` is the header's JSON members (no braces) without the per-client ones (seq,
+    epochs_first, history_id, rows_only, sections); `table` the heavy sections' entries of the
+    "sections" table and `payload` their aligned bytes. A pipe then carries three byte strings
+    instead of a nested header (pickling it and dumping it to JSON in the web process cost
+    more than the rest of the web process's work on a frame but the socket write).
+    """
+
+    header: bytes
+    table: bytes
+    payload: bytes
+
+
+@dataclass
 class FramePart:
     """What one worker tick says about a session: latest state and the epochs since last tick.
 
@@ -64,6 +80,7 @@ class FramePart:
     rows: Array
     lockstep: Array | None = None
     lockstep_first: int | None = None
+    encoded: Encoded | None = None  # set by preencode(): header is then the light one
 
     @property
     def last_epoch(self) -> int:
@@ -128,6 +145,23 @@ def weights_hash(weights: list[Array]) -> str:
 def encode_frame(header: dict[str, Any], sections: dict[str, Section]) -> bytes:
     """One binary websocket message: length prefix, padded JSON header, aligned sections."""
     payload = bytearray()
+    described = _pack(sections, payload)
+    return _message(_json({**header, "sections": described}), payload)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False,
+                      default=_json_default).encode()
+
+
+def _message(text: bytes, payload: bytes | bytearray) -> bytes:
+    """Length prefix, the JSON header padded so the payload starts aligned, the payload."""
+    text += b" " * (-(4 + len(text)) % ALIGN)
+    return struct.pack(">I", len(text)) + text + bytes(payload)
+
+
+def _pack(sections: dict[str, Section], payload: bytearray) -> dict[str, Any]:
+    """Append each section to `payload`, aligned; their entries of the header's table."""
     described: dict[str, Any] = {}
     for name, section in sections.items():
         payload.extend(b"\0" * (-len(payload) % ALIGN))
@@ -141,10 +175,7 @@ def encode_frame(header: dict[str, Any], sections: dict[str, Section]) -> bytes:
             **section.extra,
         }
         payload.extend(little.tobytes())
-    text = json.dumps({**header, "sections": described}, separators=(",", ":"),
-                      allow_nan=False, default=_json_default).encode()
-    text += b" " * (-(4 + len(text)) % ALIGN)
-    return struct.pack(">I", len(text)) + text + bytes(payload)
+    return described
 
 
 def decode_frame(message: bytes) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
@@ -179,7 +210,7 @@ def merge_parts(pending: FramePart | None, new: FramePart) -> FramePart:
             extra = new.lockstep[max(0, next_epoch - new.lockstep_first):]
             lockstep = np.concatenate([lockstep, extra])
     return FramePart(new.header, new.sections, new.history_id, first, rows, lockstep,
-                     lockstep_first)
+                     lockstep_first, new.encoded)
 
 
 def split_rows(part: FramePart, limit: int) -> tuple[FramePart | None, FramePart]:
@@ -201,26 +232,51 @@ def split_rows(part: FramePart, limit: int) -> tuple[FramePart | None, FramePart
     header.update(epoch=part.first_epoch + ahead - 1, rows_only=True)
     older = FramePart(header, {}, part.history_id, part.first_epoch, part.rows[:ahead])
     newer = FramePart(part.header, part.sections, part.history_id, part.first_epoch + ahead,
-                      part.rows[ahead:], part.lockstep, part.lockstep_first)
+                      part.rows[ahead:], part.lockstep, part.lockstep_first, part.encoded)
     return older, newer
+
+
+# Header keys that describe the lockstep section rather than the frame (never sent as such).
+LOCKSTEP_KEYS = ("param_layout", "lockstep_first")
+
+
+def preencode(part: FramePart) -> FramePart:
+    """The part with its state encoded once (see Encoded) and a light header: the keys a
+    rows-only frame keeps, the epoch, and the lockstep layout. frame_bytes() of the result is
+    byte for byte frame_bytes() of the part."""
+    header = {k: v for k, v in part.header.items() if k not in LOCKSTEP_KEYS}
+    payload = bytearray()
+    table = _json(_pack(part.sections, payload))
+    encoded = Encoded(_json(header)[1:-1], table[1:-1], bytes(payload))
+    keep = (*ROWS_ONLY_HEADER, "epoch", *LOCKSTEP_KEYS)
+    light = {key: part.header[key] for key in keep if key in part.header}
+    return replace(part, header=light, sections={}, encoded=encoded)
 
 
 def frame_bytes(part: FramePart, seq: int) -> bytes:
     """Encode a (merged) part as the frame numbered `seq` for one client."""
-    sections = dict(part.sections)
     with np.errstate(over="ignore"):  # a diverged loss beyond float32 is sent as inf
         rows = part.rows.astype(np.float32)
     norm_count = rows.shape[1] - len(EPOCH_COLUMNS) if rows.ndim == 2 else 0
-    sections["epochs"] = Section(rows, {"columns": epoch_columns(norm_count)})
+    sections = {"epochs": Section(rows, {"columns": epoch_columns(norm_count)})}
     if part.lockstep is not None:
         layout = part.header.get("param_layout", [])
         sections["lockstep_weights"] = Section(
             part.lockstep, {"layout": layout, "first_epoch": part.lockstep_first}
         )
-    header = {k: v for k, v in part.header.items() if k not in ("param_layout", "lockstep_first")}
-    header.update(seq=seq, epochs_first=part.first_epoch, history_id=part.history_id)
-    header.setdefault("rows_only", False)
-    return encode_frame(header, sections)
+    own = {"seq": seq, "epochs_first": part.first_epoch, "history_id": part.history_id}
+    encoded = part.encoded
+    if encoded is None:
+        header = {k: v for k, v in part.header.items() if k not in LOCKSTEP_KEYS}
+        header.update(own)
+        header.setdefault("rows_only", False)
+        return encode_frame(header, {**part.sections, **sections})
+    # The state was encoded in the worker: add this client's members, the rows and lockstep.
+    payload = bytearray(encoded.payload)
+    rest = _json(_pack(sections, payload))[1:-1]
+    members = b",".join(m for m in (encoded.header, _json({**own, "rows_only": False})[1:-1]) if m)
+    table = b",".join(m for m in (encoded.table, rest) if m)
+    return _message(b"{" + members + b',"sections":{' + table + b"}}", payload)
 
 
 def json_nested(array: npt.NDArray[Any]) -> Any:

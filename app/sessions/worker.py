@@ -36,7 +36,7 @@ from app.engine import fast
 from app.sessions.config import SessionConfig
 from app.sessions.export import SessionExport, export_session, import_session
 from app.sessions.frame_builder import build_part, flat_weights
-from app.sessions.frames import FramePart
+from app.sessions.frames import FramePart, preencode
 from app.sessions.session import CommandRefused, TrainingSession
 from app.settings import get_settings
 
@@ -392,7 +392,7 @@ class Worker:
         """A new subscriber's first frame: the whole history (capped) and the state now."""
         session = runner.session
         first = max(1, session.epoch - get_settings().max_history_in_hello + 1)
-        return build_part(session, first)
+        return preencode(build_part(session, first))
 
     def _emit(self, runner: Runner) -> None:
         """Broadcast the rows since the last frame and the latest state to the web process."""
@@ -403,7 +403,7 @@ class Worker:
         if runner.lockstep and runner.lockstep_history == session.history_id:
             lockstep = (runner.lockstep_first, np.stack(runner.lockstep))
             runner.lockstep = []
-        part = build_part(session, runner.sent_epoch + 1, lockstep)
+        part = preencode(build_part(session, runner.sent_epoch + 1, lockstep))
         runner.sent_epoch = session.epoch
         runner.dirty = False
         runner.in_flight += 1

@@ -1,12 +1,26 @@
 """The cheaper frame path (issue 8's capacity work) draws the same pictures as the exact one."""
 
+from dataclasses import replace
+from typing import Any
+
 import numpy as np
 import pytest
 
 from app.engine import fast
 from app.engine.layers import Dense, Dropout, Input
 from app.engine.model import Sequential
-from app.sessions.frames import quantize, quantize_columns
+from app.sessions.config import SessionConfig
+from app.sessions.frame_builder import build_part
+from app.sessions.frames import (
+    decode_frame,
+    frame_bytes,
+    merge_parts,
+    preencode,
+    quantize,
+    quantize_columns,
+    split_rows,
+)
+from app.sessions.session import TrainingSession
 
 
 @pytest.mark.parametrize("output", ["sigmoid", "tanh", "linear", "softmax"])
@@ -45,3 +59,35 @@ def test_quantize_columns_with_non_finite_values_takes_quantizes_own_path() -> N
     # Hand-computed: column 0 spans the finite 0..1 (inf -> 255); column 1 spans 1..3 (nan -> 0).
     assert codes.tolist() == [[0, 255, 255, 128], [0, 128, 0, 255]]
     assert (lows, highs) == ([0.0, 1.0], [1.0, 3.0])
+
+
+@pytest.mark.parametrize("config", [
+    {},
+    {"dataset": "blobs-3", "lockstep": True},
+    {"learning_rate": 10.0, "dataset": "xor"},
+])
+def test_a_frame_encoded_in_the_worker_is_byte_for_byte_the_plain_one(
+    config: dict[str, Any],
+) -> None:
+    s = TrainingSession(SessionConfig.model_validate(config))
+    s.step(30)
+    while s.is_training:
+        s.train_one_epoch()
+    weights = np.stack([np.arange(5.0), np.arange(5.0) + 1])
+    lockstep = (29, weights) if config.get("lockstep") else None
+    plain = build_part(s, 3, lockstep)
+    encoded = preencode(plain)
+    assert encoded.sections == {} and "layers" not in encoded.header
+    assert encoded.header["epoch"] == 30 and encoded.header["status"] == plain.header["status"]
+    for seq in (0, 7):
+        assert frame_bytes(encoded, seq) == frame_bytes(plain, seq)
+    # Merged with a later part and split for the row cap, as the web process does.
+    later_plain = build_part(s, 31)
+    merged = merge_parts(encoded, preencode(later_plain))
+    older, newer = split_rows(merged, 8)
+    assert older is not None and older.header["rows_only"] is True
+    assert frame_bytes(newer, 1) == frame_bytes(
+        replace(newer, header=later_plain.header, sections=later_plain.sections, encoded=None), 1
+    )
+    header, arrays = decode_frame(frame_bytes(newer, 1))
+    assert header["layers"] == plain.header["layers"] and arrays["output"].shape == (100, 100)
