@@ -52,6 +52,10 @@ CATCH_UP = 0.25
 # 100 paced sessions would otherwise wake the loop for nearly every single epoch.
 EARLY = 0.004
 MAX_IN_FLIGHT = 1  # frames sent to the web process and not yet taken by a client, per session
+# Training first: while a paced session is this late for an epoch, frames wait (the CPU goes to
+# the epochs), except the ones right after a command and any this overdue (frames never stop).
+BEHIND = 0.05
+FRAME_STARVE = 0.25
 
 
 @dataclass
@@ -122,6 +126,7 @@ class Worker:
         self.runners: dict[str, Runner] = {}
         self.turn = 0
         self.stopping = False
+        self.behind = False  # a paced session is late on its epochs: frames wait (see BEHIND)
 
     def serve_forever(self) -> None:
         """Run until ("stop",) arrives or the web side closes the pipe."""
@@ -324,7 +329,10 @@ class Worker:
         17 ms would otherwise make the loop rescan every session for every single epoch.
         """
         if not ready:
+            self.behind = False
             return
+        now = time.monotonic()
+        self.behind = any(r.paced and now - r.next_epoch_at > BEHIND for r in ready)
         self.turn += 1
         start = self.turn % len(ready)  # a different session goes first each round
         for runner in ready[start:] + ready[:start]:
@@ -367,17 +375,25 @@ class Worker:
             runner.dirty = True
         if not session.is_training:
             self._flush_replies(runner)
-        if runner.may_emit and time.monotonic() + EARLY >= runner.next_frame_at:
+        if runner.may_emit and self._frame_due(runner, time.monotonic()):
             self._emit(runner)
 
     def _emit_idle_frames(self) -> None:
         """Frames due by the clock alone: paused, paced, or right after a command."""
-        now = time.monotonic() + EARLY
+        now = time.monotonic()
         for runner in self.runners.values():
-            if runner.may_emit and runner.dirty and now >= runner.next_frame_at and (
+            if runner.may_emit and runner.dirty and self._frame_due(runner, now) and (
                 self._frame_waits_for_clock(runner) or runner.next_frame_at == 0.0
             ):
                 self._emit(runner)
+
+    def _frame_due(self, runner: Runner, now: float) -> bool:
+        """Its interval has passed, and the epochs of paced sessions are on time (or it is
+        a command's frame, or it has waited FRAME_STARVE already)."""
+        due = runner.next_frame_at
+        if now + EARLY < due:
+            return False
+        return not self.behind or due == 0.0 or now - due > FRAME_STARVE
 
     @staticmethod
     def _frame_waits_for_clock(runner: Runner) -> bool:

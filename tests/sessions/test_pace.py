@@ -24,7 +24,7 @@ import pytest
 from app.sessions.config import SessionConfig
 from app.sessions.frames import FramePart
 from app.sessions.session import TrainingSession
-from app.sessions.worker import CATCH_UP, Runner, worker_main
+from app.sessions.worker import CATCH_UP, Runner, Worker, worker_main
 
 
 class WorkerClient:
@@ -75,6 +75,11 @@ class WorkerClient:
             raise AssertionError(f"{op} answered {status}: {body}")
         return body
 
+    def close(self) -> None:
+        """After the worker ended: its end of the pipe is closed, so the reader sees EOF."""
+        self.reader.join(10)
+        self.conn.close()
+
     def create(self, session_id: str, **config: Any) -> None:
         self.call("create", session_id, config)
 
@@ -91,9 +96,9 @@ def worker() -> Iterator[tuple[WorkerClient, threading.Thread]]:
     thread.start()
     client = WorkerClient(conn)
     yield client, thread
-    conn.send(("stop",))
+    client.send(("stop",))
     thread.join(10)
-    conn.close()
+    client.close()
 
 
 def thread_cpu_seconds(thread: threading.Thread) -> float:
@@ -254,9 +259,9 @@ def test_a_worker_stopped_by_the_os_does_not_burst_through_its_debt() -> None:
     finally:
         if process.pid is not None:
             os.kill(process.pid, signal.SIGCONT)
-        conn.send(("stop",))
+        client.send(("stop",))
         process.join(10)
-        conn.close()
+        client.close()
 
 
 def test_no_new_frame_is_built_until_the_last_one_was_taken() -> None:
@@ -284,6 +289,45 @@ def test_no_new_frame_is_built_until_the_last_one_was_taken() -> None:
         assert second.first_epoch == first.last_epoch + 1
         assert second.last_epoch >= trained
     finally:
-        conn.send(("stop",))
+        client.send(("stop",))
         thread.join(10)
-        conn.close()
+        client.close()
+
+
+class Sink:
+    """Stands in for the worker's pipe: records what the worker sends, never has calls."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        self.sent.append(message)
+
+    def poll(self, timeout: float) -> bool:
+        return False
+
+
+def test_frames_wait_while_a_paced_session_is_late_on_its_epochs() -> None:
+    sink = Sink()
+    worker = Worker(sink)  # type: ignore[arg-type]
+    late, watched = (Runner(TrainingSession(SessionConfig(speed=20.0), name), subscribers=1)
+                     for name in ("late", "watched"))
+    worker.runners = {"late": late, "watched": watched}
+    for runner in (late, watched):
+        runner.session.train_one_epoch()  # warm: a first epoch may load the compiled kernel
+        runner.session.play()
+    now = time.monotonic()
+    late.next_epoch_at = now - 0.1  # two epochs late at 20/s: the worker is behind
+    watched.next_epoch_at = now + 10.0  # not due
+    for runner in (late, watched):
+        runner.next_frame_at, runner.dirty = now - 0.01, True  # a frame due 10 ms ago
+    worker._train_round(worker._ready())
+    worker._emit_idle_frames()
+    assert late.session.epoch >= 3  # the two late epochs were trained...
+    assert not any(m[0] == "frame" for m in sink.sent)  # ...and no frame was built meanwhile
+    watched.next_frame_at = time.monotonic() - 0.3  # but no frame waits longer than 0.25 s
+    worker._emit_idle_frames()
+    assert [m[1] for m in sink.sent if m[0] == "frame"] == ["watched"]
+    worker._train_round(worker._ready())  # on time again: frames flow
+    worker._emit_idle_frames()
+    assert [m[1] for m in sink.sent if m[0] == "frame"] == ["watched", "late"]
