@@ -7,6 +7,7 @@ that training flat out, bursting, or spinning while waiting fails them.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -57,7 +58,8 @@ class WorkerClient:
                     self.frames.setdefault(message[1], []).append((time.monotonic(), message[2]))
                 self.arrived.notify_all()
             if message[0] == "frame" and self.take:
-                self.send(("taken", [message[1]]))
+                with contextlib.suppress(OSError):  # the worker may have stopped meanwhile
+                    self.send(("taken", [message[1]]))
 
     def send(self, message: tuple[Any, ...]) -> None:
         with self.send_lock:
