@@ -307,9 +307,9 @@ def worker_capacity(sessions: int, seconds: float) -> None:
             self.inbox: list[tuple[Any, ...]] = []
 
         def send(self, message: tuple[Any, ...]) -> None:
-            if message[0] == "frame":
-                self.frames += 1
-                self.inbox.append(("taken", [message[1]]))
+            if message[0] == "frames":
+                self.frames += len(message[1])
+                self.inbox.append(("taken", [session_id for session_id, _ in message[1]]))
 
         def poll(self, timeout: float) -> bool:
             return bool(self.inbox)
@@ -328,6 +328,7 @@ def worker_capacity(sessions: int, seconds: float) -> None:
         worker._serve_calls(0.0)
         worker._train_round(worker._ready())
         worker._emit_idle_frames()
+        worker._flush_frames()
     cpu = time.process_time() - cpu
     epochs = sum(r.session.epoch for r in worker.runners.values())
     print(f"== worker capacity: {sessions} sessions in one worker, {cpu:.1f} CPU-s used of "

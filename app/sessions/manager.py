@@ -258,19 +258,22 @@ class SessionManager:
                 future.set_result(payload)
             else:
                 future.set_exception(SessionCallError(status, payload))
-        elif message[0] == "frame":
-            _, session_id, part = message
-            handle = self.handles.get(session_id)
-            if handle is None:
-                return
-            accepted = False
-            for subscriber in handle.subscribers:
-                accepted |= subscriber.offer(
-                    part, self.settings.max_pending_epochs,
-                    self.settings.max_pending_lockstep_bytes,
-                )
-            if not accepted:  # no client will take it: let the worker send the next one
-                handle.worker.tell_taken(session_id)
+        elif message[0] == "frames":
+            for session_id, part in message[1]:
+                self._offer(session_id, part)
+
+    def _offer(self, session_id: str, part: FramePart) -> None:
+        """Put a frame into the slot of every subscriber of the session."""
+        handle = self.handles.get(session_id)
+        if handle is None:
+            return
+        accepted = False
+        for subscriber in handle.subscribers:
+            accepted |= subscriber.offer(
+                part, self.settings.max_pending_epochs, self.settings.max_pending_lockstep_bytes
+            )
+        if not accepted:  # no client will take it: let the worker send the next one
+            handle.worker.tell_taken(session_id)
 
     def worker_lost(self, worker: WorkerHandle) -> None:
         """A worker's pipe closed: its sessions are gone, its calls fail (503), a new one starts."""

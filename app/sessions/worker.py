@@ -8,7 +8,11 @@ worker wait at most one slice, and frames are built here, off the web process's 
 Pipe messages (tuples, pickled by multiprocessing between our own processes only):
   web -> worker  ("call", request_id, op, session_id, payload) | ("taken", [session_id, ...])
                  | ("stop",)
-  worker -> web  ("reply", request_id, status_code, payload) | ("frame", session_id, FramePart)
+  worker -> web  ("reply", request_id, status_code, payload)
+                 | ("frames", [(session_id, FramePart), ...])
+Frames go out in batches (a pass of the loop, or FRAME_BATCH of them), each batch before any
+reply that follows it, so pipe order is kept: one pickle, one write and one wake-up of the web
+process's reader per batch instead of per frame.
 
 Flow control: a watched session has at most one frame in flight. The web process says
 "taken" once a client's sender took the frame from its slot; until then the worker builds no
@@ -52,6 +56,7 @@ CATCH_UP = 0.25
 # 100 paced sessions would otherwise wake the loop for nearly every single epoch.
 EARLY = 0.004
 MAX_IN_FLIGHT = 1  # frames sent to the web process and not yet taken by a client, per session
+FRAME_BATCH = 8  # frames queued before the batch goes out in the middle of a round
 # Training first: while a paced session is this late for an epoch, frames wait (the CPU goes to
 # the epochs), except the ones right after a command and any this overdue (frames never stop).
 BEHIND = 0.05
@@ -127,6 +132,7 @@ class Worker:
         self.turn = 0
         self.stopping = False
         self.behind = False  # a paced session is late on its epochs: frames wait (see BEHIND)
+        self.outbox: list[tuple[str, FramePart]] = []  # frames not yet sent (see FRAME_BATCH)
 
     def serve_forever(self) -> None:
         """Run until ("stop",) arrives or the web side closes the pipe."""
@@ -139,6 +145,7 @@ class Worker:
                     break
                 self._train_round(self._ready())
                 self._emit_idle_frames()
+                self._flush_frames()
         except (EOFError, OSError, BrokenPipeError):
             pass  # the web process went away: nothing left to serve
 
@@ -338,6 +345,8 @@ class Worker:
         for runner in ready[start:] + ready[:start]:
             if self.runners.get(runner.session.id) is runner and runner.session.is_training:
                 self._train_turn(runner, len(ready))
+            if len(self.outbox) >= FRAME_BATCH:
+                self._flush_frames()
             self._serve_calls(0.0)
             if self.stopping:
                 return
@@ -428,9 +437,16 @@ class Worker:
         due = runner.next_frame_at
         # Keep the cadence (due + interval) unless we fell a whole interval behind.
         runner.next_frame_at = due + interval if now - due < interval else now + interval
-        self._send(("frame", session.id, part))
+        self.outbox.append((session.id, part))
+
+    def _flush_frames(self) -> None:
+        if self.outbox:
+            batch, self.outbox = self.outbox, []
+            self.conn.send(("frames", batch))
 
     def _send(self, message: tuple[Any, ...]) -> None:
+        """Send a reply, after the frames queued before it (pipe order)."""
+        self._flush_frames()
         self.conn.send(message)
 
 

@@ -55,11 +55,12 @@ class WorkerClient:
                 if message[0] == "reply":
                     self.replies[message[1]] = (message[2], message[3])
                 else:
-                    self.frames.setdefault(message[1], []).append((time.monotonic(), message[2]))
+                    for session_id, part in message[1]:
+                        self.frames.setdefault(session_id, []).append((time.monotonic(), part))
                 self.arrived.notify_all()
-            if message[0] == "frame" and self.take:
+            if message[0] == "frames" and self.take:
                 with contextlib.suppress(OSError):  # the worker may have stopped meanwhile
-                    self.send(("taken", [message[1]]))
+                    self.send(("taken", [session_id for session_id, _ in message[1]]))
 
     def send(self, message: tuple[Any, ...]) -> None:
         with self.send_lock:
@@ -308,6 +309,10 @@ class Sink:
     def poll(self, timeout: float) -> bool:
         return False
 
+    def frames(self) -> list[str]:
+        """The session ids of the frames sent, in order."""
+        return [sid for m in self.sent if m[0] == "frames" for sid, _ in m[1]]
+
 
 def test_frames_wait_while_a_paced_session_is_late_on_its_epochs() -> None:
     sink = Sink()
@@ -326,10 +331,13 @@ def test_frames_wait_while_a_paced_session_is_late_on_its_epochs() -> None:
     worker._train_round(worker._ready())
     worker._emit_idle_frames()
     assert late.session.epoch >= 3  # the two late epochs were trained...
-    assert not any(m[0] == "frame" for m in sink.sent)  # ...and no frame was built meanwhile
+    worker._flush_frames()
+    assert sink.frames() == []  # ...and no frame was built meanwhile
     watched.next_frame_at = time.monotonic() - 0.3  # but no frame waits longer than 0.25 s
     worker._emit_idle_frames()
-    assert [m[1] for m in sink.sent if m[0] == "frame"] == ["watched"]
+    worker._flush_frames()
+    assert sink.frames() == ["watched"]
     worker._train_round(worker._ready())  # on time again: frames flow
     worker._emit_idle_frames()
-    assert [m[1] for m in sink.sent if m[0] == "frame"] == ["watched", "late"]
+    worker._flush_frames()
+    assert sink.frames() == ["watched", "late"]
