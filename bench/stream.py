@@ -288,6 +288,74 @@ def report_paced(
           f"{max_p99 * 1000:.0f} ms cap")
 
 
+def cost_split(rounds: int) -> None:
+    """CPU time of each step of a paced session, in-process (the default net, 100 sessions).
+
+    Where a watched session's time goes, per epoch and per frame, on one thread: the epoch
+    (training, then the inference pass for both losses), the frame in the worker (the grids
+    through the float32 forward, the header, encoding the state, pickling a batch), and the
+    web process's share before the socket write (unpickling, merging, the client's message).
+    """
+    sys.path.insert(0, str(ROOT))
+    import pickle
+
+    from app.engine import fast
+    from app.sessions import frame_builder
+    from app.sessions.config import SessionConfig
+    from app.sessions.frames import frame_bytes, merge_parts, preencode, split_rows
+    from app.sessions.session import TrainingSession
+    from app.settings import get_settings
+
+    fast.warm_up()
+    sessions = [TrainingSession(SessionConfig(speed=60.0), f"s{i}") for i in range(100)]
+    for session in sessions:
+        session.step(20)
+        while session.is_training:
+            session.train_one_epoch()
+        session.play()
+    extent = get_settings().grid_extent
+
+    def per_call(step: Any) -> float:
+        """Median over 5 rounds of the CPU microseconds of one step, cycling the sessions."""
+        results = []
+        for _ in range(5):
+            began = time.thread_time()
+            for i in range(rounds):
+                step(sessions[i % len(sessions)])
+            results.append((time.thread_time() - began) / rounds * 1e6)
+        return statistics.median(results)
+
+    def whole_frame(session: Any) -> None:
+        part = preencode(frame_builder.build_part(session, session.epoch - 1))
+        pickle.loads(pickle.dumps(("frames", [(session.id, part)]), pickle.HIGHEST_PROTOCOL))
+
+    def web_side(session: Any) -> None:
+        part = preencode(frame_builder.build_part(session, session.epoch - 1))
+        data = pickle.dumps(("frames", [(session.id, part)]), pickle.HIGHEST_PROTOCOL)
+        began = time.thread_time()
+        _, [(_, received)] = pickle.loads(data)
+        _, merged = split_rows(merge_parts(None, received), 160)
+        frame_bytes(merged, 1)
+        web.append(time.thread_time() - began)
+
+    web: list[float] = []
+    epoch = per_call(lambda s: s.train_one_epoch())
+    grids = per_call(lambda s: frame_builder._grids(s, extent))
+    build = per_call(lambda s: frame_builder.build_part(s, s.epoch - 1))
+    frame = per_call(whole_frame)
+    per_call(web_side)
+    web_us = statistics.median(web) * 1e6
+    print(f"== cost split (CPU us on one thread, default net, 100 sessions cycled): epoch "
+          f"{epoch:.0f}; frame in the worker {frame:.0f} (grids {grids:.0f}, rest of the "
+          f"header {build - grids:.0f}, encoding the state and pickling {frame - build:.0f}); "
+          f"web process before its socket write {web_us:.0f}")
+    for fps in (30.0, 20.0, 10.0):
+        cores = 100 * (60 * epoch + fps * (frame + web_us)) / 1e6
+        print(f"   100 sessions at 60 epochs/s and {fps:g} frames/s need {cores:.2f} cores "
+              f"(training {100 * 60 * epoch / 1e6:.2f}) plus the web process's socket writes "
+              "and the clients")
+
+
 def worker_capacity(sessions: int, seconds: float) -> None:
     """One worker's loop in this process, frames discarded: rates per CPU-second it got.
 
@@ -347,10 +415,16 @@ def main() -> int:
                         help="only measure one worker's loop with N sessions, in-process")
     parser.add_argument("--paced", type=int, default=0, metavar="N",
                         help="only (c): N sessions at --speed, each watched by one client")
+    parser.add_argument("--split", type=int, default=0, metavar="ROUNDS",
+                        help="only print the CPU cost of each step of a paced session")
     parser.add_argument("--speed", type=float, default=60.0,
                         help="the pace of (c) in epochs/s (default 60, the page's default)")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
+    if args.split:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        cost_split(args.split)
+        return 0
     if args.capacity:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         worker_capacity(args.capacity, args.seconds)

@@ -32,6 +32,10 @@ _grid_buffers: weakref.WeakKeyDictionary[Any, dict[tuple[int, str], _GridBuffers
     weakref.WeakKeyDictionary()
 )
 _MAX_GRID_SIZES = 4  # distinct point counts cached per model (output grid, neuron grid, ...)
+# Buffers shared by every model of the same layer widths (forward_all(shared=True)): a worker
+# drawing 100 sessions' grids in turn then reuses one set that stays in the CPU's cache.
+_shared_buffers: dict[tuple[tuple[int, ...], int, str], _GridBuffers] = {}
+_MAX_SHARED = 16
 
 
 def _sigmoid_inplace(values: Array, buffers: _GridBuffers) -> None:
@@ -65,26 +69,41 @@ def _activate_inplace(layer: Dense, values: Array, buffers: _GridBuffers) -> boo
     return True
 
 
-def _buffers_for(model: Any, n: int, dtype: npt.DTypeLike = np.float64) -> _GridBuffers:
-    """This model's buffers for n points of `dtype`, allocated on first use."""
+def _new_buffers(widths: list[int], n: int, dtype: npt.DTypeLike) -> _GridBuffers:
+    widest = max(widths)
+    return _GridBuffers(
+        outputs=[np.empty((width, n), dtype) for width in widths],
+        scratch=np.empty(n * widest, dtype),
+        negative=np.empty(n * widest, dtype=np.bool_),
+    )
+
+
+def _buffers_for(
+    model: Any, n: int, dtype: npt.DTypeLike = np.float64, shared: bool = False
+) -> _GridBuffers:
+    """This model's buffers for n points of `dtype` (or the shared ones for its layer widths),
+    allocated on first use."""
+    widths = [layer.n_out for layer in model.layers]
+    if shared:
+        shared_key = (tuple(widths), n, np.dtype(dtype).str)
+        found = _shared_buffers.get(shared_key)
+        if found is None:
+            if len(_shared_buffers) >= _MAX_SHARED:
+                _shared_buffers.clear()
+            found = _shared_buffers[shared_key] = _new_buffers(widths, n, dtype)
+        return found
     per_model = _grid_buffers.setdefault(model, {})
     key = (n, np.dtype(dtype).str)
     buffers = per_model.get(key)
-    widths = [layer.n_out for layer in model.layers]
     if buffers is None or [out.shape[0] for out in buffers.outputs] != widths:
         if len(per_model) >= _MAX_GRID_SIZES:
             per_model.clear()
-        widest = max(widths)
-        buffers = per_model[key] = _GridBuffers(
-            outputs=[np.empty((width, n), dtype) for width in widths],
-            scratch=np.empty(n * widest, dtype),
-            negative=np.empty(n * widest, dtype=np.bool_),
-        )
+        buffers = per_model[key] = _new_buffers(widths, n, dtype)
     return buffers
 
 
 def forward_all(
-    model: Any, points: npt.ArrayLike, dtype: npt.DTypeLike = np.float64
+    model: Any, points: npt.ArrayLike, dtype: npt.DTypeLike = np.float64, shared: bool = False
 ) -> list[Array]:
     """Every layer's output at every point, in inference mode: [(n, units_l) for each layer].
 
@@ -97,6 +116,8 @@ def forward_all(
     Other layers run their own numpy `forward(x, training=False)`. `dtype=np.float32` computes
     the Dense layers in single precision (~3x faster: numpy's float32 tanh and exp), for
     pictures quantized to 256 levels anyway; the weights are rounded to float32 for it.
+    `shared=True` uses buffers shared by all models of the same layer widths: the next call
+    with ANY such model overwrites the arrays returned.
     """
     x = np.ascontiguousarray(points, dtype=dtype)
     input_dim = getattr(model, "input_dim", None)
@@ -104,7 +125,7 @@ def forward_all(
         raise ValueError(
             f"points must have shape (n, {input_dim}) with n >= 1, got {x.shape}"
         )
-    buffers = _buffers_for(model, x.shape[0], x.dtype)
+    buffers = _buffers_for(model, x.shape[0], x.dtype, shared)
     outputs: list[Array] = []
     values = x
     for layer, out in zip(model.layers, buffers.outputs, strict=True):

@@ -91,3 +91,20 @@ def test_a_frame_encoded_in_the_worker_is_byte_for_byte_the_plain_one(
     )
     header, arrays = decode_frame(frame_bytes(newer, 1))
     assert header["layers"] == plain.header["layers"] and arrays["output"].shape == (100, 100)
+
+
+def test_shared_grid_buffers_give_each_models_own_outputs() -> None:
+    models = []
+    for seed in (1, 2):
+        model = Sequential([Input((2,)), Dense(4, "tanh"), Dense(1, "sigmoid")], seed=seed)
+        model.build(2)
+        models.append(model)
+    points = np.random.default_rng(3).uniform(-6.0, 6.0, size=(200, 2))
+    own = [fast.forward_all(m, points, np.float32)[-1].copy() for m in models]
+    first = fast.forward_all(models[0], points, np.float32, shared=True)[-1]
+    np.testing.assert_array_equal(first, own[0])
+    second = fast.forward_all(models[1], points, np.float32, shared=True)[-1]
+    np.testing.assert_array_equal(second, own[1])
+    # Documented: one set of buffers for both models (same widths), so the first is overwritten.
+    assert np.shares_memory(first, second)
+    assert not np.array_equal(own[0], own[1])
