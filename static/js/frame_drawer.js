@@ -10,6 +10,12 @@ import { outputToUnit } from './views/output.js';
 
 /** Least time between two redraws of the charts while training runs. */
 const CHART_MS = 100;
+/**
+ * Least time between two repaints of the network's links while training runs: re-rasterizing
+ * many wide curves is the costliest work of a frame (network_links.js), and weights that change
+ * every frame would cost it every frame. Maps, biases and the output still follow every frame.
+ */
+const LINKS_MS = 100;
 
 export class FrameDrawer {
   /** @param {Playground} page whose views, state, points and curves are drawn */
@@ -21,6 +27,7 @@ export class FrameDrawer {
     this.frame = null;
     this.drawScheduled = false;
     this.chartDrawnAt = -Infinity;
+    this.linksDrawnAt = -Infinity;
     /** @type {number | null} hidden neuron under the pointer, shown in the output view */
     this.hoveredNeuron = null;
     /** The page's points changed since they were last drawn. */
@@ -64,6 +71,7 @@ export class FrameDrawer {
 
   /** Draw the last frame again (the diagram or what it shows changed). */
   redraw() {
+    this.linksDrawnAt = -Infinity; // a new diagram has every link to draw
     if (this.frame) {
       this.pending = this.frame;
       this.schedule();
@@ -74,6 +82,7 @@ export class FrameDrawer {
   redrawAll() {
     this.pointsDirty = true;
     this.chartDrawnAt = -Infinity;
+    this.linksDrawnAt = -Infinity;
     if (this.frame) this.pending = this.frame;
     this.schedule();
   }
@@ -135,10 +144,13 @@ export class FrameDrawer {
     controls.updateEpoch(header.epoch);
     page.setStatus(header.status, header.status_reason);
     this.drawOutput(frame);
-    network.update(frame, header.n_classes > 2 ? null : frame.output, outputToUnit(header.problem));
+    const running = header.status === 'running';
+    const links = !running || started - this.linksDrawnAt >= LINKS_MS;
+    if (links) this.linksDrawnAt = started;
+    network.update(frame, header.n_classes > 2 ? null : frame.output, outputToUnit(header.problem), links);
     metrics.update(header);
     // Curves move little between frames: redraw them at most every CHART_MS while running.
-    if (started - this.chartDrawnAt >= CHART_MS || header.status !== 'running') {
+    if (started - this.chartDrawnAt >= CHART_MS || !running) {
       this.chartDrawnAt = started;
       lossChart.update(page.curves.losses, page.state.log_scale);
       gradChart.update(page.curves.gradNames, page.curves.grads);

@@ -10,8 +10,8 @@
 import { drawScalarField } from '../heatmap.js';
 import { renderColumnTitle, renderLayerHead } from './layer_heads.js';
 import { diagramHeight, diagramWidth, headHeight, layoutNetwork } from './network_layout.js';
-import { paintLinks, renderLinks } from './network_links.js';
-import { paintBiases, paintNeuronMaps, renderUnits } from './network_units.js';
+import { LinkLayer } from './network_links.js';
+import { paintBiases, renderUnits } from './network_units.js';
 import { WeightEditor } from './weight_editor.js';
 
 /** @typedef {import('../types.js').LayerSpec} LayerSpec */
@@ -55,12 +55,14 @@ export class NetworkView {
     this.onHoverNeuron = () => {};
     /** @type {NetworkStructure | null} */
     this.structure = null;
-    /** @type {SVGPathElement[][][]} links[layer][i][j], i over the layer's inputs */
-    this.links = [];
+    /** @type {LinkLayer | null} the weights' curves */
+    this.linkLayer = null;
     /** @type {HTMLElement[][]} biases[layer][j] */
     this.biases = [];
-    /** @type {HTMLCanvasElement[][]} canvases[layer][j] of hidden and output units */
-    this.canvases = [];
+    /** @type {import('./network_units.js').NeuronMaps | null} the hidden units' maps */
+    this.maps = null;
+    /** @type {HTMLCanvasElement[]} one per output unit */
+    this.outputs = [];
     /** @type {Frame | null} */
     this.frame = null;
     this.weightEditor = new WeightEditor(container, tooltip, editor, () => this.frame, (edit) => this.onEdit(edit));
@@ -108,11 +110,12 @@ export class NetworkView {
     const head = headHeight(container);
     container.style.height = `${diagramHeight(structure, head)}px`;
     const layout = layoutNetwork(structure, diagramWidth(container), head);
-    this.links = renderLinks(container, structure, layout);
+    this.linkLayer = new LinkLayer(container, structure, layout);
     // Feature nodes: their own view, placed in the first column.
     this.features.render(container, structure.features, layout.positions[0]);
     const units = renderUnits(container, structure, layout);
-    this.canvases = units.canvases;
+    this.maps = units.maps;
+    this.outputs = units.outputs;
     this.biases = units.biases;
     renderColumnTitle(container, layout, 0, 'Features');
     renderColumnTitle(container, layout, layout.columns - 1, structure.outputUnits > 1 ? `Output (${structure.outputUnits})` : 'Output');
@@ -126,17 +129,17 @@ export class NetworkView {
    * @param {Frame} frame
    * @param {Float32Array | null} outputMap the output over the grid, for a single output unit
    * @param {(v: number) => number} outputToUnit maps the output into [-1, 1]
+   * @param {boolean} [links] repaint the links too (the caller paces them: see FrameDrawer)
    */
-  update(frame, outputMap, outputToUnit) {
+  update(frame, outputMap, outputToUnit, links = true) {
     this.frame = frame;
     const layers = frame.header.layers ?? [];
-    if (layers.length !== this.links.length) return; // a frame of the previous architecture
-    paintLinks(this.links, layers);
+    if (!this.linkLayer || layers.length !== this.linkLayer.layerCount) return; // a frame of the previous architecture
+    if (links) this.linkLayer.paint(layers);
     paintBiases(this.biases, layers);
-    if (!paintNeuronMaps(this.canvases, frame)) return;
-    const outputs = this.canvases[this.canvases.length - 1];
-    if (outputMap && outputs?.length === 1) {
-      drawScalarField(outputs[0], outputMap, frame.header.grid.resolution, outputToUnit, false);
+    if (!this.maps?.paint(frame)) return;
+    if (outputMap && this.outputs.length === 1) {
+      drawScalarField(this.outputs[0], outputMap, frame.header.grid.resolution, outputToUnit, false);
     }
   }
 

@@ -10,7 +10,7 @@ import { NODE } from './features.js';
  * CSS says otherwise (--layer-head-height: taller on touch screens, where the controls stack). */
 const HEAD = 118;
 /** Distance between two rows of nodes. */
-const ROW = 50;
+export const ROW = 50;
 /** Left edge of the features column (room for the feature labels). */
 const LEFT = 64;
 /** The diagram never lays out narrower than this, however small its container. */
@@ -102,12 +102,14 @@ export function layoutNetwork(structure, width, head = HEAD) {
  * @param {Point} to
  */
 export function linkPath(from, to) {
-  const x1 = from.x + NODE;
-  const y1 = from.y + NODE / 2;
-  const x2 = to.x;
-  const y2 = to.y + NODE / 2;
-  const mid = (x1 + x2) / 2;
-  return `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`;
+  // A tenth of a pixel is finer than the eye and keeps the drawn buckets' path strings short.
+  const r = (/** @type {number} */ v) => Math.round(v * 10) / 10;
+  const x1 = r(from.x + NODE);
+  const y1 = r(from.y + NODE / 2);
+  const x2 = r(to.x);
+  const y2 = r(to.y + NODE / 2);
+  const mid = r((x1 + x2) / 2);
+  return `M${x1},${y1}C${mid},${y1} ${mid},${y2} ${x2},${y2}`;
 }
 
 /**

@@ -1,20 +1,32 @@
 /**
- * The network's hidden and output units: a node with a live heatmap of the unit's output over the
- * plane, and a small square whose colour is the unit's bias.
+ * The network's hidden and output units: a node per unit with a live heatmap of its output over
+ * the plane, and a small square whose colour is the unit's bias.
+ *
+ * The hidden units' maps are drawn into one canvas per layer (a column under its nodes), not one
+ * canvas per unit: the browser composites every canvas as a layer of its own, and 128 of them (8
+ * hidden layers of 16) cost more per frame to layerize and commit than drawing them all
+ * (docs/benchmarks.md, "Drawing the largest net").
  */
-import { CLASS_COLORS, divergingCss } from '../colors.js';
+import { CLASS_COLORS, divergingCss, writeDiverging } from '../colors.js';
 import { el } from '../dom.js';
-import { drawScalarField } from '../heatmap.js';
+import { NODE } from './features.js';
+import { ROW } from './network_layout.js';
 
 /** @typedef {import('./network.js').NetworkStructure} NetworkStructure */
 /** @typedef {import('./network_layout.js').NetworkLayout} NetworkLayout */
 /** @typedef {import('../types.js').Frame} Frame */
 /** @typedef {import('../types.js').FrameLayer} FrameLayer */
 
+/** A node's border (CSS px); its map fills the box inside it. */
+const BORDER = 1;
+/** A map's size in CSS px. */
+const MAP = NODE - 2 * BORDER;
+
 /**
  * @typedef {object} UnitElements
- * @property {HTMLCanvasElement[][]} canvases canvases[layer][j] of hidden and output units
- * @property {HTMLElement[][]} biases         biases[layer][j]
+ * @property {NeuronMaps} maps                 the hidden units' maps
+ * @property {HTMLCanvasElement[]} outputs     one per output unit
+ * @property {HTMLElement[][]} biases          biases[layer][j]
  */
 
 /**
@@ -27,12 +39,12 @@ import { drawScalarField } from '../heatmap.js';
  */
 export function renderUnits(container, structure, layout) {
   const hidden = structure.layers;
+  // Under the nodes (earlier in the DOM), which are transparent over their map.
+  const maps = new NeuronMaps(container, layout);
   let neuronIndex = 0;
   /** @type {UnitElements} */
-  const units = { canvases: [], biases: [] };
+  const units = { maps, outputs: [], biases: [] };
   for (let l = 0; l < hidden.length + 1; l++) {
-    /** @type {HTMLCanvasElement[]} */
-    const layerCanvases = [];
     /** @type {HTMLElement[]} */
     const layerBiases = [];
     const isOutput = l === hidden.length;
@@ -46,11 +58,14 @@ export function renderUnits(container, structure, layout) {
       });
       node.style.left = `${x}px`;
       node.style.top = `${y}px`;
-      const canvas = el('canvas');
-      if (isOutput && structure.outputUnits > 1) {
-        node.style.background = CLASS_COLORS[j % CLASS_COLORS.length];
+      if (isOutput) {
+        const canvas = el('canvas');
+        if (structure.outputUnits > 1) node.style.background = CLASS_COLORS[j % CLASS_COLORS.length];
+        node.append(canvas);
+        units.outputs.push(canvas);
+      } else {
+        node.style.background = 'transparent';
       }
-      node.append(canvas);
       const bias = el('div', {
         class: 'bias',
         'data-layer': String(l),
@@ -61,10 +76,8 @@ export function renderUnits(container, structure, layout) {
       });
       node.append(bias);
       container.append(node);
-      layerCanvases.push(canvas);
       layerBiases.push(bias);
     });
-    units.canvases.push(layerCanvases);
     units.biases.push(layerBiases);
   }
   return units;
@@ -101,23 +114,116 @@ export function neuronScale(frame, m) {
 }
 
 /**
- * Draw each hidden unit's map from the frame's `neurons` section (layer order, then unit order).
- * @param {HTMLCanvasElement[][]} canvases canvases[layer][j]; the last layer (output) is skipped
- * @param {Frame} frame
- * @returns {boolean} false when the section holds fewer maps than the diagram has hidden units
+ * Bilinear resampling of a g×g grid onto an n×n one (pixel centres aligned), as tables: output
+ * pixel p reads source cells lo[p] and hi[p] with weight t[p] on hi, along each axis.
+ * @param {number} g
+ * @param {number} n
  */
-export function paintNeuronMaps(canvases, frame) {
-  if (!frame.neurons) return true;
-  const g = frame.neuronResolution;
-  const cells = g * g;
-  let m = 0;
-  for (let l = 0; l < canvases.length - 1; l++) {
-    for (const canvas of canvases[l]) {
-      if ((m + 1) * cells > frame.neurons.length) return false;
-      const scale = neuronScale(frame, m);
-      drawScalarField(canvas, frame.neurons.subarray(m * cells, (m + 1) * cells), g, (v) => v * scale, false);
-      m++;
+function resampling(g, n) {
+  const lo = new Int32Array(n);
+  const hi = new Int32Array(n);
+  const t = new Float32Array(n);
+  for (let p = 0; p < n; p++) {
+    const s = Math.min(Math.max(((p + 0.5) * g) / n - 0.5, 0), g - 1);
+    lo[p] = Math.floor(s);
+    hi[p] = Math.min(lo[p] + 1, g - 1);
+    t[p] = s - lo[p];
+  }
+  return { lo, hi, t };
+}
+
+/** The hidden units' maps: one canvas per hidden layer, each map drawn where its node sits. */
+export class NeuronMaps {
+  /**
+   * @param {HTMLElement} container
+   * @param {NetworkLayout} layout
+   */
+  constructor(container, layout) {
+    /** @type {{canvas: HTMLCanvasElement, units: number, image: ImageData | null}[]} */
+    this.columns = [];
+    /** Backing pixels per map side, for the current grid size (0: not sized yet). */
+    this.size = 0;
+    this.grid = 0;
+    this.ratio = 1;
+    /** @type {ReturnType<typeof resampling> | null} */
+    this.table = null;
+    // Hidden layers are columns 1 .. n of the layout (0 holds the features, the last the output).
+    for (let c = 1; c < layout.positions.length - 1; c++) {
+      const nodes = layout.positions[c];
+      const { x, y } = nodes[0];
+      const canvas = el('canvas', { class: 'neuron-maps', 'aria-hidden': 'true' });
+      canvas.style.position = 'absolute';
+      canvas.style.left = `${x + BORDER}px`;
+      canvas.style.top = `${y + BORDER}px`;
+      canvas.style.width = `${MAP}px`;
+      canvas.style.height = `${nodes[nodes.length - 1].y - y + MAP}px`;
+      container.append(canvas);
+      this.columns.push({ canvas, units: nodes.length, image: null });
     }
   }
-  return true;
+
+  /**
+   * Size the canvases for a grid of g×g: a map gets 2 CSS px per backing pixel (18 pixels for
+   * the default 16×16 grid; CSS smooths the rest), or 1 when the grid is finer than that.
+   * @param {number} g
+   */
+  fit(g) {
+    if (g === this.grid) return;
+    this.grid = g;
+    this.ratio = g <= MAP / 2 ? 2 : 1;
+    this.size = MAP / this.ratio;
+    this.table = resampling(g, this.size);
+    for (const column of this.columns) {
+      const { canvas, units } = column;
+      canvas.width = this.size;
+      canvas.height = Math.round(((units - 1) * ROW + MAP) / this.ratio);
+      const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d'));
+      // Transparent between the maps; each map is overwritten whole every frame.
+      column.image = ctx.createImageData(canvas.width, canvas.height);
+    }
+  }
+
+  /**
+   * Draw each hidden unit's map from the frame's `neurons` section (layer order, then unit order).
+   * @param {Frame} frame
+   * @returns {boolean} false when the section holds fewer maps than the diagram has hidden units
+   */
+  paint(frame) {
+    if (!frame.neurons) return true;
+    const g = frame.neuronResolution;
+    const cells = g * g;
+    const needed = this.columns.reduce((sum, c) => sum + c.units, 0);
+    if (needed * cells > frame.neurons.length) return false;
+    this.fit(g);
+    const { lo, hi, t } = /** @type {ReturnType<typeof resampling>} */ (this.table);
+    const n = this.size;
+    const stride = ROW / this.ratio;
+    let m = 0;
+    for (const { canvas, units, image } of this.columns) {
+      if (!image) continue;
+      const data = image.data;
+      const width = image.width;
+      for (let j = 0; j < units; j++, m++) {
+        const values = frame.neurons.subarray(m * cells, (m + 1) * cells);
+        const scale = neuronScale(frame, m);
+        const top = Math.round(j * stride);
+        for (let py = 0; py < n; py++) {
+          const r0 = lo[py] * g;
+          const r1 = hi[py] * g;
+          const ty = t[py];
+          let offset = ((top + py) * width) * 4;
+          for (let px = 0; px < n; px++, offset += 4) {
+            const c0 = lo[px];
+            const c1 = hi[px];
+            const tx = t[px];
+            const upper = values[r0 + c0] + (values[r0 + c1] - values[r0 + c0]) * tx;
+            const lower = values[r1 + c0] + (values[r1 + c1] - values[r1 + c0]) * tx;
+            writeDiverging((upper + (lower - upper) * ty) * scale, data, offset);
+          }
+        }
+      }
+      /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d')).putImageData(image, 0, 0);
+    }
+    return true;
+  }
 }
