@@ -51,7 +51,7 @@ TARGET_FPS = 30.0
 
 SEVEN_FEATURES = "features=x1,x2,x1_sq,x2_sq,x1x2,sin_x1,sin_x2"
 # Hash fragments of the nets measured: TFP's default (2 inputs, 4-2), 6 hidden layers of 8, and
-# the largest net the settings allow (8 hidden layers of 16: 1,904 links, 128 neuron maps). Every
+# the largest net the settings allow (8 hidden layers of 16: 1,920 links, 128 neuron maps). Every
 # one trains as fast as the machine goes (speed null), so frames arrive at the frame rate.
 NETS = {
     "default 2-4-2-1": "dataset=circle&learning_rate=0.03&speed=null",

@@ -8,14 +8,15 @@ import { outputToUnit } from './views/output.js';
 /** @typedef {import('./types.js').Frame} Frame */
 /** @typedef {import('./playground.js').Playground} Playground */
 
-/** Least time between two redraws of the charts while training runs. */
-const CHART_MS = 100;
 /**
- * Least time between two repaints of the network's links while training runs: re-rasterizing
- * many wide curves is the costliest work of a frame (network_links.js), and weights that change
- * every frame would cost it every frame. Maps, biases and the output still follow every frame.
+ * While training runs, the costly redraws take turns: the network's links (many curves to
+ * re-raster, network_links.js), the loss chart and the gradient chart (uPlot canvases, rasterized
+ * on the main thread) each redraw at most every TURN_MS, and at most one of them per drawn frame,
+ * so no frame pays for all three. The maps, biases, output and numbers follow every frame; a
+ * frame that is not running (paused, stepped, edited) redraws everything.
  */
-const LINKS_MS = 100;
+const TURN_MS = 100;
+/** @typedef {'links' | 'loss' | 'grad'} Turn */
 
 export class FrameDrawer {
   /** @param {Playground} page whose views, state, points and curves are drawn */
@@ -26,8 +27,8 @@ export class FrameDrawer {
     /** @type {Frame | null} last frame drawn */
     this.frame = null;
     this.drawScheduled = false;
-    this.chartDrawnAt = -Infinity;
-    this.linksDrawnAt = -Infinity;
+    /** @type {Record<Turn, number>} when each costly redraw last ran (ms) */
+    this.turns = { links: -Infinity, loss: -Infinity, grad: -Infinity };
     /** @type {number | null} hidden neuron under the pointer, shown in the output view */
     this.hoveredNeuron = null;
     /** The page's points changed since they were last drawn. */
@@ -71,7 +72,7 @@ export class FrameDrawer {
 
   /** Draw the last frame again (the diagram or what it shows changed). */
   redraw() {
-    this.linksDrawnAt = -Infinity; // a new diagram has every link to draw
+    this.turns.links = -Infinity; // a new diagram has every link to draw
     if (this.frame) {
       this.pending = this.frame;
       this.schedule();
@@ -81,8 +82,7 @@ export class FrameDrawer {
   /** Draw the points, the charts and the last frame again (a display option changed). */
   redrawAll() {
     this.pointsDirty = true;
-    this.chartDrawnAt = -Infinity;
-    this.linksDrawnAt = -Infinity;
+    this.turns = { links: -Infinity, loss: -Infinity, grad: -Infinity };
     if (this.frame) this.pending = this.frame;
     this.schedule();
   }
@@ -144,23 +144,32 @@ export class FrameDrawer {
     controls.updateEpoch(header.epoch);
     page.setStatus(header.status, header.status_reason);
     this.drawOutput(frame);
-    const running = header.status === 'running';
-    const links = !running || started - this.linksDrawnAt >= LINKS_MS;
-    if (links) this.linksDrawnAt = started;
-    network.update(frame, header.n_classes > 2 ? null : frame.output, outputToUnit(header.problem), links);
+    const turn = this.takeTurn(started, header.status === 'running');
+    network.update(frame, header.n_classes > 2 ? null : frame.output, outputToUnit(header.problem), turn('links'));
     metrics.update(header);
-    // Curves move little between frames: redraw them at most every CHART_MS while running.
-    if (started - this.chartDrawnAt >= CHART_MS || !running) {
-      this.chartDrawnAt = started;
-      lossChart.update(page.curves.losses, page.state.log_scale);
-      gradChart.update(page.curves.gradNames, page.curves.grads);
-    }
+    if (turn('loss')) lossChart.update(page.curves.losses, page.state.log_scale);
+    if (turn('grad')) gradChart.update(page.curves.gradNames, page.curves.grads);
     data.updateClasses(header.problem, header.n_classes);
     output.updateLegend(header.problem, header.n_classes);
     const previous = this.frame;
     this.frame = frame;
     // User points decide the problem and classes only once the server has read them.
     if (page.state.points && previous?.header.n_classes !== header.n_classes) page.renderStructure();
+  }
+
+  /**
+   * Which costly redraws this frame does (see TURN_MS): all when not running, else the one whose
+   * turn is most overdue, if any is due.
+   * @param {number} now ms
+   * @param {boolean} running
+   * @returns {(job: Turn) => boolean}
+   */
+  takeTurn(now, running) {
+    const jobs = /** @type {Turn[]} */ (Object.keys(this.turns));
+    const due = running ? jobs.filter((job) => now - this.turns[job] >= TURN_MS) : jobs;
+    const chosen = running ? due.sort((a, b) => this.turns[a] - this.turns[b]).slice(0, 1) : due;
+    for (const job of chosen) this.turns[job] = now;
+    return (job) => chosen.includes(job);
   }
 
   /**

@@ -53,7 +53,7 @@ export class GradChartView {
           ...names.map((name, i) => ({
             label: name,
             stroke: i === hidden ? OUTPUT_COLOR : LAYER_COLORS[Math.round(i * step)],
-            width: 1.5,
+            width: 1, // a hairline: see losschart.js
             value,
             // uPlot's default: dots only while they have room, so one stepped epoch is visible.
           })),

@@ -7,7 +7,7 @@
  * round to the same 1/16 look the same (TFP quantizes its colours to ~30 shades), and a curve is
  * touched only when its weight crosses into another bucket. The visible curves sit in a
  * composited layer of their own, so a change elsewhere in the diagram (a bias, a neuron's map)
- * never re-rasters them: rasterizing up to 1,904 wide antialiased curves (8 hidden layers of 16)
+ * never re-rasters them: rasterizing up to 1,920 wide antialiased curves (8 hidden layers of 16)
  * costs tens of ms in software (docs/benchmarks.md, "Drawing the largest net"). Merging them into
  * one path per look was measured and rejected: a path spanning the diagram is re-rastered whole
  * in every tile it crosses.
