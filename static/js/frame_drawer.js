@@ -9,8 +9,8 @@ import { outputToUnit } from './views/output.js';
 /** @typedef {import('./playground.js').Playground} Playground */
 
 /**
- * While training runs, the costly redraws take turns: the network's links (many curves to
- * re-raster, network_links.js), the loss chart and the gradient chart (uPlot canvases, rasterized
+ * While training runs, the costly redraws take turns: the network's weights (its links, many
+ * curves to re-raster, network_links.js, and its biases), the loss chart and the gradient chart (uPlot canvases, rasterized
  * on the main thread) each redraw at most every TURN_MS, and at most one of them per drawn frame,
  * so no frame pays for all three. The maps, biases, output and numbers follow every frame; a
  * frame that is not running (paused, stepped, edited) redraws everything.
@@ -116,6 +116,9 @@ export class FrameDrawer {
     if (frame) {
       const { header } = frame;
       if (fresh) this.drawFrame(frame, started);
+      // Links that one frame's budget left behind: go on with them, a frame at a time.
+      else if (views.network.weightsPending) views.network.paintWeights(frame);
+      if (views.network.weightsPending) this.schedule();
       if (this.pointsDirty) {
         this.pointsDirty = false;
         views.output.updatePoints(this.page.points, header.problem, state.show_test);

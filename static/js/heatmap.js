@@ -1,9 +1,31 @@
 /**
  * Heatmaps drawn into a canvas at grid resolution; CSS scales the canvas (TFP heatmap.ts).
  */
-import { MIDDLE, classRgb, hexToRgb, writeDiverging } from './colors.js';
+import { MIDDLE, SHADES, classRgb, hexToRgb, writeDiverging } from './colors.js';
 
 const MID_RGB = hexToRgb(MIDDLE);
+
+/**
+ * The diverging scale as one RGBA word per shade, laid out as ImageData's bytes (so in the
+ * platform's byte order): a pixel is then one Uint32 write instead of four byte writes.
+ */
+export const PALETTE = (() => {
+  const bytes = new Uint8ClampedArray(SHADES * 4);
+  for (let i = 0; i < SHADES; i++) writeDiverging((i / (SHADES - 1)) * 2 - 1, bytes, i * 4);
+  return new Uint32Array(bytes.buffer);
+})();
+/** Shade of v in [-1, 1]: (v + 1) * HALF_SHADES, rounded. */
+export const HALF_SHADES = (SHADES - 1) / 2;
+
+/**
+ * The RGBA word of a value on the diverging scale (clamped to [-1, 1]; NaN is the middle),
+ * the same colour as colors.js's writeDiverging.
+ * @param {number} v
+ */
+export function divergingWord(v) {
+  if (!(v === v)) return PALETTE[(SHADES - 1) >> 1];
+  return PALETTE[Math.round(((v < -1 ? -1 : v > 1 ? 1 : v) + 1) * HALF_SHADES)];
+}
 
 /**
  * Size the canvas backing store to the grid, reusing its ImageData between frames.
@@ -39,12 +61,12 @@ function surface(canvas, resolution) {
  */
 export function drawScalarField(canvas, values, resolution, toUnit, discretize) {
   const { ctx, image } = surface(canvas, resolution);
-  const data = image.data;
+  const words = new Uint32Array(image.data.buffer);
   const n = resolution * resolution;
   for (let i = 0; i < n; i++) {
     let v = toUnit(values[i]);
     if (discretize) v = v > 0 ? 1 : v < 0 ? -1 : 0;
-    writeDiverging(v, data, i * 4);
+    words[i] = divergingWord(v);
   }
   ctx.putImageData(image, 0, 0);
 }

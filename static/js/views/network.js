@@ -14,6 +14,13 @@ import { LinkLayer } from './network_links.js';
 import { paintBiases, renderUnits } from './network_units.js';
 import { WeightEditor } from './weight_editor.js';
 
+/**
+ * Most links restyled in one frame: one band of the largest net (16×16), a few ms of style,
+ * layout and paint; a weight change bigger than that (a new run, learning rate 10) is shown over
+ * a few frames (network_links.js).
+ */
+const LINKS_PER_FRAME = 256;
+
 /** @typedef {import('../types.js').LayerSpec} LayerSpec */
 /** @typedef {import('../types.js').Frame} Frame */
 
@@ -65,6 +72,8 @@ export class NetworkView {
     this.outputs = [];
     /** @type {Frame | null} */
     this.frame = null;
+    /** Some links still show older weights (their restyling is spread over frames). */
+    this.weightsPending = false;
     this.weightEditor = new WeightEditor(container, tooltip, editor, () => this.frame, (edit) => this.onEdit(edit));
     // Hovering a hidden neuron shows its map in the big output view (as TFP does).
     container.addEventListener('mouseover', (event) => {
@@ -129,18 +138,35 @@ export class NetworkView {
    * @param {Frame} frame
    * @param {Float32Array | null} outputMap the output over the grid, for a single output unit
    * @param {(v: number) => number} outputToUnit maps the output into [-1, 1]
-   * @param {boolean} [links] repaint the links too (the caller paces them: see FrameDrawer)
+   * @param {boolean} [weights] repaint the links and biases too (the caller paces them: FrameDrawer)
    */
-  update(frame, outputMap, outputToUnit, links = true) {
+  update(frame, outputMap, outputToUnit, weights = true) {
     this.frame = frame;
-    const layers = frame.header.layers ?? [];
-    if (!this.linkLayer || layers.length !== this.linkLayer.layerCount) return; // a frame of the previous architecture
-    if (links) this.linkLayer.paint(layers);
-    paintBiases(this.biases, layers);
+    if (!this.matches(frame)) return; // a frame of the previous architecture
+    if (weights) this.paintWeights(frame);
     if (!this.maps?.paint(frame)) return;
     if (outputMap && this.outputs.length === 1) {
       drawScalarField(this.outputs[0], outputMap, frame.header.grid.resolution, outputToUnit, false);
     }
+  }
+
+  /**
+   * Colour the biases and (a bounded number of) the links from a frame's weights.
+   * @param {Frame} frame
+   */
+  paintWeights(frame) {
+    const layers = frame.header.layers ?? [];
+    if (!this.linkLayer || !this.matches(frame)) return;
+    this.weightsPending = !this.linkLayer.paint(layers, LINKS_PER_FRAME);
+    paintBiases(this.biases, layers);
+  }
+
+  /**
+   * Whether a frame is of the architecture drawn.
+   * @param {Frame} frame
+   */
+  matches(frame) {
+    return (frame.header.layers ?? []).length === this.linkLayer?.layerCount;
   }
 
   /** Hide the weight editor. */
