@@ -84,6 +84,25 @@ function band(x1, x2, height) {
   return svg;
 }
 
+/** Hit twins made per task: a small net's all at once, the largest net's over a few tasks. */
+const TWINS_PER_TASK = 480;
+
+/**
+ * Make the hit twins into elements of `hits`, TWINS_PER_TASK now and the rest in later tasks:
+ * building the 3,840 paths of an 8×16 net's diagram in one task took longer than a frame should
+ * (a rebuild is a click away: + neuron). Stops when the diagram was replaced meanwhile.
+ * @param {SVGSVGElement} hits
+ * @param {Record<string, string>[]} twins
+ * @param {number} [from]
+ */
+function addTwins(hits, twins, from = 0) {
+  const fragment = document.createDocumentFragment();
+  const end = Math.min(from + TWINS_PER_TASK, twins.length);
+  for (let k = from; k < end; k++) fragment.append(svgEl('path', twins[k]));
+  hits.append(fragment);
+  if (end < twins.length) setTimeout(() => hits.isConnected && addTwins(hits, twins, end), 0);
+}
+
 /** Each bucket's stroke colour, and each width level's width, as the attribute strings they are set as. */
 const STROKES = Array.from({ length: 2 * ZERO + 1 }, (_, b) => divergingCss(bucketWeight(b)));
 const WIDTHS = Array.from({ length: LIMIT * WIDTH_STEPS + 1 }, (_, level) => linkWidth(level / WIDTH_STEPS).toFixed(2));
@@ -113,8 +132,8 @@ export class LinkLayer {
     const lastLayer = structure.layers.length;
     /** @type {SVGSVGElement[]} one layer of visible curves per Dense layer (see band()) */
     const bands = [];
-    const hits = svgEl('svg', { class: 'links link-hits', width: String(layout.width), height: String(layout.height) });
-    const twins = document.createDocumentFragment();
+    /** @type {Record<string, string>[]} each hit twin's attributes, made into elements by addTwins */
+    const twins = [];
     for (let l = 0; l < lastLayer + 1; l++) {
       const from = layout.positions[l];
       const to = layout.positions[l + 1];
@@ -129,7 +148,7 @@ export class LinkLayer {
         visible.append(path);
         const source = l === 0 ? (enabled[i]?.label ?? `input ${i + 1}`) : `layer ${l} neuron ${i + 1}`;
         const sink = l === lastLayer ? `output ${j + 1}` : `layer ${l + 1} neuron ${j + 1}`;
-        twins.append(svgEl('path', {
+        twins.push({
           class: 'link-hit',
           d,
           'data-layer': String(l),
@@ -139,11 +158,12 @@ export class LinkLayer {
           tabindex: '0',
           role: 'button',
           'aria-label': `Weight from ${source} to ${sink}`,
-        }));
+        });
       }));
     }
-    hits.append(twins);
+    const hits = svgEl('svg', { class: 'links link-hits', width: String(layout.width), height: String(layout.height) });
     container.append(...bands, hits);
+    addTwins(hits, twins);
     /** The bucket each curve is drawn in, and the one its weight asks for. */
     this.drawn = new Int16Array(this.paths.length).fill(ZERO);
     /** The width level each curve is drawn with. */
