@@ -2,12 +2,20 @@
 at learning rate 10, with a 100,000-epoch history and with the largest net; the log-scale charts
 never see a value their axis cannot draw; both charts show their values on hover.
 
-Long tasks come from Chrome's own observer (PerformanceObserver 'longtask', buffered), installed
-before the page's scripts run. The page's load (module parsing, the registry, building the
-diagram) ends with its first drawn frame and is not counted: every test asserts on the tasks that
-start after `stats.firstFrameAt`.
+Two records, both from the first drawn frame on (the page's load: modules, the registry,
+building the diagram, ends with that frame and is not counted):
+- Chrome's long tasks (PerformanceObserver 'longtask', buffered, installed before the page's
+  scripts run): a task that took over 50 ms of wall time.
+- A Chrome trace of the page's main thread: the CPU time of every task.
+The assertion is on the page's own work: no task with more than 50 ms of main-thread CPU. Wall
+time also counts the time the thread waited for a core, which on this 2-core machine depends on
+the training worker (a full core at max speed) and on whatever else runs; the observer's long
+tasks are printed with a failure to read it by.
 """
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,11 +51,54 @@ def open_page(page: Page, base_url: str, fragment: str) -> None:
 
 
 def long_tasks_after_first_frame(page: Page) -> list[dict[str, float]]:
-    """The long tasks that started after the page drew its first frame."""
+    """The long tasks that started after the page drew its first frame: start (ms after that
+    frame) and duration."""
     tasks: list[dict[str, float]] = page.evaluate(
-        "() => window.longTasks.filter((t) => t.start > window.playground.stats.firstFrameAt)"
+        """() => { const first = window.playground.stats.firstFrameAt;
+            return window.longTasks.filter((t) => t.start > first)
+                .map((t) => ({ after_first_frame: Math.round(t.start - first),
+                               duration: t.duration })); }"""
     )
     return tasks
+
+
+class MainThreadTrace:
+    """A Chrome trace of the page from now on (call it after the first drawn frame)."""
+
+    CATEGORY = "disabled-by-default-devtools.timeline"
+
+    def __init__(self, page: Page, path: Path) -> None:
+        self.page = page
+        self.path = path
+        self.browser = page.context.browser
+        assert self.browser is not None
+        self.browser.start_tracing(page=page, path=str(path), categories=[self.CATEGORY])
+
+    def task_cpu_ms(self) -> list[float]:
+        """Stop tracing; the CPU ms of every task of the page's main thread meanwhile."""
+        assert self.browser is not None
+        self.browser.stop_tracing()
+        events = json.loads(self.path.read_text())["traceEvents"]
+        main = {
+            (e["pid"], e["tid"])
+            for e in events
+            if e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
+        }
+        return [
+            e.get("tdur", 0) / 1000
+            for e in events
+            if e.get("name") == "RunTask" and e.get("ph") == "X" and (e["pid"], e["tid"]) in main
+        ]
+
+    def assert_never_froze(self) -> None:
+        """No task of more than 50 ms of main-thread CPU since the trace began."""
+        cpu = self.task_cpu_ms()
+        assert len(cpu) > 100, "the trace holds too few tasks to say anything"
+        worst = sorted(cpu)[-5:]
+        assert worst[-1] <= 50, (
+            f"main-thread tasks of {worst} ms CPU; long tasks (wall) after the first frame: "
+            f"{long_tasks_after_first_frame(self.page)}; load average {os.getloadavg()}"
+        )
 
 
 def play_for(page: Page, ms: int) -> None:
@@ -72,13 +123,14 @@ def chart_state(page: Page, chart: str) -> dict[str, Any]:
 
 
 def test_learning_rate_10_never_freezes_the_page(
-    page: Page, live_server: str, page_errors: list[str]
+    page: Page, live_server: str, page_errors: list[str], tmp_path: Path
 ) -> None:
     """XOR at learning rate 10: the first layer's gradient norm vanishes below 1e-12 (float32
     reaches 1e-31, and 0), which sent uPlot's log axis into a tick loop of tens of seconds ending
     in "RangeError: Invalid array length". Now the chart is given values clamped to [1e-12, 1e12],
     keeps following the epochs, and no task takes over 50 ms."""
     open_page(page, live_server, "dataset=xor&learning_rate=10&speed=null")
+    trace = MainThreadTrace(page, tmp_path / "trace.json")
     page.evaluate("() => window.playground.command({ type: 'play' })")
     # The run reaches the values that froze the page (the cause, not only the symptom).
     page.wait_for_function(
@@ -99,12 +151,12 @@ def test_learning_rate_10_never_freezes_the_page(
     assert last_epoch - grads["data"][0][-1] < 2 * page.evaluate(
         "() => window.playground.curves.grads.stride"
     )
-    assert long_tasks_after_first_frame(page) == []
+    trace.assert_never_froze()
     assert page_errors == []
 
 
 def test_a_100000_epoch_history_never_freezes_the_page(
-    page: Page, live_server: str, page_errors: list[str]
+    page: Page, live_server: str, page_errors: list[str], tmp_path: Path
 ) -> None:
     """A session trained to 100,000 epochs over REST, then watched by the page: its hello carries
     all 100,000 rows (rows-only frames ahead of the first drawn one). The curves stay bounded and
@@ -128,6 +180,7 @@ def test_a_100000_epoch_history_never_freezes_the_page(
         pytest.fail("the session did not reach 100,000 epochs in 2 minutes")
 
     open_page(page, live_server, "speed=null")
+    trace = MainThreadTrace(page, tmp_path / "trace.json")
     opened = page.evaluate(
         """async (id) => { const api = await import('/static/js/api.js');
             return window.playground.openSession(() => api.fetchSession(id)); }""",
@@ -148,20 +201,21 @@ def test_a_100000_epoch_history_never_freezes_the_page(
     assert losses["first"] == 1 and losses["length"] <= 1000 and losses["stride"] >= 128
     play_for(page, 5_000)
     assert page.evaluate("() => window.playground.lastEpoch") > 100_000
-    assert long_tasks_after_first_frame(page) == []
+    trace.assert_never_froze()
     assert page_errors == []
 
 
 def test_the_largest_net_never_freezes_the_page(
-    page: Page, live_server: str, page_errors: list[str]
+    page: Page, live_server: str, page_errors: list[str], tmp_path: Path
 ) -> None:
     """8 hidden layers of 16 on 7 features, training as fast as the machine goes for 10 s: every
     frame's drawing stays under 50 ms of main-thread time."""
     open_page(page, live_server, LARGEST_NET)
     assert page.locator("path.link").count() == 7 * 16 + 7 * 16 * 16 + 16
+    trace = MainThreadTrace(page, tmp_path / "trace.json")
     play_for(page, 10_000)
     assert page.evaluate("() => window.playground.stats.drawn") > 20
-    assert long_tasks_after_first_frame(page) == []
+    trace.assert_never_froze()
     assert page_errors == []
 
 
