@@ -10,10 +10,11 @@ import { outputToUnit } from './views/output.js';
 
 /**
  * While training runs, the costly redraws take turns: the network's weights (its links, many
- * curves to re-raster, network_links.js, and its biases), the loss chart and the gradient chart (uPlot canvases, rasterized
- * on the main thread) each redraw at most every TURN_MS, and at most one of them per drawn frame,
- * so no frame pays for all three. The maps, biases, output and numbers follow every frame; a
- * frame that is not running (paused, stepped, edited) redraws everything.
+ * curves to re-raster, network_links.js; and its biases), the loss chart and the gradient chart
+ * (uPlot canvases, rasterized on the main thread) each redraw at most every TURN_MS, and at most
+ * one of them per drawn frame, so no frame pays for all three. The neuron maps, the output and
+ * the numbers follow every frame; a frame that is not running (paused, stepped, edited) redraws
+ * everything.
  */
 const TURN_MS = 100;
 /** @typedef {'links' | 'loss' | 'grad'} Turn */

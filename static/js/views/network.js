@@ -120,6 +120,7 @@ export class NetworkView {
     container.style.height = `${diagramHeight(structure, head)}px`;
     const layout = layoutNetwork(structure, diagramWidth(container), head);
     this.linkLayer = new LinkLayer(container, structure, layout);
+    this.weightsPending = false; // the next frame (redraw) starts on the new links
     // Feature nodes: their own view, placed in the first column.
     this.features.render(container, structure.features, layout.positions[0]);
     const units = renderUnits(container, structure, layout);
@@ -156,6 +157,7 @@ export class NetworkView {
    */
   paintWeights(frame) {
     const layers = frame.header.layers ?? [];
+    this.weightsPending = false;
     if (!this.linkLayer || !this.matches(frame)) return;
     this.weightsPending = !this.linkLayer.paint(layers, LINKS_PER_FRAME);
     paintBiases(this.biases, layers);
