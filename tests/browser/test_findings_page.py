@@ -12,7 +12,8 @@ from tests.browser.test_page import epoch_counter, header, open_playground
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Where every browser test leaves its screenshots (gitignored); docs/screenshots has copies.
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def test_too_high_learning_rate_shows_an_explained_warning_while_training_goes_on(
