@@ -11,16 +11,7 @@ from app.sessions.config import SessionConfig
 from app.sessions.export import SessionExport, export_session, import_session
 from app.sessions.session import TrainingSession
 from app.settings import get_settings
-
-
-def session(**config: Any) -> TrainingSession:
-    return TrainingSession(SessionConfig.model_validate(config))
-
-
-def run(s: TrainingSession, epochs: int) -> None:
-    s.step(epochs)
-    while s.is_training:
-        s.train_one_epoch()
+from tests.sessions.test_session import run, session
 
 
 def rows(points: np.ndarray, labels: np.ndarray) -> list[list[float]]:

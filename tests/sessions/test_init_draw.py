@@ -2,7 +2,6 @@
 
 import json
 import math
-from typing import Any
 
 import numpy as np
 import pytest
@@ -10,17 +9,7 @@ from pydantic import ValidationError
 
 from app.sessions.config import MAX_SEED, SessionConfig
 from app.sessions.export import SessionExport, export_session, import_session
-from app.sessions.session import TrainingSession
-
-
-def session(**config: Any) -> TrainingSession:
-    return TrainingSession(SessionConfig.model_validate(config))
-
-
-def run(s: TrainingSession, epochs: int) -> None:
-    s.step(epochs)
-    while s.is_training:
-        s.train_one_epoch()
+from tests.sessions.test_session import run, session
 
 
 def glorot_gold(stream: np.random.SeedSequence) -> list[np.ndarray]:
