@@ -44,12 +44,8 @@ def page_errors() -> list[str]:
     return []
 
 
-@pytest.fixture
-def page(browser: Browser, page_errors: list[str]) -> Iterator[Page]:
-    """A new page in its own context (no shared storage between tests)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+def record_errors(page: Page, page_errors: list[str]) -> None:
+    """Collect the page's console errors and uncaught exceptions into page_errors."""
 
     def console(message: ConsoleMessage) -> None:
         if message.type == "error":
@@ -60,6 +56,15 @@ def page(browser: Browser, page_errors: list[str]) -> Iterator[Page]:
 
     page.on("console", console)
     page.on("pageerror", exception)
+
+
+@pytest.fixture
+def page(browser: Browser, page_errors: list[str]) -> Iterator[Page]:
+    """A new page in its own context (no shared storage between tests)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    record_errors(page, page_errors)
     yield page
     # Delete the test's session so it stops training on the shared server.
     page.evaluate("() => window.playground?.dispose()")

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page
+from playwright.sync_api import Browser, Page
 
 from app.lessons import LESSONS
+from tests.browser.conftest import record_errors
 
 pytestmark = pytest.mark.browser
 
@@ -37,16 +38,7 @@ def new_page(browser: Browser, page_errors: list[str]) -> Iterator[PageFactory]:
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
-
-        def console(message: ConsoleMessage) -> None:
-            if message.type == "error":
-                page_errors.append(f"console: {message.text} at {message.location}")
-
-        def exception(error: Error) -> None:
-            page_errors.append(f"pageerror: {error}")
-
-        page.on("console", console)
-        page.on("pageerror", exception)
+        record_errors(page, page_errors)
         return page
 
     yield make
