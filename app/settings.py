@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     max_race_step_epochs: int = 1000
     max_perceptron_epochs: int = 1000
 
+    # ---- owners, quotas, hosts and origins (issue 9: app/api/owners.py, manager) ----
+
+    # ---- jobs: races, replays, long steps in the workers (issue 9) ----
+
+    # ---- edges: bodies, websocket, slow consumers (issue 9) ----
+
+    # ---- operations: rate limits, metrics, logs (issue 9) ----
+
 
 @lru_cache
 def get_settings() -> Settings:

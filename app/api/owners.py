@@ -1,0 +1,59 @@
+"""Owner tokens: who may change a session, race or job (anyone with an id may watch).
+
+A token is 256 bits from `secrets`, handed out once (on the first create without one) and
+presented as `Authorization: Bearer <token>`; the websocket's first message `{"type": "auth",
+"token": ...}` does the same. The server keeps only its SHA-256 (so a log, a dump or, later, the
+database never holds a usable token) and compares hashes in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+TOKEN_BYTES = 32
+# token_urlsafe(32) is 43 characters; anything far longer is not one of ours (and is not hashed).
+MAX_TOKEN_CHARS = 128
+
+
+def new_token() -> str:
+    """A fresh owner token (256 bits)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> str:
+    """The stored form of a token: hex SHA-256."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def hashes_match(presented_hash: str | None, owner_hash: str) -> bool:
+    """Constant-time comparison of two token hashes (None never matches)."""
+    if presented_hash is None:
+        return False
+    return hmac.compare_digest(presented_hash.encode(), owner_hash.encode())
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None (absent, other scheme,
+    or longer than any token we issue)."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS:
+        return None
+    return token
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the hash of the token they presented (if any) and their address."""
+
+    token_hash: str | None
+    address: str
+
+    def owns(self, owner_hash: str) -> bool:
+        """Whether the caller presented the token of this owner."""
+        return hashes_match(self.token_hash, owner_hash)
