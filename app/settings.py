@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     # ---- owners, quotas, hosts and origins (issue 9: app/api/owners.py, manager) ----
 
     # ---- jobs: races, replays, long steps in the workers (issue 9) ----
+    job_wait_seconds: float = 1.0  # a long route waits this long, then answers 202 with a job
+    max_job_seconds: float = 600.0  # a job running longer than this is stopped (failed)
+    job_keep_seconds: float = 600.0  # a finished job's result stays readable this long
+    max_jobs_per_owner: int = 4  # running jobs (race steps, replays, REST steps) per owner
+    max_races_per_owner: int = 4  # live races per owner
+    max_replays_per_owner: int = 4  # live time-travel replays per owner
+    max_job_memory_bytes_per_owner: int = 256_000_000  # races + replays of one owner
+    max_job_memory_bytes: int = 2_000_000_000  # races + replays of all owners together
 
     # ---- edges: bodies, websocket, slow consumers (issue 9) ----
 
