@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     # ---- edges: bodies, websocket, slow consumers (issue 9) ----
 
     # ---- operations: rate limits, metrics, logs (issue 9) ----
+    rate_limit_per_second: float = 20.0  # requests per client address, sustained (0 = off)
+    rate_limit_window_seconds: int = 10  # the moving window the sustained rate is counted over
+    rate_limit_burst: int = 60  # most requests per address in any one second (>= per_second)
+    trusted_proxies: list[str] = []  # IPs/CIDRs whose X-Forwarded-For names the client
+    metrics_enabled: bool = True  # serve GET /metrics (Prometheus text format)
+    log_level: str = "INFO"  # level of the JSON-lines log of the nn_playground logger
 
 
 @lru_cache
