@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     max_job_memory_bytes: int = 2_000_000_000  # races + replays of all owners together
 
     # ---- edges: bodies, websocket, slow consumers (issue 9) ----
+    max_body_bytes: int = 1_000_000  # JSON body of any route but parse-csv and import (413)
+    max_id_length: int = 64  # session/race/job ids in paths (a longer one is a 404 or 4404)
+    ws_send_buffer_bytes: int = 65_536  # SO_SNDBUF of an accepted websocket's TCP socket
 
     # ---- operations: rate limits, metrics, logs (issue 9) ----
     rate_limit_per_second: float = 20.0  # requests per client address, sustained (0 = off)
