@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from app.datasets import to_csv
 from app.engine import fast
+from app.sessions import bodies
 from app.sessions.config import SessionConfig
 from app.sessions.export import SessionExport, export_session, import_session
 from app.sessions.frame_builder import build_part, flat_weights
@@ -209,6 +210,7 @@ class Worker:
         return runner
 
     def _call(self, request_id: int, op: str, session_id: str, payload: Any) -> Any:
+        payload = bodies.decode(op, payload)  # raw REST bodies are parsed here, off the loop
         if op == "create":
             session = TrainingSession(SessionConfig.model_validate(payload), session_id)
             self.runners[session_id] = Runner(session)
@@ -266,6 +268,9 @@ class Worker:
     def _command(self, request_id: int, runner: Runner, command: dict[str, Any]) -> Any:
         session = runner.session
         kind = command["type"]
+        refusal = command.get("run_quota")  # set by the manager when the owner is at its quota
+        if refusal and kind in ("play", "step") and not session.is_training:
+            raise WorkerError(429, refusal)
         if kind == "play":
             session.play()
             runner.restart_pace(time.monotonic())
