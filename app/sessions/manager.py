@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import multiprocessing
 import os
 import secrets
@@ -25,9 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.api.owners import OwnerRegistry, hashes_match, token_hash
+from app.sessions.bodies import RAW
 from app.sessions.frames import FramePart, merge_parts
 from app.sessions.worker import worker_main
 from app.settings import Settings
+
+logger = logging.getLogger("nn_playground.sessions")
 
 MAX_CONTROL_MESSAGES = 64
 READ_BATCH = 64  # pipe messages handed to the event loop per wake-up, at most
@@ -36,9 +41,9 @@ READ_BATCH = 64  # pipe messages handed to the event loop per wake-up, at most
 class SessionCallError(Exception):
     """A call the worker refused: HTTP status and detail, passed on by the routes."""
 
-    def __init__(self, status: int, detail: Any) -> None:
+    def __init__(self, status: int, detail: Any, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.status, self.detail = status, detail
+        self.status, self.detail, self.headers = status, detail, headers
 
 
 @dataclass(eq=False)
@@ -88,12 +93,16 @@ class Subscriber:
 
 @dataclass(eq=False)
 class SessionHandle:
-    """Where a session lives and who watches it."""
+    """Where a session lives, who owns it and who watches it."""
 
     session_id: str
     worker: WorkerHandle
     subscribers: set[Subscriber] = field(default_factory=set)
     last_active: float = field(default_factory=time.monotonic)
+    owner: str = ""  # the SHA-256 of the owner token (app/api/owners.py); never the token
+    address: str = ""  # the client address that created it (per-address quotas)
+    status: str = "paused"  # as of the worker's last reply about it ("running" = training)
+    paused_unwatched: bool = False  # the manager paused it: nobody watched or called it
 
 
 class WorkerHandle:
@@ -180,8 +189,10 @@ class WorkerHandle:
 class SessionManager:
     """Creates sessions on the least-loaded worker and routes every call and frame."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, owners: OwnerRegistry | None = None) -> None:
         self.settings = settings
+        self.owners = owners or OwnerRegistry(settings.max_owners)
+        self.owners.holders.append(self.owner_in_use)
         self.handles: dict[str, SessionHandle] = {}
         self.workers: list[WorkerHandle] = []
         self.pending: dict[
@@ -257,7 +268,7 @@ class SessionManager:
                     on_reply(payload)
                 future.set_result(payload)
             else:
-                future.set_exception(SessionCallError(status, payload))
+                future.set_exception(SessionCallError(status, payload, self._headers(status)))
         elif message[0] == "frames":
             for session_id, part in message[1]:
                 self._offer(session_id, part)
@@ -323,24 +334,134 @@ class SessionManager:
             self.pending.pop(request_id, None)
 
     async def call(self, session_id: str, op: str, payload: Any = None) -> Any:
-        """Run one operation on a session in its worker and return the worker's answer."""
-        handle = self.get(session_id)
-        return await self._request(handle.worker, op, session_id, payload)
+        """Run one operation on a session in its worker and return the worker's answer.
 
-    async def create(self, op: str, payload: dict[str, Any] | bytes) -> dict[str, Any]:
-        """A new session ("create" from a config, "import" from an export) on the idlest worker."""
+        A command that may start training (play, step; a raw REST command's type is only known
+        in the worker) carries "run_quota" when the owner or address is at its running quota:
+        the worker then refuses it with 429 unless the session is already training.
+        """
+        handle = self.get(session_id)
+        if op == "command" and isinstance(payload, dict) and (
+            RAW in payload or payload.get("type") in ("play", "step")
+        ):
+            refusal = await self._run_refusal(handle)
+            if refusal is not None:
+                payload = {**payload, "run_quota": refusal}
+        if op in ("command", "update"):
+            handle.paused_unwatched = False  # someone acts on it: the manager's pause is over
+        result = await self._request(handle.worker, op, session_id, payload)
+        self._track(handle, result)
+        return result
+
+    # ---- owners and quotas -----------------------------------------------------------------
+
+    def owner_of(self, session_id: str) -> str:
+        """The token hash of the session's owner (404 when there is no such session)."""
+        handle = self.handles.get(session_id)
+        if handle is None:
+            raise SessionCallError(404, f"session {session_id!r} not found")
+        return handle.owner
+
+    def authorize(self, session_id: str, token: str | None) -> bool:
+        """Whether `token` is the owner token of this live session (constant-time compare)."""
+        handle = self.handles.get(session_id)
+        if handle is None or not token:
+            return False
+        return hashes_match(token_hash(token), handle.owner)
+
+    def owner_in_use(self, owner: str) -> bool:
+        """Whether the owner still has a live session (the registry keeps such owners)."""
+        return any(h.owner == owner for h in self.handles.values())
+
+    def sessions_of(self, owner: str) -> list[str]:
+        """The ids of the owner's live sessions, oldest first."""
+        return [s for s, h in self.handles.items() if owner and h.owner == owner]
+
+    def quota_error(self, detail: str) -> SessionCallError:
+        """A 429 naming the limit, with a Retry-After of quota_retry_after_seconds."""
+        return SessionCallError(429, detail, self._headers(429))
+
+    def _headers(self, status: int) -> dict[str, str] | None:
+        if status != 429:
+            return None
+        return {"Retry-After": str(self.settings.quota_retry_after_seconds)}
+
+    def _check_session_quotas(self, owner: str, address: str) -> None:
+        settings = self.settings
+        owned = sum(h.owner == owner for h in self.handles.values()) if owner else 0
+        if owner and owned >= settings.max_sessions_per_owner:
+            raise self.quota_error(
+                f"this owner has {owned} live sessions; max_sessions_per_owner = "
+                f"{settings.max_sessions_per_owner} (delete one, or wait for one to expire)"
+            )
+        from_address = sum(h.address == address for h in self.handles.values())
+        if address and from_address >= settings.max_sessions_per_address:
+            raise self.quota_error(
+                f"address {address} has {from_address} live sessions; "
+                f"max_sessions_per_address = {settings.max_sessions_per_address}"
+            )
+
+    def _running(self, handle: SessionHandle) -> tuple[list[SessionHandle], list[SessionHandle]]:
+        """The other sessions of the same owner and of the same address that train now."""
+        others = [h for h in self.handles.values() if h is not handle and h.status == "running"]
+        return (
+            [h for h in others if handle.owner and h.owner == handle.owner],
+            [h for h in others if handle.address and h.address == handle.address],
+        )
+
+    async def _run_refusal(self, handle: SessionHandle) -> str | None:
+        """The 429 detail if one more running session would pass a running quota, else None."""
+        settings = self.settings
+        by_owner, by_address = self._running(handle)
+        if (
+            len(by_owner) < settings.max_running_per_owner
+            and len(by_address) < settings.max_running_per_address
+        ):
+            return None
+        # Statuses are as of the last reply: a run may have ended since (budget, a step done).
+        for other in {*by_owner, *by_address}:
+            with contextlib.suppress(SessionCallError):
+                self._track(other, await self._request(other.worker, "get", other.session_id))
+        by_owner, by_address = self._running(handle)
+        if len(by_owner) >= settings.max_running_per_owner:
+            return (
+                f"this owner has {len(by_owner)} sessions training; max_running_per_owner = "
+                f"{settings.max_running_per_owner} (pause one first)"
+            )
+        if len(by_address) >= settings.max_running_per_address:
+            return (
+                f"address {handle.address} has {len(by_address)} sessions training; "
+                f"max_running_per_address = {settings.max_running_per_address}"
+            )
+        return None
+
+    @staticmethod
+    def _track(handle: SessionHandle, reply: Any) -> None:
+        """Keep the session's status from a worker reply that carries it (SessionPublic)."""
+        if isinstance(reply, dict) and reply.get("id") == handle.session_id:
+            status = reply.get("status")
+            if isinstance(status, str):
+                handle.status = status
+
+    async def create(
+        self, op: str, payload: Any, owner: str = "", address: str = ""
+    ) -> dict[str, Any]:
+        """A new session ("create" from a config, "import" from an export) on the idlest worker.
+
+        `owner` is the owner's token hash, `address` the client's address: both have quotas.
+        """
         limit = self.settings.max_sessions
         if len(self.handles) >= limit:
-            raise SessionCallError(
-                429, f"{len(self.handles)} sessions exist; max_sessions = {limit}"
-            )
+            raise self.quota_error(f"{len(self.handles)} sessions exist; max_sessions = {limit}")
+        self._check_session_quotas(owner, address)
         live = [w for w in self.workers if w.alive]
         if not live:
             raise SessionCallError(503, "no worker is running")
         worker = min(live, key=lambda w: w.sessions)
         session_id = secrets.token_urlsafe(9)
         # Reserve the slot first so concurrent creates cannot overshoot max_sessions.
-        self.handles[session_id] = SessionHandle(session_id, worker)
+        handle = SessionHandle(session_id, worker, owner=owner, address=address)
+        self.handles[session_id] = handle
         worker.sessions += 1
         try:
             public: dict[str, Any] = await self._request(worker, op, session_id, payload)
@@ -350,6 +471,9 @@ class SessionManager:
                 # Timed out or cancelled: the worker may still create it; do not leave an orphan.
                 self._forget(worker, session_id, "delete")
             raise
+        self._track(handle, public)
+        if owner:
+            self.owners.add(owner)
         return public
 
     async def delete(self, session_id: str) -> None:
@@ -391,7 +515,20 @@ class SessionManager:
         except BaseException:
             handle.subscribers.discard(subscriber)
             raise
+        if handle.paused_unwatched:
+            await self._resume(handle)
         return subscriber
+
+    async def _resume(self, handle: SessionHandle) -> None:
+        """Play a session the manager paused for want of watchers (within the running quota)."""
+        handle.paused_unwatched = False
+        if await self._run_refusal(handle) is not None:
+            return  # the owner started others meanwhile: it stays paused, as the frames show
+        with contextlib.suppress(SessionCallError):
+            reply = await self._request(
+                handle.worker, "command", handle.session_id, {"type": "play"}
+            )
+            self._track(handle, reply)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Forget a websocket client (its worker stops building frames nobody reads).
@@ -414,15 +551,47 @@ class SessionManager:
     # ---- idle sessions ---------------------------------------------------------------------
 
     async def _expire_idle(self) -> None:
-        """Delete sessions nobody has watched or called for session_idle_seconds."""
+        """Delete sessions nobody has watched or called for session_idle_seconds, and pause
+        running ones nobody has watched or called for unwatched_pause_seconds (a closed tab
+        no longer trains to the epoch budget, slowing everyone else's sessions)."""
         idle = self.settings.session_idle_seconds
+        unwatched = self.settings.unwatched_pause_seconds
+        period = min(idle, unwatched) if unwatched > 0 else idle
         while True:
-            await asyncio.sleep(min(5.0, max(0.05, idle / 4)))
+            await asyncio.sleep(min(5.0, max(0.05, period / 4)))
             now = time.monotonic()
             for session_id, handle in list(self.handles.items()):
-                if not handle.subscribers and now - handle.last_active > idle:
+                if handle.subscribers:
+                    continue
+                if now - handle.last_active > idle:
                     with contextlib.suppress(SessionCallError):
                         await self.delete(session_id)
+                elif (
+                    unwatched > 0
+                    and handle.status == "running"
+                    and now - handle.last_active > unwatched
+                ):
+                    with contextlib.suppress(SessionCallError):
+                        await self._pause_unwatched(handle)
+
+    async def _pause_unwatched(self, handle: SessionHandle) -> None:
+        """Pause a running session nobody watches; a new subscriber plays it again."""
+        session_id = handle.session_id
+        # Not through call(): the janitor's own calls must not count as someone touching it.
+        self._track(handle, await self._request(handle.worker, "get", session_id))
+        gone = self.handles.get(session_id) is not handle
+        if handle.status != "running" or handle.subscribers or gone:
+            return  # it ended by itself (budget, step done), or someone came meanwhile
+        self._track(
+            handle, await self._request(handle.worker, "command", session_id, {"type": "pause"})
+        )
+        handle.paused_unwatched = handle.status != "running"
+        if handle.paused_unwatched:
+            logger.info(
+                "session paused: unwatched",
+                extra={"session": session_id, "unwatched_pause_seconds":
+                       self.settings.unwatched_pause_seconds},
+            )
 
     def stats(self) -> dict[str, int]:
         """Counts for /health."""
