@@ -24,6 +24,7 @@ from app.api.routes import (
     health,
     instruments,
     lessons,
+    metrics,
     races,
     registry,
     sessions,
@@ -32,6 +33,9 @@ from app.api.routes import (
 )
 from app.cli import apply_flags, start_message
 from app.engine import fast
+from app.ops.logs import configure_logging
+from app.ops.metrics import Metrics, RequestMetrics
+from app.ops.ratelimit import RateLimit
 from app.sessions.manager import SessionCallError, SessionManager
 from app.settings import Settings, get_settings
 
@@ -66,11 +70,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, settings=settings)
+    # Operations (app/ops, docs/operations.md): the rate limiter, then the metrics around
+    # everything, so its latency and 429 counts include the limiter's answers.
+    configure_logging(settings.log_level)
+    app.state.metrics = Metrics(app)
+    app.add_middleware(RateLimit, settings=settings)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
 
     app.add_exception_handler(SessionCallError, errors.session_call_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
 
     app.include_router(health.router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
     app.include_router(registry.router)
     app.include_router(datasets.router)
     app.include_router(sessions.router)

@@ -19,7 +19,8 @@ from app.settings import Settings
 
 def make_settings(**overrides: Any) -> Settings:
     """Test settings: one worker thread in-process (fast start) unless overridden."""
-    values: dict[str, Any] = {"worker_processes": 0, **overrides}
+    # rate_limit_per_second: only tests/ops and tests/abuse meet the per-address rate limit.
+    values: dict[str, Any] = {"worker_processes": 0, "rate_limit_per_second": 1e6, **overrides}
     return Settings(**values)
 
 

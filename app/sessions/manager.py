@@ -21,12 +21,13 @@ import os
 import secrets
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.api.owners import OwnerRegistry, hashes_match, token_hash
+from app.ops import events
 from app.sessions.bodies import RAW
 from app.sessions.frames import FramePart, merge_parts
 from app.sessions.worker import worker_main
@@ -194,6 +195,7 @@ class SessionManager:
         self.owners = owners or OwnerRegistry(settings.max_owners)
         self.owners.holders.append(self.owner_in_use)
         self.handles: dict[str, SessionHandle] = {}
+        self.counters: Counter[str] = Counter()  # events for /metrics (app/ops/events.py)
         self.workers: list[WorkerHandle] = []
         self.pending: dict[
             int, tuple[asyncio.Future[Any], Callable[[Any], None] | None, WorkerHandle]
@@ -279,6 +281,9 @@ class SessionManager:
         if handle is None:
             return
         accepted = False
+        self.counters["frames_merged"] += sum(  # a newer frame merges into the slot
+            s.seeded and s.part is not None for s in handle.subscribers
+        )
         for subscriber in handle.subscribers:
             accepted |= subscriber.offer(
                 part, self.settings.max_pending_epochs, self.settings.max_pending_lockstep_bytes
@@ -289,6 +294,8 @@ class SessionManager:
     def worker_lost(self, worker: WorkerHandle) -> None:
         """A worker's pipe closed: its sessions are gone, its calls fail (503), a new one starts."""
         worker.alive = False
+        if not self.stopping:
+            events.worker_lost(self, worker)  # count the restart, log it (app/ops)
         for session_id in [s for s, h in self.handles.items() if h.worker is worker]:
             self._drop(session_id)
         for request_id, (future, _, target) in list(self.pending.items()):

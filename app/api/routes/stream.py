@@ -19,6 +19,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.api.routes.sessions import command_payload
 from app.api.schemas import COMMAND_TYPES, Command
+from app.ops import events
 from app.sessions.frames import frame_bytes, split_rows
 from app.sessions.manager import SessionCallError, SessionManager, Subscriber
 from app.settings import Settings
@@ -55,6 +56,7 @@ async def stream_session(websocket: WebSocket, session_id: str) -> None:
             group.start_soon(_send, websocket, subscriber, settings, group.cancel_scope)
     finally:
         manager.unsubscribe(subscriber)  # synchronous: safe even while being cancelled
+        events.websocket_closed(manager, websocket, subscriber)  # count, log (app/ops)
     if subscriber.ended_by_server:
         # Too slow, removed, or shutting down: close it ourselves, bounded.
         code = POLICY_VIOLATION if subscriber.overflow else 1000

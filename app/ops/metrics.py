@@ -1,0 +1,264 @@
+"""Prometheus metrics: one CollectorRegistry per app (tests build many apps), never the global.
+
+Two sources:
+- `RequestMetrics`, a pure ASGI middleware: request latency per route template (histogram),
+  requests by status, binary websocket frames sent, and a JSON log line for every 429 that a
+  route answered (quotas; the rate limiter logs its own).
+- `ManagerCollector`, read at scrape time from the session manager's state (nothing to keep in
+  step): sessions, running, subscribers, workers, job queue depth, the event counters the
+  manager and the stream hooks keep in `manager.counters` (app/ops/events.py), and the resident
+  memory of the web process and of each worker process (from /proc/<pid>/statm; no psutil).
+
+docs/operations.md lists every metric.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client import Counter as CounterMetric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.ops.logs import log_event
+from app.ops.ratelimit import CLIENT, RATE_LIMITED
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+UNMATCHED = "unmatched"  # the route label of a 404 (any path: the label set stays bounded)
+MAX_LOGGED_BODY = 2048
+
+# manager.counters key -> (metric name, help). Counters the hooks have not touched yet are 0.
+EVENT_COUNTERS = {
+    "frames_merged": (
+        "nn_frames_merged",
+        "Frames merged into a subscriber's pending slot before it was sent (the older frame "
+        "is never sent; its epoch rows are kept in the newer one)",
+    ),
+    "slow_client_closes": (
+        "nn_slow_client_closes",
+        "Websocket clients closed for not reading (send deadline or pending-frame overflow)",
+    ),
+    "worker_restarts": (
+        "nn_worker_restarts", "Workers that died and were replaced (their sessions are lost)"
+    ),
+}
+
+
+def resident_bytes(pid: int | str) -> int | None:
+    """Resident set size of a process from /proc/<pid>/statm (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class ManagerCollector:
+    """Gauges and counters computed from `app.state.manager` when /metrics is scraped."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        manager = getattr(self.app.state, "manager", None)
+        handles = list(manager.handles.values()) if manager is not None else []
+        workers = list(manager.workers) if manager is not None else []
+        counters: Counter[str] = Counter(getattr(manager, "counters", {}))
+
+        yield GaugeMetricFamily("nn_sessions", "Live sessions", value=len(handles))
+        yield GaugeMetricFamily(
+            "nn_sessions_running", "Sessions training now (not paused)",
+            value=sum(1 for h in handles if getattr(h, "status", None) == "running"),
+        )
+        yield GaugeMetricFamily(
+            "nn_sessions_paused_unwatched",
+            "Sessions the server paused because nobody watched or touched them",
+            value=sum(1 for h in handles if getattr(h, "paused_unwatched", False)),
+        )
+        yield GaugeMetricFamily(
+            "nn_subscribers", "Websocket clients watching a session",
+            value=sum(len(h.subscribers) for h in handles),
+        )
+        yield GaugeMetricFamily(
+            "nn_workers", "Live worker processes (or threads)",
+            value=sum(1 for w in workers if w.alive),
+        )
+        yield GaugeMetricFamily(
+            "nn_jobs_queued", "Jobs not finished yet (queued or running)",
+            value=job_queue_depth(manager),
+        )
+        yield CounterMetricFamily(
+            "nn_frames_sent", "Binary websocket frames sent to clients",
+            value=self.metrics.counts["frames_sent"],
+        )
+        for key, (name, documentation) in EVENT_COUNTERS.items():
+            yield CounterMetricFamily(name, documentation, value=counters[key])
+        closes = CounterMetricFamily(
+            "nn_websocket_closes", "Websocket streams that ended, by who ended them",
+            labels=["reason"],
+        )
+        for reason in ("client", "server", "slow_client"):
+            closes.add_metric([reason], counters[f"websocket_closed_{reason}"])
+        yield closes
+
+        memory = GaugeMetricFamily(
+            "nn_process_resident_memory_bytes",
+            "Resident memory of the web process and of each worker process (/proc/<pid>/statm)",
+            labels=["process", "worker", "pid"],
+        )
+        web = resident_bytes(os.getpid())
+        if web is not None:
+            memory.add_metric(["web", "", str(os.getpid())], web)
+        for worker in workers:
+            pid = getattr(worker.runner, "pid", None)  # None: a worker thread in this process
+            rss = resident_bytes(pid) if pid is not None and worker.alive else None
+            if rss is not None:
+                memory.add_metric(["worker", str(worker.index), str(pid)], rss)
+        yield memory
+
+
+def job_queue_depth(manager: Any) -> int:
+    """`manager.jobs.depth()` when the manager keeps jobs (app/sessions/jobs.py), else 0."""
+    depth = getattr(getattr(manager, "jobs", None), "depth", None)
+    if not callable(depth):
+        return 0
+    try:
+        return int(depth())
+    except Exception:
+        return 0
+
+
+class Metrics:
+    """The app's registry and the metrics the middleware updates."""
+
+    def __init__(self, app: Any) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` twin of every counter (process-wide switch)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.counts: Counter[str] = Counter()
+        self.latency = Histogram(
+            "nn_http_request_duration_seconds",
+            "HTTP request latency, from the first byte in to the last byte out, by route",
+            ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.requests = CounterMetric(
+            "nn_http_requests", "HTTP requests answered, by route and status",
+            ["method", "route", "status"], registry=self.registry,
+        )
+        self.rate_limited = CounterMetric(
+            "nn_rate_limited", "Requests and websocket connects refused by the rate limiter",
+            ["kind"], registry=self.registry,
+        )
+        self.registry.register(ManagerCollector(app, self))
+        ProcessCollector(registry=self.registry)  # the web process: CPU, RSS, open fds
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (/api/sessions/{session_id}), never the raw path."""
+    route = scope.get("route")
+    if route is None and scope.get(RATE_LIMITED):
+        route = matching_route(scope)  # refused before routing: find what it would have hit
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED
+
+
+def matching_route(scope: Scope) -> Any:
+    """The route of the app that matches this scope fully, if any (only for refused requests)."""
+    from starlette.routing import Match
+
+    for route in getattr(scope.get("app"), "routes", []):
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route
+    return None
+
+
+class RequestMetrics:
+    """ASGI middleware: latency and status per route, websocket frames sent, 429s logged."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self.websocket(scope, receive, send)
+        elif scope["type"] == "http":
+            await self.http(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        counts = self.metrics.counts
+
+        async def counting_send(message: Message) -> None:
+            await send(message)
+            if message["type"] == "websocket.send" and message.get("bytes") is not None:
+                counts["frames_sent"] += 1
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            if scope.get(RATE_LIMITED):
+                self.metrics.rate_limited.labels("websocket").inc()
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        status = 500  # what the server answers if the app raises before starting a response
+        body: list[bytes] | None = None
+        headers: list[tuple[bytes, bytes]] = []
+
+        async def observing_send(message: Message) -> None:
+            nonlocal status, body, headers
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if status == 429:
+                    body, headers = [], list(message.get("headers", []))
+            elif (
+                message["type"] == "http.response.body"
+                and body is not None
+                and sum(map(len, body)) < MAX_LOGGED_BODY
+            ):
+                body.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observing_send)
+        finally:
+            route = route_template(scope)
+            method = scope.get("method", "GET")
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            if scope.get(RATE_LIMITED):
+                self.metrics.rate_limited.labels("http").inc()
+            elif body is not None:
+                log_quota(scope, route, b"".join(body), headers)
+
+
+def log_quota(scope: Scope, route: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """Log a 429 a route answered (a quota): its detail names the setting."""
+    try:
+        detail: Any = json.loads(body[:MAX_LOGGED_BODY]).get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    retry_after = dict(headers).get(b"retry-after", b"").decode("latin-1") or None
+    client = scope.get("client")
+    log_event(
+        "quota_exceeded", logging.WARNING,
+        client=scope.get(CLIENT) or (client[0] if client else None),
+        method=scope.get("method"), route=route, detail=str(detail)[:300],
+        retry_after=retry_after,
+    )

@@ -1,0 +1,168 @@
+"""Requests per second per client address: a pure ASGI middleware over the `limits` library.
+
+Two moving windows per address (limits' MovingWindowRateLimiter, in memory, one storage per
+app): `rate_limit_per_second` sustained over `rate_limit_window_seconds`, and at most
+`rate_limit_burst` (never below the sustained rate) in any one second. Only /api/* requests and
+/ws/* connects count; the page, /static, /docs, /health and /metrics never do, so a limited
+client still loads the page and an operator's probes always answer.
+
+Over a limit: HTTP 429 with `Retry-After` (whole seconds until the window frees a slot, from
+the limiter's window stats) and `{"detail": "... rate_limit_per_second = 20 ..."}`; a websocket
+connect gets the same 429 as its upgrade answer (or close 1013 "try again later" when the
+server cannot send a denial response). Each 429 is logged (app/ops/logs.py).
+
+The address is the TCP peer, unless that peer is one of `trusted_proxies`: then it is the
+rightmost X-Forwarded-For entry that is not itself a trusted proxy. IPv6 addresses are keyed by
+their /64, which one host usually owns whole.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.ops.logs import log_event
+from app.settings import Settings
+
+LIMITED_PREFIXES = ("/api/", "/ws/")
+TRY_AGAIN_LATER = 1013  # websocket close code when a denial response cannot be sent
+RATE_LIMITED = "nn.rate_limited"  # scope key: this 429 came from the limiter (metrics, logs)
+CLIENT = "nn.client"  # scope key: the client address the limiter used (for the logs)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Window:
+    """One limit: the item the limiter counts and how a 429 names it."""
+
+    item: RateLimitItem
+    setting: str
+    value: float
+
+    def describe(self) -> str:
+        seconds = self.item.get_expiry()
+        return (
+            f"{self.setting} = {self.value:g} (at most {self.item.amount} requests from one "
+            f"address in any {seconds} s)"
+        )
+
+
+class RateLimit:
+    """ASGI middleware: 429 + Retry-After once an address exceeds either window."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.windows = rate_windows(settings)
+        self.proxies = parse_networks(settings.trusted_proxies)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(
+            LIMITED_PREFIXES
+        ):
+            await self.app(scope, receive, send)
+            return
+        address = scope[CLIENT] = client_address(scope, self.proxies)
+        key = address_key(address)
+        for window in self.windows:
+            if not self.limiter.hit(window.item, key):
+                await self.refuse(scope, send, window, key, address)
+                return
+        await self.app(scope, receive, send)
+
+    async def refuse(
+        self, scope: Scope, send: Send, window: Window, key: str, address: str
+    ) -> None:
+        """Answer 429 (HTTP or websocket upgrade) and log it."""
+        reset = self.limiter.get_window_stats(window.item, key).reset_time
+        retry_after = max(1, math.ceil(reset - time.time()))
+        detail = f"too many requests: {window.describe()}; retry after {retry_after} s"
+        scope[RATE_LIMITED] = True
+        log_event(
+            "rate_limited", logging.WARNING, client=address, method=scope.get("method", "WS"),
+            path=scope["path"][:200], setting=window.setting, limit=window.value,
+            retry_after=retry_after,
+        )
+        body = json.dumps({"detail": detail}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(retry_after).encode()),
+        ]
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 429, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        elif "websocket.http.response" in scope.get("extensions", {}):
+            await send({"type": "websocket.http.response.start", "status": 429,
+                        "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": TRY_AGAIN_LATER,
+                        "reason": detail[:120]})
+
+
+def rate_windows(settings: Settings) -> list[Window]:
+    """The sustained window and the one-second burst window ([] when rate limiting is off)."""
+    rate = settings.rate_limit_per_second
+    if rate <= 0:
+        return []
+    seconds = max(1, settings.rate_limit_window_seconds)
+    burst = max(settings.rate_limit_burst, math.ceil(rate))
+    sustained = RateLimitItemPerSecond(max(1, math.ceil(rate * seconds)), seconds)
+    windows = [Window(RateLimitItemPerSecond(burst, 1), "rate_limit_burst", burst)]
+    if seconds > 1:
+        windows.append(Window(sustained, "rate_limit_per_second", rate))
+    return windows
+
+
+def parse_networks(entries: list[str]) -> list[Network]:
+    """trusted_proxies as networks (a bare address is a /32 or /128)."""
+    return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries]
+
+
+def is_trusted(address: str, proxies: list[Network]) -> bool:
+    """Whether an address is one of the trusted proxies."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_address(scope: Scope, proxies: list[Network]) -> str:
+    """The client's address: the peer, or behind trusted proxies the X-Forwarded-For client."""
+    client = scope.get("client")
+    peer: str = client[0] if client else "unknown"
+    if not proxies or not is_trusted(peer, proxies):
+        return peer
+    forwarded = [
+        value.decode("latin-1") for name, value in scope.get("headers", [])
+        if name == b"x-forwarded-for"
+    ]
+    hops = [hop.strip() for hop in ",".join(forwarded).split(",") if hop.strip()]
+    for hop in reversed(hops):  # the right end is what our own proxies appended
+        if not is_trusted(hop, proxies):
+            return hop[:64]
+    return hops[0][:64] if hops else peer
+
+
+def address_key(address: str) -> str:
+    """The limiter's key: the address, or an IPv6 address's /64."""
+    try:
+        ip: Any = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped or ip)
