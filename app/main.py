@@ -31,6 +31,7 @@ from app.api.routes import (
     stream,
     timetravel,
 )
+from app.api.ws_protocol import uvicorn_options
 from app.cli import apply_flags, start_message
 from app.engine import fast
 from app.ops.logs import configure_logging
@@ -128,6 +129,8 @@ def run(argv: Sequence[str] | None = None) -> None:
     # apps), so the first session trains on the fast path instead of waiting ~10 s for it.
     fast.start_warm_up()
     print(start_message(settings), flush=True)
+    # A bounded websocket send path and message size (app/api/ws_protocol.py).
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, ws_per_message_deflate=False
+        create_app(settings), host=settings.host, port=settings.port,
+        **uvicorn_options(settings),
     )

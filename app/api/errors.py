@@ -1,4 +1,8 @@
-"""Exception handlers: worker refusals and validation errors as JSON that always encodes."""
+"""Exception handlers: worker refusals and validation errors as short JSON that always encodes.
+
+A 422 never echoes a large input: strings are cut to a short prefix, containers are summarised
+(a 3.6 MB `points` list once came back whole). Malformed JSON is a 400, as docs/protocol.md says.
+"""
 
 import math
 from typing import Any
@@ -9,6 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.sessions.manager import SessionCallError
+
+MAX_ECHO_CHARS = 64  # of a string input echoed in a 422
+MAX_ECHO_ITEMS = 8  # items of a list or dict input echoed in a 422 (else a summary)
+MAX_MESSAGE_CHARS = 500  # of an error message (ours may quote the value)
 
 
 def _finite(value: Any) -> Any:
@@ -22,10 +30,60 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _text(value: str, limit: int) -> str:
+    """A string cut to `limit` characters, encodable as UTF-8 whatever it holds."""
+    if len(value) > limit:
+        value = f"{value[:limit]}... ({len(value)} characters)"
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def short_echo(value: Any, depth: int = 0) -> Any:
+    """A bounded copy of an input: short strings and small containers, else a summary string."""
+    if isinstance(value, str):
+        return _text(value, MAX_ECHO_CHARS)
+    if isinstance(value, bool | int | float) or value is None:
+        return _finite(value)
+    if isinstance(value, list | tuple | dict):
+        if depth >= 2 or len(value) > MAX_ECHO_ITEMS:
+            return f"<{type(value).__name__} of {len(value)} items>"
+        if isinstance(value, dict):
+            return {_text(str(k), MAX_ECHO_CHARS): short_echo(v, depth + 1)
+                    for k, v in value.items()}
+        return [short_echo(v, depth + 1) for v in value]
+    return _text(str(value), MAX_ECHO_CHARS)
+
+
+def short_errors(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic/FastAPI error entries with bounded `input`, `msg` and `loc`."""
+    shown = []
+    for error in errors:
+        entry = {
+            "loc": [p if isinstance(p, int) else _text(str(p), MAX_ECHO_CHARS)
+                    for p in error.get("loc", ())],
+            "msg": _text(str(error.get("msg", "")), MAX_MESSAGE_CHARS),
+            "type": str(error.get("type", "value_error")),
+        }
+        if "input" in error:
+            entry["input"] = short_echo(error["input"])
+        if error.get("ctx"):
+            entry["ctx"] = short_echo(jsonable_encoder(error["ctx"], custom_encoder={
+                Exception: str, ValueError: str,
+            }))
+        shown.append(entry)
+    return shown
+
+
 async def validation_error(request: Request, error: Exception) -> JSONResponse:
-    """FastAPI's 422 shape, safe for non-finite inputs."""
+    """FastAPI's 422 shape, bounded and safe for non-finite inputs; malformed JSON is a 400."""
     assert isinstance(error, RequestValidationError)
-    return JSONResponse({"detail": _finite(jsonable_encoder(error.errors()))}, status_code=422)
+    errors = list(error.errors())
+    malformed = [e for e in errors if e.get("type") == "json_invalid"]
+    if malformed:
+        reason = (malformed[0].get("ctx") or {}).get("error", "JSON decode error")
+        position = malformed[0].get("loc", ("body", 0))[-1]
+        detail = f"malformed JSON body: {reason} at byte {position}"
+        return JSONResponse({"detail": _text(detail, MAX_MESSAGE_CHARS)}, status_code=400)
+    return JSONResponse({"detail": short_errors(errors)}, status_code=422)
 
 
 async def session_call_error(request: Request, error: Exception) -> JSONResponse:
@@ -34,4 +92,9 @@ async def session_call_error(request: Request, error: Exception) -> JSONResponse
     detail = error.detail
     if error.status == 422 and isinstance(detail, str):
         detail = [{"loc": ["body"], "msg": detail, "type": "value_error"}]
-    return JSONResponse({"detail": _finite(detail)}, status_code=error.status)
+    if isinstance(detail, list):
+        detail = short_errors(detail)
+    elif isinstance(detail, str):
+        detail = _text(detail, MAX_MESSAGE_CHARS)
+    headers = getattr(error, "headers", None)
+    return JSONResponse({"detail": _finite(detail)}, status_code=error.status, headers=headers)

@@ -59,6 +59,7 @@ class Subscriber:
     closing: bool = False
     overflow: bool = False
     ended_by_server: bool = False
+    lost: bool = False  # its session's worker died (close 1011, not a delete's 1000)
     seq: int = 0
     on_taken: Callable[[], None] | None = None  # tells the worker the frame left the slot
 
@@ -297,7 +298,8 @@ class SessionManager:
         if not self.stopping:
             events.worker_lost(self, worker)  # count the restart, log it (app/ops)
         for session_id in [s for s, h in self.handles.items() if h.worker is worker]:
-            self._drop(session_id)
+            # Not a delete: watchers get {"type": "lost"} and close code 1011 (stream.py).
+            self._drop(session_id, lost=f"worker {worker.index} stopped; the session is lost")
         for request_id, (future, _, target) in list(self.pending.items()):
             if target is worker and not future.done():
                 future.set_exception(SessionCallError(503, f"worker {worker.index} stopped"))
@@ -491,13 +493,18 @@ class SessionManager:
         finally:
             self._drop(session_id)
 
-    def _drop(self, session_id: str) -> None:
+    def _drop(self, session_id: str, lost: str | None = None) -> None:
+        """Forget a session; its watchers get "removed" (deleted) or "lost" (its worker died)."""
         handle = self.handles.pop(session_id, None)
         if handle is None:
             return
         handle.worker.sessions -= 1
         for subscriber in handle.subscribers:
-            subscriber.push_control({"type": "removed"})
+            if lost is None:
+                subscriber.push_control({"type": "removed"})
+            else:
+                subscriber.push_control({"type": "lost", "detail": lost})
+                subscriber.lost = True
             subscriber.closing = True
             subscriber.event.set()
 

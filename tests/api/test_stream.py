@@ -1,8 +1,10 @@
 """WS /ws/sessions/{id} in-process: frames, every epoch's loss, commands, errors, cleanup."""
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -17,12 +19,23 @@ from app.sessions.frames import FramePart, decode_frame
 from app.sessions.manager import Subscriber
 from tests.conftest import make_settings
 
+TOKENS: dict[str, str] = {}  # session id -> its owner token
+
 
 def create(client: TestClient, **config: Any) -> str:
     response = client.post("/api/sessions", json=config)
     assert response.status_code == 201, response.text
     session_id: str = response.json()["id"]
+    TOKENS[session_id] = response.json()["owner_token"]
     return session_id
+
+
+@contextlib.contextmanager
+def drive(client: TestClient, session_id: str) -> Iterator[WebSocketTestSession]:
+    """A websocket that presented the session's owner token (so its commands are obeyed)."""
+    with client.websocket_connect(f"/ws/sessions/{session_id}") as ws:
+        ws.send_json({"type": "auth", "token": TOKENS[session_id]})
+        yield ws
 
 
 def receive(ws: WebSocketTestSession) -> tuple[str, Any]:
@@ -77,7 +90,7 @@ def test_hello_then_a_full_frame(client: TestClient) -> None:
 
 def test_every_epoch_arrives_once_in_order_while_playing(client: TestClient) -> None:
     sid = create(client, frame_rate=10.0)
-    with client.websocket_connect(f"/ws/sessions/{sid}") as ws:
+    with drive(client, sid) as ws:
         ws.send_json({"type": "play", "id": 1})
         frames = frames_until(ws, lambda h: h["epoch"] >= 300)
         ws.send_json({"type": "pause"})
@@ -101,7 +114,7 @@ def test_every_epoch_arrives_once_in_order_while_playing(client: TestClient) -> 
 
 def test_commands_over_the_socket_are_acknowledged_and_applied(client: TestClient) -> None:
     sid = create(client)
-    with client.websocket_connect(f"/ws/sessions/{sid}") as ws:
+    with drive(client, sid) as ws:
         ws.send_json({"type": "step", "n": 5, "id": "s"})
         ack = reply_to(ws, "s")
         assert (ack["type"], ack["command"]) == ("ack", "step")
@@ -120,7 +133,7 @@ def test_commands_over_the_socket_are_acknowledged_and_applied(client: TestClien
 
 @pytest.mark.parametrize(("message", "detail"), [
     ("not json", "message is not valid JSON: Expecting value: line 1 column 1 (char 0)"),
-    ('{"type": "jump"}', "unknown message type 'jump'; expected one of: play, pause, step, "
+    ('{"type": "jump"}', "unknown message type 'jump'; expected one of: auth, play, pause, step, "
      "reset, regenerate, set, edit_weight, predict"),
     ('{"type": "step", "n": 0}', "invalid step message: n: Input should be greater than or "
      "equal to 1"),
@@ -133,7 +146,7 @@ def test_bad_messages_get_an_error_and_the_session_keeps_running(
     client: TestClient, message: str, detail: str
 ) -> None:
     sid = create(client)
-    with client.websocket_connect(f"/ws/sessions/{sid}") as ws:
+    with drive(client, sid) as ws:
         ws.send_json({"type": "play"})
         ws.send_text(message)
         reply = next_text(ws)
@@ -148,7 +161,7 @@ def test_divergence_is_reported_in_frames(client: TestClient) -> None:
     sid = create(client, dataset="reg-plane", learning_rate=10.0,
                  features=["x1", "x2", "x1_sq", "x2_sq"],
                  layers=[{"units": 8, "activation": "relu"}])
-    with client.websocket_connect(f"/ws/sessions/{sid}") as ws:
+    with drive(client, sid) as ws:
         ws.send_json({"type": "play"})
         header, arrays = frames_until(ws, lambda h: h["status"] == "diverged")[-1]
     assert header["status_reason"].endswith(
@@ -159,7 +172,7 @@ def test_divergence_is_reported_in_frames(client: TestClient) -> None:
 
 def test_lockstep_frames_carry_every_epochs_weights(client: TestClient) -> None:
     sid = create(client, lockstep=True)
-    with client.websocket_connect(f"/ws/sessions/{sid}") as ws:
+    with drive(client, sid) as ws:
         ws.send_json({"type": "step", "n": 30})
         frames = frames_until(ws, lambda h: h["epoch"] == 30 and h["status"] == "paused")
     recorded: dict[int, np.ndarray] = {}
@@ -186,7 +199,7 @@ def test_disconnect_mid_stream_leaves_no_task_or_subscriber(client: TestClient) 
     sid = create(client)
     manager = client.app.state.manager  # type: ignore[attr-defined]
     baseline = _task_count(client)
-    with client.websocket_connect(f"/ws/sessions/{sid}") as ws:
+    with drive(client, sid) as ws:
         ws.send_json({"type": "play"})
         frames_until(ws, lambda h: h["epoch"] > 10)
         assert len(manager.handles[sid].subscribers) == 1
@@ -283,7 +296,7 @@ def test_a_send_that_never_completes_ends_the_connection_within_the_timeout() ->
 def test_a_late_client_gets_the_history_then_every_new_epoch_once(client: TestClient) -> None:
     sid = create(client)
     client.post(f"/api/sessions/{sid}/commands", json={"type": "step", "n": 50})  # unwatched
-    with client.websocket_connect(f"/ws/sessions/{sid}") as ws:
+    with drive(client, sid) as ws:
         ws.send_json({"type": "step", "n": 20})
         frames = frames_until(ws, lambda h: h["epoch"] == 70 and h["status"] == "paused")
     epochs: list[int] = []
