@@ -32,6 +32,7 @@ from app.api.routes import (
     timetravel,
 )
 from app.api.ws_protocol import uvicorn_options
+from app.api.routes import jobs as jobs_routes
 from app.cli import apply_flags, start_message
 from app.engine import fast
 from app.ops.logs import configure_logging
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(instruments.router)
     app.include_router(races.router)
     app.include_router(timetravel.router)
+    app.include_router(jobs_routes.router)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     templates = Jinja2Templates(directory=TEMPLATES_DIR)

@@ -9,6 +9,7 @@ state, so all of them see the same permutation of the same points.
 
 import base64
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,8 @@ def max_racers() -> int:
 
 
 def max_race_step() -> int:
-    """Epochs one step request may train (Settings.max_race_step_epochs): a step runs in the web
-    process's threadpool, so it must stay short."""
+    """Epochs one step request may train (Settings.max_race_step_epochs); a step is a job in a
+    worker, trained in slices like a session, so this bounds one job, not the web process."""
     return get_settings().max_race_step_epochs
 
 
@@ -64,26 +65,83 @@ class Race:
         """Epochs every racer has been offered."""
         return max(session.epoch for session in self.sessions)
 
+    # The step in progress: epochs not yet finished (the one under way included), the next
+    # racer to train in the current epoch, and the shared batch-order state of that epoch.
+    _left: int = 0
+    _next_racer: int = 0
+    _shared: Mapping[str, Any] | None = None
+
     def step(self, epochs: int) -> int:
         """Train every still-running racer `epochs` more epochs; returns the first new epoch."""
+        first = self.begin_step(epochs)
+        while not self.advance():
+            pass
+        return first
+
+    def begin_step(self, epochs: int) -> int:
+        """Queue `epochs` more epochs (trained by `advance`); returns the first of them.
+
+        An epoch left unfinished by a cancelled step (some racers trained it, some not) is
+        finished first and is the first epoch of this step.
+        """
         limit = max_race_step()
         if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= limit:
             raise ValueError(
                 f"epochs = {epochs!r} must be an integer in 1..max_race_step_epochs = {limit}"
             )
-        first = self.epoch + 1
-        n_train = self.sessions[0].data.x_train.shape[0]
-        with self.lock:
-            for _ in range(epochs):
-                shared = self.order_rng.bit_generator.state
-                for session in self.sessions:
-                    if session.status in ("diverged", "finished"):
-                        continue
-                    session.model.order_rng.bit_generator.state = shared
-                    session.train_one_epoch()
-                # Advance the shared stream exactly as a model's epoch does: one permutation.
-                self.order_rng.permutation(n_train)
+        first = self.epoch if self._next_racer else self.epoch + 1
+        self._left = (1 if self._next_racer else 0) + epochs
         return first
+
+    def stop_step(self) -> None:
+        """Cancel the queued epochs; an epoch some racers already trained stays unfinished."""
+        self._left = 1 if self._next_racer else 0
+
+    @property
+    def step_done(self) -> bool:
+        """No queued epoch is left."""
+        return self._left == 0
+
+    @property
+    def epochs_left(self) -> int:
+        """Queued epochs not finished yet (the one under way included)."""
+        return self._left
+
+    def advance(self) -> bool:
+        """Train one racer one epoch (the unit of work, as an epoch is a session's); True once
+        every queued epoch is done.
+
+        Before every epoch every racer's batch-order generator is set to one shared state; at
+        the end of the epoch the shared stream moves on exactly as a model's epoch moves it.
+        """
+        with self.lock:
+            if self._left == 0:
+                return True
+            if self._next_racer == 0:
+                self._shared = self.order_rng.bit_generator.state
+            self._skip_stopped()
+            if self._next_racer < len(self.sessions):
+                session = self.sessions[self._next_racer]
+                session.model.order_rng.bit_generator.state = self._shared
+                session.train_one_epoch()
+                self._next_racer += 1
+                self._skip_stopped()
+            if self._next_racer >= len(self.sessions):
+                # One permutation, as a model's epoch draws.
+                self.order_rng.permutation(self.sessions[0].data.x_train.shape[0])
+                self._next_racer, self._shared = 0, None
+                self._left -= 1
+            return self._left == 0
+
+    def _skip_stopped(self) -> None:
+        while self._next_racer < len(self.sessions) and self.sessions[
+            self._next_racer
+        ].status in ("diverged", "finished"):
+            self._next_racer += 1
+
+    def nbytes(self) -> int:
+        """Memory the race holds (an estimate: data, weights with optimizer state, histories)."""
+        return sum(session_bytes(session) for session in self.sessions)
 
     def curves(self, since: int = 1) -> list[dict[str, Any]]:
         """Per racer: its label, status and the losses/metrics of epochs since..epoch."""
@@ -139,6 +197,15 @@ class Race:
                 else base64.b64encode(classes.tobytes()).decode("ascii"),
             })
         return grids
+
+
+def session_bytes(session: TrainingSession) -> int:
+    """An estimate of the memory one session holds: its data and features, its weights three
+    times (weights, gradients, optimizer slots) and its history table."""
+    data = session.data
+    arrays = (data.x_train, data.x_test, data.y_train, data.y_test)
+    weights = sum(int(w.nbytes) for w in session.model.get_weights())
+    return sum(int(a.nbytes) for a in arrays) + 3 * weights + int(session.history._table.nbytes)
 
 
 def _label(racer: dict[str, Any], index: int, taken: set[str]) -> str:

@@ -7,11 +7,13 @@ memory-bounded CheckpointStore. `verified` says whether the replay ended on exac
 weights: it does not when settings or weights were changed during the run, and the page says so.
 """
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.instruments.checkpoints import Checkpoint, CheckpointStore
+from app.instruments.race import session_bytes
 from app.sessions.config import LIVE_FIELDS, merge_config
 from app.sessions.export import export_session
 from app.sessions.frame_builder import build_part
@@ -33,6 +35,10 @@ class Replay:
     live_epoch: int
     verified: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def nbytes(self) -> int:
+        """Memory the replay holds: its checkpoints and its session."""
+        return self.checkpoints.nbytes + session_bytes(self.session)
 
     def summary(self) -> dict[str, Any]:
         """What the slider needs: the epochs it can show and how they were kept."""
@@ -114,6 +120,74 @@ def replay(
     is extended from where it stopped instead of starting again. `memory_bytes` defaults to
     Settings.checkpoint_memory_bytes.
     """
+    run = begin_replay(live, previous, memory_bytes)
+    while not run.advance():
+        pass
+    return run.finish()
+
+
+@dataclass
+class ReplayRun:
+    """A replay under way, trained epoch by epoch (`advance`) in a worker's slices.
+
+    The live run is recorded when the replay starts (its epoch and weights), so the live
+    session may go on training meanwhile: `verified` compares with that record.
+    """
+
+    session: TrainingSession
+    checkpoints: CheckpointStore
+    live_epoch: int
+    live_hash: str
+    previous: Replay | None  # the replay being extended, or None for a new one
+    first_epoch: int  # where this run started (0, or where the previous one stopped)
+
+    @property
+    def done(self) -> int:
+        """Epochs replayed by this run."""
+        return self.session.epoch - self.first_epoch
+
+    @property
+    def total(self) -> int:
+        """Epochs this run has to replay."""
+        return self.live_epoch - self.first_epoch
+
+    def advance(self) -> bool:
+        """Replay one epoch (storing it); True once the replay reached the live epoch or the
+        session stopped by itself (diverged, finished)."""
+        if self.finished:
+            return True
+        lock = self.previous.lock if self.previous is not None else None
+        with lock or contextlib.nullcontext():
+            self.session.train_one_epoch()
+            self.checkpoints.add(self.session.epoch, self.session.model.get_weights())
+        return self.finished
+
+    @property
+    def finished(self) -> bool:
+        """Nothing is left to replay."""
+        return self.session.epoch >= self.live_epoch or self.session.status != "paused"
+
+    def finish(self) -> Replay:
+        """The replay: the previous one extended, or a new one."""
+        verified = (
+            self.session.epoch == self.live_epoch and self.session.weights_hash() == self.live_hash
+        )
+        if self.previous is not None:
+            with self.previous.lock:
+                self.previous.live_epoch = self.live_epoch
+                self.previous.verified = verified
+            return self.previous
+        return Replay(self.session, self.checkpoints, self.live_epoch, verified)
+
+    def nbytes(self) -> int:
+        """Memory the replay holds: its checkpoints and its session."""
+        return self.checkpoints.nbytes + session_bytes(self.session)
+
+
+def begin_replay(
+    live: TrainingSession, previous: Replay | None = None, memory_bytes: int | None = None
+) -> ReplayRun:
+    """A replay of `live` up to its epoch now, to be trained by `ReplayRun.advance`."""
     limit = get_settings().max_step_epochs
     if live.epoch > limit:
         raise ValueError(
@@ -121,16 +195,14 @@ def replay(
         )
     if previous is not None and _extendable(previous, live):
         # The same object, under its own lock, so a frame being drawn from it stays consistent.
-        with previous.lock:
-            _train_to(previous.session, previous.checkpoints, live.epoch)
-            previous.live_epoch = live.epoch
-            previous.verified = _matches(previous.session, live)
-        return previous
+        return ReplayRun(
+            previous.session, previous.checkpoints, live.epoch, live.weights_hash(), previous,
+            previous.session.epoch,
+        )
     session = TrainingSession(live.config, live.id)
     store = CheckpointStore() if memory_bytes is None else CheckpointStore(memory_bytes)
     store.add(0, session.model.get_weights())
-    _train_to(session, store, live.epoch)
-    return Replay(session, store, live.epoch, _matches(session, live))
+    return ReplayRun(session, store, live.epoch, live.weights_hash(), None, 0)
 
 
 def _matches(session: TrainingSession, live: TrainingSession) -> bool:
@@ -146,10 +218,3 @@ def _extendable(previous: Replay, live: TrainingSession) -> bool:
         and previous.session.epoch <= live.epoch
         and previous.session.status == "paused"
     )
-
-
-def _train_to(session: TrainingSession, store: CheckpointStore, epoch: int) -> None:
-    """Train the replay up to `epoch` (or until it stops by itself), storing each epoch."""
-    while session.epoch < epoch and session.status == "paused":
-        session.train_one_epoch()
-        store.add(session.epoch, session.model.get_weights())

@@ -30,6 +30,7 @@ from app.api.owners import OwnerRegistry, hashes_match, token_hash
 from app.ops import events
 from app.sessions.bodies import RAW
 from app.sessions.frames import FramePart, merge_parts
+from app.sessions.jobs import JobBoard
 from app.sessions.worker import worker_main
 from app.settings import Settings
 
@@ -195,6 +196,9 @@ class SessionManager:
         self.settings = settings
         self.owners = owners or OwnerRegistry(settings.max_owners)
         self.owners.holders.append(self.owner_in_use)
+        # ---- jobs (app/sessions/jobs.py): races, replays and long steps in the workers ----
+        self.jobs = JobBoard(self)
+        self.owners.holders.append(self.jobs.owner_in_use)
         self.handles: dict[str, SessionHandle] = {}
         self.counters: Counter[str] = Counter()  # events for /metrics (app/ops/events.py)
         self.workers: list[WorkerHandle] = []
@@ -275,6 +279,8 @@ class SessionManager:
         elif message[0] == "frames":
             for session_id, part in message[1]:
                 self._offer(session_id, part)
+        elif message[0] == "job":  # a job's progress or end (app/sessions/jobs.py)
+            self.jobs.on_message(message)
 
     def _offer(self, session_id: str, part: FramePart) -> None:
         """Put a frame into the slot of every subscriber of the session."""

@@ -10,6 +10,7 @@ Pipe messages (tuples, pickled by multiprocessing between our own processes only
                  | ("stop",)
   worker -> web  ("reply", request_id, status_code, payload)
                  | ("frames", [(session_id, FramePart), ...])
+                 | ("job", JobPublic, end, memory)  (app/sessions/worker_jobs.py)
 Frames go out in batches (a pass of the loop, or FRAME_BATCH of them), each batch before any
 reply that follows it, so pipe order is kept: one pickle, one write and one wake-up of the web
 process's reader per batch instead of per frame.
@@ -37,12 +38,23 @@ from pydantic import ValidationError
 
 from app.datasets import to_csv
 from app.engine import fast
+from app.instruments.race import Race, start_race
+from app.instruments.timetravel import Replay, begin_replay
 from app.sessions import bodies
 from app.sessions.config import SessionConfig
 from app.sessions.export import SessionExport, export_session, import_session
 from app.sessions.frame_builder import build_part, flat_weights
 from app.sessions.frames import FramePart, preencode
 from app.sessions.session import CommandRefused, TrainingSession
+from app.sessions.worker_jobs import (
+    PROGRESS_PERIOD,
+    RaceStepJob,
+    ReplayJob,
+    StepJob,
+    WorkerJob,
+    estimate_replay_bytes,
+    race_public,
+)
 from app.settings import get_settings
 
 # A session's slice shrinks as more sessions run so each gets a turn ~25 times a CPU-second.
@@ -116,6 +128,11 @@ class WorkerError(Exception):
         self.status, self.detail = status, detail
 
 
+def unprocessable(error: ValueError, *loc: str) -> WorkerError:
+    """A ValueError as FastAPI's 422 shape, its field named by `loc`."""
+    return WorkerError(422, [{"loc": list(loc), "msg": str(error), "type": "value_error"}])
+
+
 def validation_detail(error: ValidationError) -> list[dict[str, Any]]:
     """pydantic's errors as plain JSON (FastAPI's 422 shape, without exception objects)."""
     return [
@@ -134,6 +151,10 @@ class Worker:
         self.stopping = False
         self.behind = False  # a paced session is late on its epochs: frames wait (see BEHIND)
         self.outbox: list[tuple[str, FramePart]] = []  # frames not yet sent (see FRAME_BATCH)
+        # Jobs and what they work on (worker_jobs.py): races by id, replays by session id.
+        self.jobs: dict[str, WorkerJob] = {}
+        self.races: dict[str, Race] = {}
+        self.replays: dict[str, Replay] = {}
 
     def serve_forever(self) -> None:
         """Run until ("stop",) arrives or the web side closes the pipe."""
@@ -145,6 +166,7 @@ class Worker:
                 if self.stopping:
                     break
                 self._train_round(self._ready())
+                self._report_jobs()
                 self._emit_idle_frames()
                 self._flush_frames()
         except (EOFError, OSError, BrokenPipeError):
@@ -160,6 +182,8 @@ class Worker:
     def _wait_timeout(self) -> float:
         """How long the loop may block: until the earliest due epoch or frame (0 if one is)."""
         due = [IDLE_POLL + time.monotonic()]
+        if self._working_jobs():
+            return 0.0
         for r in self.runners.values():
             if r.session.is_training:
                 if not r.paced:
@@ -210,6 +234,8 @@ class Worker:
         return runner
 
     def _call(self, request_id: int, op: str, session_id: str, payload: Any) -> Any:
+        if op.startswith(("race_", "replay_", "job_")):
+            return self._job_call(op, session_id, payload)
         payload = bodies.decode(op, payload)  # raw REST bodies are parsed here, off the loop
         if op == "create":
             session = TrainingSession(SessionConfig.model_validate(payload), session_id)
@@ -231,6 +257,11 @@ class Worker:
             return session.public()
         if op == "delete":
             self._flush_replies(runner)
+            for job in self.jobs.values():
+                if job.target == session_id:
+                    job.stop("cancelled", f"session {session_id!r} was deleted", 404)
+            self._report_jobs()
+            self.replays.pop(session_id, None)
             del self.runners[session_id]
             return None
         if op == "export":
@@ -278,10 +309,14 @@ class Worker:
             session.pause()
         elif kind == "step":
             n = command.get("n", 1)
-            if command.get("wait"):
+            if command.get("wait") or command.get("job"):
                 self._check_waiting_step(session, n)
+            if command.get("job") and command.get("job_quota"):
+                raise WorkerError(429, command["job_quota"])
             session.step(n)
             runner.restart_pace(time.monotonic())
+            if command.get("job"):
+                return self._start_step_job(runner, command, n)
             if command.get("wait"):
                 runner.waiting_replies.append(request_id)
                 runner.dirty = True
@@ -332,24 +367,160 @@ class Worker:
                 self._send(("reply", request_id, 200, public))
             runner.waiting_replies.clear()
 
+    # ---- jobs (worker_jobs.py) -------------------------------------------------------------
+
+    def _job_call(self, op: str, target: str, payload: Any) -> Any:
+        """Races, replays and jobs: `target` is a race id, a session id or a job id."""
+        if op == "race_create":
+            try:
+                race = start_race(SessionConfig.model_validate(payload["config"]),
+                                  payload["racers"])
+            except ValidationError:
+                raise
+            except ValueError as error:
+                raise unprocessable(error, "body", "racers") from None
+            size = race.nbytes()
+            if size > payload["memory_left"]:
+                raise WorkerError(429, f"a race of ~{size} bytes does not fit: "
+                                  f"{payload['memory_limit']}")
+            self.races[target] = race
+            return {"body": race_public(target, race, 1, True), "bytes": size}
+        if op == "race_get":
+            race = self._race(target)
+            return {"body": race_public(target, race, 1, True), "bytes": race.nbytes()}
+        if op == "race_delete":
+            self._race(target)
+            for job in self.jobs.values():
+                if job.target == target:
+                    job.stop("cancelled", f"race {target!r} was deleted", 404)
+            self._report_jobs()
+            del self.races[target]
+            return None
+        if op == "race_step":
+            race = self._race(target)
+            self._refuse_second_job(target, "race_step")
+            try:
+                first = race.begin_step(payload["epochs"])
+            except ValueError as error:
+                raise unprocessable(error, "body", "epochs") from None
+            return self._add_job(RaceStepJob(
+                **self._job_fields(payload, "race_step", target),
+                race=race, first=first, epochs=payload["epochs"], grids=payload["grids"],
+            ))
+        if op == "replay_start":
+            live = self._runner(target).session
+            self._refuse_second_job(target, "replay")
+            try:
+                run = begin_replay(live, self.replays.get(target))
+            except ValueError as error:
+                raise unprocessable(error, "path", "session_id") from None
+            size = estimate_replay_bytes(run)
+            if size > payload["memory_left"]:
+                raise WorkerError(429, f"a replay of ~{size} bytes does not fit: "
+                                  f"{payload['memory_limit']}")
+            return self._add_job(ReplayJob(
+                **self._job_fields(payload, "replay", target), run=run, replays=self.replays,
+            ))
+        if op == "job_cancel":
+            running = self.jobs.get(target)
+            if running is None:
+                raise WorkerError(404, f"job {target!r} is not running")
+            running.stop("cancelled", f"job {target} was cancelled after {running.done} of "
+                         f"{running.total}", 409)
+            public = running.public()
+            self._report_jobs()
+            return public
+        replayed = self.replays.get(target)
+        if replayed is None or target not in self.runners:
+            raise WorkerError(404, f"no replay of session {target!r}: POST /api/sessions/"
+                              f"{target}/timetravel first")
+        if op == "replay_summary":
+            return replayed.summary()
+        if op == "replay_frame":
+            return replayed.frame_at(payload)
+        if op == "replay_fork":
+            try:
+                return replayed.fork_export(payload["epoch"], payload["config"])
+            except ValueError as error:
+                raise unprocessable(error, "body", "config") from None
+        raise WorkerError(400, f"unknown operation {op!r}")
+
+    def _race(self, race_id: str) -> Race:
+        race = self.races.get(race_id)
+        if race is None:
+            raise WorkerError(404, f"race {race_id!r} not found")
+        return race
+
+    def _refuse_second_job(self, target: str, kind: str) -> None:
+        for job in self.jobs.values():
+            if job.target == target and job.kind == kind and job.state == "running":
+                raise WorkerError(409, f"{target!r} already runs {kind} job {job.id}; wait for "
+                                  f"it (GET /api/jobs/{job.id}) or cancel it")
+
+    @staticmethod
+    def _job_fields(payload: dict[str, Any], kind: str, target: str) -> dict[str, Any]:
+        limit = float(payload["max_seconds"])
+        return {"id": payload["job"], "kind": kind, "target": target,
+                "deadline": time.monotonic() + limit, "limit_seconds": limit}
+
+    def _add_job(self, job: WorkerJob) -> dict[str, Any]:
+        """Register a job; the reply is {"job": JobPublic} (as the 202 body)."""
+        self.jobs[job.id] = job
+        return {"job": job.public()}
+
+    def _start_step_job(self, runner: Runner, command: dict[str, Any], n: int) -> Any:
+        session = runner.session
+        job = StepJob(
+            **self._job_fields(command, "step", session.id), runner=runner,
+            start_epoch=session.epoch, history_id=session.history_id, n=n,
+        )
+        runner.dirty = True
+        runner.next_frame_at = 0.0
+        return self._add_job(job)
+
+    def _working_jobs(self) -> list[WorkerJob]:
+        return [j for j in self.jobs.values() if j.works and j.state == "running"]
+
+    def _report_jobs(self) -> None:
+        """Progress of running jobs (each at most every PROGRESS_PERIOD) and ends (at once)."""
+        if not self.jobs:
+            return
+        now = time.monotonic()
+        for job_id, job in list(self.jobs.items()):
+            job.check_deadline(now)
+            if isinstance(job, StepJob):
+                job.settle()
+            if job.end is not None:
+                del self.jobs[job_id]
+                self._send(("job", job.public(), job.end, job.memory()))
+            elif now - job.last_report >= PROGRESS_PERIOD:
+                job.last_report = now
+                self._send(("job", job.public(), None, job.memory()))
+
     # ---- training --------------------------------------------------------------------------
 
     def _train_round(self, ready: list[Runner]) -> None:
-        """One turn for each session ready to train, calls served between turns.
+        """One turn for each session ready to train and each job, calls served between turns.
 
         A round, not one turn per pass of the loop: 100 paced sessions each due about every
         17 ms would otherwise make the loop rescan every session for every single epoch.
+        Jobs (a race step, a replay) take turns like sessions, with the same CPU-time slice.
         """
-        if not ready:
+        turns: list[Runner | WorkerJob] = [*ready, *self._working_jobs()]
+        if not turns:
             self.behind = False
             return
         now = time.monotonic()
         self.behind = any(r.paced and now - r.next_epoch_at > BEHIND for r in ready)
         self.turn += 1
-        start = self.turn % len(ready)  # a different session goes first each round
-        for runner in ready[start:] + ready[:start]:
-            if self.runners.get(runner.session.id) is runner and runner.session.is_training:
-                self._train_turn(runner, len(ready))
+        start = self.turn % len(turns)  # a different session goes first each round
+        for item in turns[start:] + turns[:start]:
+            if isinstance(item, WorkerJob):
+                if item.state == "running" and self.jobs.get(item.id) is item:
+                    item.turn(time.thread_time() + self._slice(len(turns)))
+                    self._report_jobs()
+            elif self.runners.get(item.session.id) is item and item.session.is_training:
+                self._train_turn(item, len(turns))
             if len(self.outbox) >= FRAME_BATCH:
                 self._flush_frames()
             self._serve_calls(0.0)
@@ -361,7 +532,7 @@ class Worker:
         # The slice is CPU time of this thread, not wall time: on a loaded machine a wall-clock
         # slice would shrink to nothing whenever we are descheduled, while frames kept their
         # wall-clock cadence, so frames would eat the training. Frames are still due by the clock.
-        cpu_end = time.thread_time() + min(MAX_SLICE, max(MIN_SLICE, TURN_PERIOD / running))
+        cpu_end = time.thread_time() + self._slice(running)
         now = time.monotonic()
         # Cut the slice when a frame falls due during it (one session: frames on time); one
         # already overdue is sent after the slice.
@@ -391,6 +562,11 @@ class Worker:
             self._flush_replies(runner)
         if runner.may_emit and self._frame_due(runner, time.monotonic()):
             self._emit(runner)
+
+    @staticmethod
+    def _slice(turns: int) -> float:
+        """CPU seconds of one turn when `turns` sessions and jobs take turns."""
+        return min(MAX_SLICE, max(MIN_SLICE, TURN_PERIOD / turns))
 
     def _emit_idle_frames(self) -> None:
         """Frames due by the clock alone: paused, paced, or right after a command."""

@@ -3,6 +3,7 @@
 import base64
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -10,7 +11,7 @@ from fastapi.testclient import TestClient
 from app.api.routes import instruments, lessons, races, timetravel
 from app.main import create_app
 from app.sessions.frames import decode_frame
-from app.settings import Settings
+from tests.conftest import make_settings
 
 MY_ROUTERS = (lessons.router, instruments.router, races.router, timetravel.router)
 
@@ -26,8 +27,18 @@ def with_my_routers(app: FastAPI) -> FastAPI:
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    app = with_my_routers(create_app(Settings(worker_processes=0, max_sessions=3)))
+    """A client that keeps the first owner token it is given (one owner for the whole test)."""
+    app = with_my_routers(create_app(make_settings(max_sessions=3)))
     with TestClient(app) as test_client:
+
+        def keep_token(response: httpx.Response) -> None:
+            if response.status_code == 201 and "authorization" not in test_client.headers:
+                response.read()
+                body = response.json()
+                if isinstance(body, dict) and body.get("owner_token"):
+                    test_client.headers["Authorization"] = f"Bearer {body['owner_token']}"
+
+        test_client.event_hooks["response"].append(keep_token)
         yield test_client
 
 
@@ -54,6 +65,7 @@ def test_each_lesson_preset_creates_a_session(client: TestClient) -> None:
         lesson = client.get(f"/api/lessons/{entry['id']}").json()
         if lesson["kind"] != "session":
             continue
+        client.headers.pop("Authorization", None)  # each session its own owner (deleted below)
         created = client.post("/api/sessions", json=lesson["config"])
         assert created.status_code == 201, (entry["id"], created.json())
         assert client.delete(f"/api/sessions/{created.json()['id']}").status_code == 204

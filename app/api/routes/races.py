@@ -1,26 +1,31 @@
 """Optimizer races over REST: start one, step it, read its curves and decision grids, delete it.
 
-Races live in the web process (app.state.races), bounded by max_sessions and expired after
-session_idle_seconds unused; their training runs in the threadpool, never on the event loop.
+Races live in the workers (app/sessions/jobs.py keeps the race -> worker map), bounded by
+max_sessions in all, max_races_per_owner and the job memory budgets, and forgotten after
+session_idle_seconds unused. A step is a job trained in the worker's slices like a session: the
+route waits job_wait_seconds, then answers 202 with the job. Whoever created the race (its
+owner token) may step and delete it; anyone with its id may read it.
 """
 
+import json
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import app_store
-from app.api.routes.instruments import unprocessable
-from app.instruments.race import Race, start_race
-from app.instruments.store import ExpiringStore, StoreFull
+from app.api.deps import CallerDep, CreatorDep, ManagerDep, owners_of, require_owner
+from app.api.routes.jobs import ACCEPTED, answer
 from app.sessions.config import Boolean, Integer, Number, SessionConfig
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON body"},
+    401: {"description": "No owner token, or an unknown one"},
+    403: {"description": "Another owner's race"},
     404: {"description": "No such race"},
     422: {"description": "Invalid input: the detail names the field, the value and the limit"},
-    429: {"description": "max_sessions races exist"},
+    429: {"description": "A race, job or memory limit is reached (Retry-After; the detail "
+          "names the setting)"},
+    503: {"description": "No worker is running"},
 }
 
 router = APIRouter(prefix="/api/races", tags=["races"], responses=ERRORS)
@@ -71,72 +76,54 @@ class RacePublic(BaseModel):
     grids: list[dict[str, Any]] | None
 
 
-async def races_of(request: Request) -> ExpiringStore[Race]:
-    """The app's race store, made on first use (on the event loop, so only once)."""
-    store: ExpiringStore[Race] = app_store(request, "races", "race")
-    return store
+class RaceCreated(RacePublic):
+    """A new race, and the owner token that may step and delete it."""
+
+    owner_token: str
 
 
-def _race(store: ExpiringStore[Race], race_id: str) -> Race:
-    try:
-        return store.get(race_id)
-    except KeyError:
-        raise HTTPException(404, f"race {race_id!r} not found") from None
+def _json(body: bytes, code: int = 200) -> Response:
+    return Response(body, status_code=code, media_type="application/json")
 
 
-def _public(race_id: str, race: Race, since: int, grids: bool) -> RacePublic:
-    return RacePublic(
-        id=race_id,
-        epoch=race.epoch,
-        first_epoch=since,
-        racers=race.curves(since),
-        grids=race.grids() if grids else None,
-    )
-
-
-@router.post("", status_code=status.HTTP_201_CREATED)
-async def create_race(body: RaceCreate, request: Request) -> RacePublic:
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=RaceCreated)
+async def create_race(
+    body: RaceCreate, request: Request, manager: ManagerDep, creator: CreatorDep
+) -> Response:
     """Racers built from one config, all with racer 0's initial weights (epoch 0)."""
-    store = await races_of(request)
     racers = [r.model_dump(exclude_none=True) for r in body.racers]
-    try:
-        race = await run_in_threadpool(start_race, body.config, racers)
-    except ValueError as error:
-        raise unprocessable(error, "body", "racers") from None
-    try:
-        race_id = store.add(race)
-    except StoreFull as error:
-        raise HTTPException(429, str(error)) from None
-    return await run_in_threadpool(_public, race_id, race, 1, True)
+    _, public = await manager.jobs.create_race(
+        creator.token_hash, {"config": body.config.model_dump(), "racers": racers}
+    )
+    owners_of(request).add(creator.token_hash)
+    token = json.dumps(creator.token)
+    return _json(public[:-1] + f', "owner_token": {token}}}'.encode(), 201)
 
 
-@router.get("/{race_id}")
-async def read_race(race_id: str, request: Request) -> RacePublic:
+@router.get("/{race_id}", response_model=RacePublic)
+async def read_race(race_id: str, manager: ManagerDep) -> Response:
     """Every epoch's curves and the current grids."""
-    race = _race(await races_of(request), race_id)
-    return await run_in_threadpool(_public, race_id, race, 1, True)
+    return _json(await manager.jobs.read_race(race_id))
 
 
-def _step(race_id: str, race: Race, body: RaceStep) -> RacePublic:
-    first = race.step(body.epochs)
-    return _public(race_id, race, first, body.grids)
+@router.post("/{race_id}/step", response_model=RacePublic, responses=ACCEPTED)
+async def update_race(
+    race_id: str, body: RaceStep, manager: ManagerDep, caller: CallerDep
+) -> Response:
+    """Train `epochs` more; the answer has the new epochs' curves only, and fresh grids.
 
-
-@router.post("/{race_id}/step")
-async def update_race(race_id: str, body: RaceStep, request: Request) -> RacePublic:
-    """Train `epochs` more; the answer has the new epochs' curves only, and fresh grids."""
-    race = _race(await races_of(request), race_id)
-    try:
-        return await run_in_threadpool(_step, race_id, race, body)
-    except ValueError as error:
-        raise unprocessable(error, "body", "epochs") from None
+    A job: after job_wait_seconds the answer is 202 with the job (GET /api/jobs/{id}/result).
+    """
+    board = manager.jobs
+    owner = board.race(race_id).owner
+    require_owner(caller, owner, f"race {race_id!r}")
+    record = await board.step_race(race_id, owner, body.epochs, body.grids)
+    return await answer(board, record)
 
 
 @router.delete("/{race_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_race(race_id: str, request: Request) -> Response:
-    """Forget the race."""
-    try:
-        (await races_of(request)).remove(race_id)
-    except KeyError:
-        raise HTTPException(404, f"race {race_id!r} not found") from None
+async def delete_race(race_id: str, manager: ManagerDep, caller: CallerDep) -> Response:
+    """Forget the race (a step of it that runs is cancelled)."""
+    require_owner(caller, manager.jobs.race(race_id).owner, f"race {race_id!r}")
+    await manager.jobs.delete_race(race_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

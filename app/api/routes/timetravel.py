@@ -1,71 +1,54 @@
 """Time travel over REST: replay a session, fetch any past epoch as a frame, fork from it.
 
-Replays live in the web process (app.state.replays, one per session, bounded by max_sessions,
-expired after session_idle_seconds unused); replaying runs in the threadpool.
+A replay lives in the worker that holds its session (one per session, dropped with it), built
+there from the live session itself (no export copy), bounded by max_replays_per_owner and the
+job memory budgets. Replaying is a job trained in the worker's slices like a session: the POST
+waits job_wait_seconds, then answers 202 with the job. Replaying and forking need the session's
+owner token; the summary and the frames are open to anyone with the session id.
 """
 
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import ManagerDep, SessionCopyDep, SessionDep, app_store
-from app.api.routes.instruments import unprocessable
-from app.api.schemas import SessionPublic
-from app.instruments.store import ExpiringStore, StoreFull
-from app.instruments.timetravel import Replay, replay
+from app.api.deps import CallerDep, ManagerDep, OwnedSessionDep, SessionDep
+from app.api.owners import bearer_token
+from app.api.routes.jobs import ACCEPTED, answer
 from app.sessions.config import Integer
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON body"},
+    401: {"description": "No owner token"},
+    403: {"description": "Another owner's session"},
     404: {"description": "No such session, or no replay of it yet"},
     422: {"description": "Invalid input: the detail names the field, the value and the limit"},
-    429: {"description": "max_sessions replays or sessions exist"},
+    429: {"description": "A replay, job, session or memory limit is reached (Retry-After; the "
+          "detail names the setting)"},
 }
 
 router = APIRouter(prefix="/api/sessions", tags=["time travel"], responses=ERRORS)
 
 
-async def replays_of(request: Request) -> ExpiringStore[Replay]:
-    """The app's replay store, made on first use (on the event loop, so only once)."""
-    store: ExpiringStore[Replay] = app_store(request, "replays", "replay")
-    return store
+@router.post(
+    "/{session_id}/timetravel", status_code=status.HTTP_201_CREATED, responses=ACCEPTED,
+    response_model=dict[str, Any],
+)
+async def create_replay(handle: OwnedSessionDep, manager: ManagerDep) -> Response:
+    """Replay the session up to its current epoch, keeping checkpoints within the bound.
 
-
-def _replay(store: ExpiringStore[Replay], session_id: str) -> Replay:
-    try:
-        return store.get(session_id)
-    except KeyError:
-        raise HTTPException(
-            404, f"no replay of session {session_id!r}: POST /api/sessions/{session_id}/"
-            "timetravel first"
-        ) from None
-
-
-@router.post("/{session_id}/timetravel", status_code=status.HTTP_201_CREATED)
-async def create_replay(session: SessionCopyDep, request: Request) -> dict[str, Any]:
-    """Replay the session up to its current epoch, keeping checkpoints within the bound."""
-    store = await replays_of(request)
-    try:
-        previous: Replay | None = store.get(session.id)
-    except KeyError:
-        previous = None
-    try:
-        replayed = await run_in_threadpool(replay, session, previous)
-    except ValueError as error:
-        raise unprocessable(error, "path", "session_id") from None
-    try:
-        store.add(replayed, key=session.id)
-    except StoreFull as error:
-        raise HTTPException(429, str(error)) from None
-    return replayed.summary()
+    A job: after job_wait_seconds the answer is 202 with the job (GET /api/jobs/{id}/result).
+    """
+    board = manager.jobs
+    record = await board.replay(handle.session_id, handle.owner)
+    return await answer(board, record, status.HTTP_201_CREATED)
 
 
 @router.get("/{session_id}/timetravel")
-async def read_replay(handle: SessionDep, request: Request) -> dict[str, Any]:
+async def read_replay(handle: SessionDep, manager: ManagerDep) -> dict[str, Any]:
     """The stored epochs of the session's replay (the slider's stops)."""
-    return _replay(await replays_of(request), handle.session_id).summary()
+    summary: dict[str, Any] = await manager.call(handle.session_id, "replay_summary")
+    return summary
 
 
 @router.get(
@@ -74,15 +57,14 @@ async def read_replay(handle: SessionDep, request: Request) -> dict[str, Any]:
     responses={200: {"content": {"application/octet-stream": {}},
                      "description": "A binary frame (docs/protocol.md layout)"}},
 )
-async def read_replay_frame(handle: SessionDep, epoch: int, request: Request) -> Response:
+async def read_replay_frame(handle: SessionDep, epoch: int, manager: ManagerDep) -> Response:
     """The network at the stored epoch nearest to `epoch`, as one binary frame."""
     if epoch < 0:
         raise HTTPException(
             422, [{"loc": ["path", "epoch"], "msg": f"epoch = {epoch} must be >= 0",
                    "type": "value_error"}]
         )
-    stored = _replay(await replays_of(request), handle.session_id)
-    frame = await run_in_threadpool(stored.frame_at, epoch)
+    frame = await manager.call(handle.session_id, "replay_frame", epoch)
     return Response(frame, media_type="application/octet-stream")
 
 
@@ -97,12 +79,13 @@ class ForkCreate(BaseModel):
 
 @router.post("/{session_id}/timetravel/fork", status_code=status.HTTP_201_CREATED)
 async def create_fork(
-    handle: SessionDep, body: ForkCreate, request: Request, manager: ManagerDep
-) -> SessionPublic:
-    """A new live session from the weights of a past epoch, with changed settings."""
-    stored = _replay(await replays_of(request), handle.session_id)
-    try:
-        export = await run_in_threadpool(stored.fork_export, body.epoch, body.config)
-    except ValueError as error:
-        raise unprocessable(error, "body", "config") from None
-    return SessionPublic.model_validate(await manager.create("import", export))
+    handle: OwnedSessionDep, body: ForkCreate, request: Request, manager: ManagerDep,
+    caller: CallerDep,
+) -> dict[str, Any]:
+    """A new live session (the same owner's) from the weights of a past epoch, with changed
+    settings; the answer is a SessionPublic plus `owner_token`."""
+    export = await manager.call(
+        handle.session_id, "replay_fork", {"epoch": body.epoch, "config": body.config}
+    )
+    public = await manager.create("import", export, owner=handle.owner, address=caller.address)
+    return {**public, "owner_token": bearer_token(request.headers.get("authorization"))}

@@ -1,0 +1,387 @@
+"""The web process's side of jobs, races and replays (docs/protocol.md "Jobs").
+
+Work that may take over ~1 s (a race step, a time-travel replay, a REST `step`) is a job: it runs
+in a worker (app/sessions/worker_jobs.py), trained in the same slices as the sessions, and the
+route waits `job_wait_seconds` for it: done -> the usual answer, else 202 `{"job": JobPublic}`
+with `Location: /api/jobs/{id}`. Races live on the least-loaded worker (this board keeps the
+race -> worker map), replays on the worker of their session. The board keeps what the budgets
+need: each race's and replay's owner and reported bytes, each owner's running jobs. Nothing here
+trains or builds an answer: replies come from the workers ready to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.sessions.manager import SessionCallError, SessionManager, WorkerHandle
+    from app.settings import Settings
+
+JOB_KINDS = ("race_step", "replay", "step")
+
+
+def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> SessionCallError:
+    from app.sessions.manager import SessionCallError  # a cycle at import time otherwise
+
+    return SessionCallError(status, detail, headers)
+
+
+@dataclass(eq=False)
+class JobRecord:
+    """A job as the web process knows it: its last JobPublic and, once ended, its answer."""
+
+    id: str
+    kind: str
+    target: str
+    owner: str
+    worker: WorkerHandle
+    public: dict[str, Any]
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    end: tuple[int, Any] | None = None  # (status, body or detail), as the route would answer
+    ended_at: float = 0.0
+
+    @property
+    def running(self) -> bool:
+        """Not ended yet (and its worker still there)."""
+        return self.end is None
+
+    def finish(self, public: dict[str, Any], end: tuple[int, Any]) -> None:
+        """Record the end (once)."""
+        if self.end is None:
+            self.public, self.end, self.ended_at = public, end, time.monotonic()
+            self.ended.set()
+
+
+@dataclass(eq=False)
+class Holding:
+    """A race or a replay: who owns it, where it lives, the bytes it last reported."""
+
+    owner: str
+    worker: WorkerHandle
+    nbytes: int
+    last_active: float = field(default_factory=time.monotonic)
+
+
+class JobBoard:
+    """Jobs by id, races by id, replays by session id; budgets; progress to subscribers."""
+
+    def __init__(self, manager: SessionManager) -> None:
+        self.manager = manager
+        self.jobs: dict[str, JobRecord] = {}
+        self.races: dict[str, Holding] = {}
+        self.replays: dict[str, Holding] = {}
+
+    @property
+    def settings(self) -> Settings:
+        """The manager's settings."""
+        return self.manager.settings
+
+    # ---- worker messages -------------------------------------------------------------------
+
+    def on_message(self, message: tuple[Any, ...]) -> None:
+        """("job", JobPublic, end, memory) from a worker (runs on the event loop)."""
+        _, public, end, memory = message
+        if memory is not None:
+            kind, key, nbytes = memory
+            table = self.races if kind == "race" else self.replays
+            holding = table.get(key)
+            if holding is not None:
+                if nbytes:
+                    holding.nbytes = nbytes
+                else:
+                    del table[key]  # a new replay that was cancelled: nothing is kept
+        record = self.jobs.get(public["id"])
+        if record is None:
+            return
+        if end is None:
+            record.public = public
+        else:
+            record.finish(public, end)
+            if record.kind == "step":
+                handle = self.manager.handles.get(record.target)
+                if handle is not None and isinstance(end[1], dict):
+                    handle.status = str(end[1].get("status", handle.status))
+        self._tell_subscribers(record)
+
+    def _tell_subscribers(self, record: JobRecord) -> None:
+        handle = self.manager.handles.get(record.target)
+        if handle is None:
+            return
+        for subscriber in handle.subscribers:
+            subscriber.push_control({"type": "job", "job": record.public})
+
+    # ---- reading jobs ----------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobRecord:
+        """A job (running, or ended less than job_keep_seconds ago), or 404."""
+        self._expire()
+        record = self.jobs.get(job_id)
+        if record is None:
+            raise _error(404, f"job {job_id!r} not found")
+        if record.running and not record.worker.alive:
+            record.finish(
+                {**record.public, "state": "failed",
+                 "detail": f"worker {record.worker.index} stopped"},
+                (503, f"job {job_id} was lost: worker {record.worker.index} stopped"),
+            )
+        return record
+
+    def _expire(self) -> None:
+        keep = self.settings.job_keep_seconds
+        now = time.monotonic()
+        for job_id in [j for j, r in self.jobs.items() if r.end and now - r.ended_at > keep]:
+            del self.jobs[job_id]
+
+    def owner_in_use(self, owner: str) -> bool:
+        """Whether the owner has a race, a replay or a job (the owner registry keeps it)."""
+        return any(h.owner == owner for h in (*self.races.values(), *self.replays.values())) or (
+            any(r.owner == owner and r.running for r in self.jobs.values())
+        )
+
+    async def wait(self, record: JobRecord, seconds: float | None = None) -> bool:
+        """Wait up to `seconds` (job_wait_seconds) for the job to end; whether it did."""
+        seconds = self.settings.job_wait_seconds if seconds is None else seconds
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(record.ended.wait(), seconds)
+        return not self.get(record.id).running
+
+    async def cancel(self, record: JobRecord) -> None:
+        """Stop a running job; its work stops before the worker's next slice."""
+        if not record.running:
+            return
+        try:
+            public = await self.manager._request(record.worker, "job_cancel", record.id)
+        except Exception as error:
+            if getattr(error, "status", None) != 404:  # it ended meanwhile: its end is on the way
+                raise
+            await self.wait(record, 1.0)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(record.ended.wait(), 1.0)
+        if record.running:
+            record.finish(public, (409, public.get("detail")))
+
+    # ---- budgets ---------------------------------------------------------------------------
+
+    def refuse(self, detail: str) -> SessionCallError:
+        """A 429 naming the setting, with Retry-After."""
+        return _error(429, detail, {"Retry-After": str(self._retry_after())})
+
+    def _retry_after(self) -> int:
+        return max(1, round(self.settings.job_wait_seconds))
+
+    def _live(self, table: dict[str, Holding]) -> dict[str, Holding]:
+        """Drop holdings whose worker or session is gone; the rest."""
+        for key in [k for k, h in table.items() if not h.worker.alive or (
+            table is self.replays and k not in self.manager.handles
+        )]:
+            del table[key]
+        return table
+
+    def check_job_quota(self, owner: str) -> str | None:
+        """The 429 detail if the owner already runs max_jobs_per_owner jobs, else None."""
+        limit = self.settings.max_jobs_per_owner
+        running = sum(r.owner == owner and r.running for r in self.jobs.values())
+        if running >= limit:
+            return (f"this owner runs {running} jobs; max_jobs_per_owner = {limit} (wait for "
+                    "one to end, or cancel it with DELETE /api/jobs/{id})")
+        return None
+
+    def memory_left(self, owner: str, exclude: Holding | None = None) -> tuple[int, str]:
+        """The bytes a new race or replay of `owner` may take, and the limit that says so;
+        429 when nothing is left."""
+        settings = self.settings
+        holdings = [h for h in (*self._live(self.races).values(),
+                                *self._live(self.replays).values()) if h is not exclude]
+        total = sum(h.nbytes for h in holdings)
+        mine = sum(h.nbytes for h in holdings if h.owner == owner)
+        owner_left = settings.max_job_memory_bytes_per_owner - mine
+        total_left = settings.max_job_memory_bytes - total
+        if owner_left <= total_left:
+            text = (f"this owner's races and replays hold {mine} bytes; "
+                    f"max_job_memory_bytes_per_owner = {settings.max_job_memory_bytes_per_owner}")
+        else:
+            text = (f"all races and replays hold {total} bytes; max_job_memory_bytes = "
+                    f"{settings.max_job_memory_bytes}")
+        left = min(owner_left, total_left)
+        if left <= 0:
+            raise self.refuse(text + " (delete a race or a session with a replay)")
+        return left, text
+
+    # ---- starting jobs ---------------------------------------------------------------------
+
+    def reserve(self, kind: str, target: str, owner: str, worker: WorkerHandle) -> JobRecord:
+        """A job record under a fresh id, before its worker starts it (so no message of it
+        can arrive unknown); 429 when the owner runs max_jobs_per_owner jobs."""
+        refusal = self.check_job_quota(owner)
+        if refusal is not None:
+            raise self.refuse(refusal)
+        return self._record(kind, target, owner, worker)
+
+    def _record(self, kind: str, target: str, owner: str, worker: WorkerHandle) -> JobRecord:
+        job_id = secrets.token_urlsafe(9)
+        public = {"id": job_id, "kind": kind, "target": target, "state": "running",
+                  "done": 0, "total": 0, "detail": None}
+        record = JobRecord(job_id, kind, target, owner, worker, public)
+        self.jobs[job_id] = record
+        return record
+
+    def started(self, record: JobRecord, reply: Any) -> None:
+        """The worker's reply to a job start ({"job": JobPublic})."""
+        if record.running:
+            record.public = reply["job"]
+        self._tell_subscribers(record)
+
+    async def start(
+        self, record: JobRecord, op: str, payload: dict[str, Any]
+    ) -> JobRecord:
+        """Ask the record's worker to start the job; the record is dropped if it refuses."""
+        payload = {**payload, "job": record.id, "max_seconds": self.settings.max_job_seconds}
+        try:
+            reply = await self.manager._request(record.worker, op, record.target, payload)
+        except BaseException:
+            self.jobs.pop(record.id, None)
+            raise
+        self.started(record, reply)
+        return record
+
+    async def step_command(
+        self, session_id: str, owner: str, payload: dict[str, Any]
+    ) -> tuple[JobRecord | None, Any]:
+        """A REST command: a `step` becomes a job (the worker decides: the command's type is
+        only known once it parsed the body); any other command answers as before."""
+        handle = self.manager.get(session_id)
+        record = self._record("step", session_id, owner, handle.worker)
+        payload = {**payload, "job": record.id, "max_seconds": self.settings.max_job_seconds,
+                   "job_quota": self.check_job_quota(owner)}
+        try:
+            reply = await self.manager.call(session_id, "command", payload)
+        except BaseException as error:
+            self.jobs.pop(record.id, None)
+            status = getattr(error, "status", None)
+            if status == 429 and not getattr(error, "headers", None):
+                raise self.refuse(str(getattr(error, "detail", error))) from None
+            raise
+        if not (isinstance(reply, dict) and isinstance(reply.get("job"), dict)):
+            self.jobs.pop(record.id, None)
+            return None, reply
+        handle.status = "running"
+        self.started(record, reply)
+        return record, reply
+
+    # ---- races -----------------------------------------------------------------------------
+
+    def race(self, race_id: str) -> Holding:
+        """Where a race lives, or 404 (also once it expired or its worker stopped)."""
+        self._expire_races()
+        holding = self._live(self.races).get(race_id)
+        if holding is None:
+            raise _error(404, f"race {race_id!r} not found")
+        holding.last_active = time.monotonic()
+        return holding
+
+    def _expire_races(self) -> None:
+        """Forget races unused for session_idle_seconds (their workers drop them)."""
+        idle = self.settings.session_idle_seconds
+        now = time.monotonic()
+        for race_id, holding in list(self.races.items()):
+            busy = any(r.target == race_id and r.running for r in self.jobs.values())
+            if not busy and now - holding.last_active > idle:
+                del self.races[race_id]
+                self.manager._forget(holding.worker, race_id, "race_delete")
+
+    async def create_race(self, owner: str, payload: dict[str, Any]) -> tuple[str, bytes]:
+        """A new race on the least-loaded worker: its id and its first answer (JSON bytes)."""
+        settings = self.settings
+        self._expire_races()
+        races = self._live(self.races)
+        if len(races) >= settings.max_sessions:
+            raise self.refuse(f"{len(races)} races exist; max_sessions = {settings.max_sessions}")
+        mine = sum(h.owner == owner for h in races.values())
+        if mine >= settings.max_races_per_owner:
+            raise self.refuse(f"this owner has {mine} races; max_races_per_owner = "
+                              f"{settings.max_races_per_owner} (delete one first)")
+        left, text = self.memory_left(owner)
+        live = [w for w in self.manager.workers if w.alive]
+        if not live:
+            raise _error(503, "no worker is running")
+        worker = min(live, key=self._load)
+        race_id = secrets.token_urlsafe(9)
+        holding = Holding(owner, worker, 0)
+        self.races[race_id] = holding  # reserved: concurrent creates count it
+        try:
+            reply = await self.manager._request(
+                worker, "race_create", race_id,
+                {**payload, "memory_left": left, "memory_limit": text},
+            )
+        except BaseException as error:
+            self.races.pop(race_id, None)
+            if getattr(error, "status", None) == 429:
+                raise self.refuse(str(getattr(error, "detail", error))) from None
+            raise
+        holding.nbytes = int(reply["bytes"])
+        return race_id, bytes(reply["body"])
+
+    def _load(self, worker: WorkerHandle) -> int:
+        """Sessions, races and running jobs on a worker (a new race goes to the lowest)."""
+        return worker.sessions + sum(h.worker is worker for h in self.races.values()) + sum(
+            r.worker is worker and r.running for r in self.jobs.values()
+        )
+
+    async def read_race(self, race_id: str) -> bytes:
+        """A race's whole answer (every epoch's curves, grids), JSON bytes from its worker."""
+        holding = self.race(race_id)
+        reply = await self.manager._request(holding.worker, "race_get", race_id)
+        holding.nbytes = int(reply["bytes"])
+        return bytes(reply["body"])
+
+    async def delete_race(self, race_id: str) -> None:
+        """Forget a race; a step of it running is cancelled."""
+        holding = self.race(race_id)
+        try:
+            await self.manager._request(holding.worker, "race_delete", race_id)
+        finally:
+            self.races.pop(race_id, None)
+
+    async def step_race(self, race_id: str, owner: str, epochs: int, grids: bool) -> JobRecord:
+        """Start a race step job (the race's owner only: checked by the route)."""
+        holding = self.race(race_id)
+        self.memory_left(holding.owner)
+        record = self.reserve("race_step", race_id, owner, holding.worker)
+        return await self.start(record, "race_step", {"epochs": epochs, "grids": grids})
+
+    # ---- replays ---------------------------------------------------------------------------
+
+    async def replay(self, session_id: str, owner: str) -> JobRecord:
+        """Start (or join) the replay job of a session, on the session's worker."""
+        for record in self.jobs.values():
+            if record.kind == "replay" and record.target == session_id and record.running:
+                return record  # one replay of a session at a time: wait on that one
+        handle = self.manager.get(session_id)
+        replays = self._live(self.replays)
+        existing = replays.get(session_id)
+        if existing is None:
+            mine = sum(h.owner == owner for h in replays.values())
+            if mine >= self.settings.max_replays_per_owner:
+                raise self.refuse(f"this owner has {mine} replays; max_replays_per_owner = "
+                                  f"{self.settings.max_replays_per_owner} (delete a session "
+                                  "to drop its replay)")
+        left, text = self.memory_left(owner, exclude=existing)
+        record = self.reserve("replay", session_id, owner, handle.worker)
+        holding = existing or Holding(owner, handle.worker, 0)
+        self.replays[session_id] = holding
+        try:
+            return await self.start(
+                record, "replay_start", {"memory_left": left, "memory_limit": text}
+            )
+        except BaseException as error:
+            if existing is None:
+                self.replays.pop(session_id, None)
+            if getattr(error, "status", None) == 429 and not getattr(error, "headers", None):
+                raise self.refuse(str(getattr(error, "detail", error))) from None
+            raise
