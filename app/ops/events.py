@@ -33,11 +33,13 @@ def worker_lost(manager: Any, worker: Any) -> None:
 def websocket_closed(manager: Any, websocket: Any, subscriber: Any) -> None:
     """A websocket client's stream ended: count slow-client closes, log every disconnect."""
     try:
-        if subscriber.overflow:
+        if getattr(subscriber, "lost", False):
+            reason = "lost"  # its worker died (close 1011)
+        elif subscriber.overflow:
             reason = "slow_client"  # stopped reading: send deadline or pending frames overflow
             manager.counters["slow_client_closes"] += 1
         elif subscriber.ended_by_server:
-            reason = "server"  # removed, lost, or shutting down
+            reason = "server"  # removed, or shutting down
         else:
             reason = "client"
         manager.counters[f"websocket_closed_{reason}"] += 1

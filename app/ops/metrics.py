@@ -38,6 +38,7 @@ from app.ops.ratelimit import CLIENT, RATE_LIMITED
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED = "unmatched"  # the route label of a 404 (any path: the label set stays bounded)
+RATE_LIMITED_ROUTE = "rate_limited"  # the route label of a request the limiter refused
 MAX_LOGGED_BODY = 2048
 
 # manager.counters key -> (metric name, help). Counters the hooks have not touched yet are 0.
@@ -111,7 +112,7 @@ class ManagerCollector:
             "nn_websocket_closes", "Websocket streams that ended, by who ended them",
             labels=["reason"],
         )
-        for reason in ("client", "server", "slow_client"):
+        for reason in ("client", "server", "slow_client", "lost"):
             closes.add_metric([reason], counters[f"websocket_closed_{reason}"])
         yield closes
 
@@ -167,23 +168,12 @@ class Metrics:
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's path template (/api/sessions/{session_id}), never the raw path."""
-    route = scope.get("route")
-    if route is None and scope.get(RATE_LIMITED):
-        route = matching_route(scope)  # refused before routing: find what it would have hit
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED
-
-
-def matching_route(scope: Scope) -> Any:
-    """The route of the app that matches this scope fully, if any (only for refused requests)."""
-    from starlette.routing import Match
-
-    for route in getattr(scope.get("app"), "routes", []):
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return route
-    return None
+    """The matched route's path template (/api/sessions/{session_id}), never the raw path;
+    "rate_limited" for a request the limiter refused before routing, else "unmatched"."""
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    return RATE_LIMITED_ROUTE if scope.get(RATE_LIMITED) else UNMATCHED
 
 
 class RequestMetrics:

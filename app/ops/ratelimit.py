@@ -24,7 +24,6 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import MemoryStorage
@@ -158,11 +157,13 @@ def client_address(scope: Scope, proxies: list[Network]) -> str:
 
 
 def address_key(address: str) -> str:
-    """The limiter's key: the address, or an IPv6 address's /64."""
+    """The limiter's key: the address, an IPv4-mapped IPv6 address's IPv4, or an IPv6 /64."""
     try:
-        ip: Any = ipaddress.ip_address(address)
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return address
-    if ip.version == 6 and ip.ipv4_mapped is None:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip.ipv4_mapped or ip)
+    return str(ip)

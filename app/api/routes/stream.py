@@ -28,6 +28,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.api.limits import lone_surrogate_at
 from app.api.routes.sessions import command_payload
 from app.api.schemas import COMMAND_TYPES, Command
+from app.ops import events
 from app.sessions.frames import frame_bytes, split_rows
 from app.sessions.manager import SessionCallError, SessionManager, Subscriber
 from app.settings import Settings
@@ -99,6 +100,7 @@ async def stream_session(websocket: WebSocket, session_id: str) -> None:
         inbox_send.close()
         if subscriber is not None:
             manager.unsubscribe(subscriber)  # synchronous: safe even while being cancelled
+            events.websocket_closed(manager, websocket, subscriber)  # count, log (app/ops)
     if refusal is not None:
         code = NOT_FOUND if refusal.status == 404 else POLICY_VIOLATION
         await _refuse(websocket, settings, code, str(refusal.detail))
