@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.api.ws_protocol import uvicorn_options
 from app.main import create_app
 from app.settings import Settings
 
@@ -22,7 +24,58 @@ def make_settings(**overrides: Any) -> Settings:
     """Test settings: one worker thread in-process (fast start) unless overridden."""
     # rate_limit_per_second: only tests/ops and tests/abuse meet the per-address rate limit.
     values: dict[str, Any] = {"worker_processes": 0, "rate_limit_per_second": 1e6, **overrides}
+    # TestClient's Host is "testserver": it joins the Host allow-list (TrustedHostMiddleware).
+    values.setdefault("allowed_hosts", ["127.0.0.1", "localhost", "::1", "testserver"])
+    values.setdefault("rate_limit_per_second", 1e6)
     return Settings(**values)
+
+
+SESSION_PATH = re.compile(r"^/(?:api|ws)/sessions/([^/]+)")
+CREATE_PATHS = ("/api/sessions", "/api/sessions/import")
+
+
+class OwnerTokens:
+    """httpx event hooks that make a TestClient act as the owner of every session it created.
+
+    Each create (no Authorization: a new owner per session) returns an owner_token; later
+    requests to that session's routes (websocket upgrade included) carry it, and other requests
+    (e.g. GET /api/sessions) carry the latest one, unless the test set Authorization itself.
+    Ownership tests use bare TestClients instead.
+    """
+
+    def __init__(self) -> None:
+        self.by_session: dict[str, str] = {}
+        self.latest: str | None = None
+
+    def attach(self, request: httpx.Request) -> None:
+        """Request hook: add the owner token the request's session needs."""
+        path = request.url.path
+        if "authorization" in request.headers or (
+            request.method == "POST" and path in CREATE_PATHS
+        ):
+            return
+        match = SESSION_PATH.match(path)
+        token = self.by_session.get(match.group(1)) if match else self.latest
+        if token is not None:
+            request.headers["authorization"] = f"Bearer {token}"
+
+    def remember(self, response: httpx.Response) -> None:
+        """Response hook: keep the token of a session this client created."""
+        if response.request.method != "POST" or response.status_code != 201:
+            return
+        response.read()
+        with contextlib.suppress(ValueError):
+            body = response.json()
+            if isinstance(body, dict) and isinstance(body.get("owner_token"), str):
+                self.by_session[str(body.get("id"))] = body["owner_token"]
+                self.latest = body["owner_token"]
+
+
+def owned_client(test_client: TestClient) -> TestClient:
+    """Give a TestClient the OwnerTokens hooks (returns it)."""
+    tokens = OwnerTokens()
+    test_client.event_hooks = {"request": [tokens.attach], "response": [tokens.remember]}
+    return test_client
 
 
 @pytest.fixture
@@ -33,9 +86,10 @@ def app() -> FastAPI:
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
-    """A TestClient with the lifespan running (workers started, stopped after the test)."""
+    """A TestClient with the lifespan running (workers started, stopped after the test), the
+    owner of every session it creates (OwnerTokens)."""
     with TestClient(app) as test_client:
-        yield test_client
+        yield owned_client(test_client)
 
 
 class LiveServer:
@@ -50,8 +104,7 @@ class LiveServer:
         origins = [self.url, f"http://localhost:{self.port}"]
         self.app = create_app(make_settings(allowed_origins=origins, **overrides))
         config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="on",
-            **uvicorn_options(self.app.state.settings),
+            self.app, log_level="warning", ws_per_message_deflate=False, lifespan="on"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
