@@ -1,0 +1,128 @@
+"""JSON-lines logs (app/ops/logs.py): a killed worker is named, 429s are logged with the
+setting, and an owner token never reaches the log, whatever path it takes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.ops.logs import JsonFormatter, Redact, log_event, redact
+from tests.conftest import make_settings
+
+TOKEN = "Zq8y1o7Kx0lM3nB5vC2xJ9hG4fD6sA7pL0kQ1wE2rT3"  # shaped like an owner token (43 chars)
+
+
+def log_lines(err: str) -> list[dict[str, Any]]:
+    """The JSON log lines among captured stderr (every line of ours must parse)."""
+    lines = [line for line in err.splitlines() if line.startswith('{"ts"')]
+    return [json.loads(line) for line in lines]
+
+
+def events(err: str, name: str) -> list[dict[str, Any]]:
+    return [line for line in log_lines(err) if line.get("event") == name]
+
+
+def test_a_killed_worker_is_logged_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGKILL a real worker process: one error line names the worker, its pid, its exit code
+    and the sessions lost; its watcher's close is logged as `lost`; the restart is counted."""
+    app = create_app(make_settings(worker_processes=1))
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions", json={}).json()["id"]
+        manager = app.state.manager
+        pid = manager.workers[0].runner.pid
+        with client.websocket_connect(f"/ws/sessions/{session_id}") as ws:
+            assert json.loads(ws.receive()["text"])["type"] == "hello"
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while manager.workers[0].runner.pid == pid:
+                assert time.monotonic() < deadline, "the worker was not replaced"
+                time.sleep(0.05)
+            while ws.receive().get("type") != "websocket.close":
+                pass
+        metrics = client.get("/metrics").text
+    err = capsys.readouterr().err
+    [lost] = events(err, "worker_lost")
+    assert lost["level"] == "error"
+    assert lost["logger"] == "nn_playground.ops"
+    assert (lost["worker"], lost["pid"], lost["sessions_lost"]) == (0, pid, 1)
+    assert lost["exitcode"] in (-signal.SIGKILL, None)  # None: not reaped yet when logged
+    closes = [line["reason"] for line in events(err, "websocket_closed")]
+    assert closes == ["lost"]
+    assert "nn_worker_restarts_total 1.0" in metrics
+    assert 'nn_websocket_closes_total{reason="lost"} 1.0' in metrics
+
+
+def test_429s_are_logged_with_the_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    """The rate limiter's 429 and a quota's 429 (max_sessions here) each give one warning line
+    that names the setting, the client and the route."""
+    limited = TestClient(create_app(make_settings(rate_limit_per_second=1, rate_limit_burst=3)))
+    assert [limited.get("/api/registry").status_code for _ in range(4)] == [200, 200, 200, 429]
+    with TestClient(create_app(make_settings(max_sessions=1))) as client:
+        assert client.post("/api/sessions", json={}).status_code == 201
+        assert client.post("/api/sessions", json={}).status_code == 429
+    err = capsys.readouterr().err
+    [limited] = events(err, "rate_limited")
+    assert limited["level"] == "warning"
+    assert (limited["setting"], limited["limit"], limited["retry_after"]) == (
+        "rate_limit_burst", 3, 1
+    )
+    assert (limited["client"], limited["path"]) == ("testclient", "/api/registry")
+    [quota] = events(err, "quota_exceeded")
+    assert quota["route"] == "/api/sessions"
+    assert quota["client"] == "testclient"
+    assert "max_sessions = 1" in quota["detail"]
+
+
+def test_a_token_never_reaches_the_log(capsys: pytest.CaptureFixture[str]) -> None:
+    """Tokens sent where logs look (Authorization on limited and refused requests, the
+    websocket auth message of a connection that is logged) and tokens passed to the logger by
+    mistake (message, args, fields) are all written as [redacted]."""
+    settings = make_settings(rate_limit_per_second=1, rate_limit_burst=2, max_sessions=1)
+    with TestClient(create_app(settings)) as client:
+        created = client.post("/api/sessions", json={})
+        token = created.json()["owner_token"]
+        session_id = created.json()["id"]
+        with client.websocket_connect(f"/ws/sessions/{session_id}") as ws:
+            ws.send_json({"type": "auth", "token": token})
+        bearer = {"Authorization": f"Bearer {token}"}
+        for _ in range(3):
+            client.post("/api/sessions", json={}, headers=bearer)
+        log_event("test", authorization=f"Bearer {token}", owner_token=token, note=f"t={token}")
+        logging.getLogger("nn_playground.ops").warning("token %s in %s", token, TOKEN)
+    err = capsys.readouterr().err
+    assert events(err, "rate_limited") and events(err, "websocket_closed")
+    assert token not in err
+    assert TOKEN not in err
+    [line] = events(err, "test")
+    assert line["authorization"] == line["owner_token"] == "[redacted]"
+    assert line["note"] == "t=[redacted]"
+    assert any(x.get("message") == "token [redacted] in [redacted]" for x in log_lines(err))
+
+
+def test_redaction_and_format() -> None:
+    """The filter rewrites Bearer values, token-shaped words and secret-named keys; a line is
+    one JSON object with ts (UTC), level, logger and event or message."""
+    assert redact(f"Authorization: Bearer {TOKEN}") == "Authorization: Bearer [redacted]"
+    assert redact(f"basic {TOKEN[:10]}") == "basic [redacted]"
+    assert redact({"Authorization": "x", "session": "iEYzCngJew4b", "n": [TOKEN]}) == {
+        "Authorization": "[redacted]", "session": "iEYzCngJew4b", "n": ["[redacted]"]
+    }
+    record = logging.makeLogRecord(
+        {"name": "nn_playground.ops", "levelno": logging.INFO, "levelname": "INFO",
+         "msg": "worker_lost", "event": "worker_lost", "worker": 1, "token": TOKEN}
+    )
+    Redact().filter(record)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["ts"].endswith("Z")
+    assert {k: v for k, v in line.items() if k != "ts"} == {
+        "level": "info", "logger": "nn_playground.ops", "event": "worker_lost", "worker": 1,
+        "token": "[redacted]",
+    }
