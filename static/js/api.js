@@ -1,75 +1,16 @@
-/** REST calls to the server (docs/protocol.md); every failure becomes an Error with its detail. */
+/**
+ * REST calls to the server (docs/protocol.md); every failure becomes an ApiError with its detail.
+ * Every call carries the page's owner token (owner.js); a long one answered with a job (202)
+ * shows its progress and resolves to the usual answer (jobs.js).
+ */
+import { authorizedFetch } from './http.js';
+import { request } from './jobs.js';
 
 /** @typedef {import('./types.js').Registry} Registry */
 /** @typedef {import('./types.js').SessionPublic} SessionPublic */
 /** @typedef {import('./types.js').DataPoints} DataPoints */
 
-/** At most this many distinct problems of a 422 are listed; the rest are counted. */
-const MAX_PROBLEMS = 8;
-
-/** An Error that keeps the HTTP status and the server's readable detail apart. */
-export class ApiError extends Error {
-  /**
-   * @param {number} status
-   * @param {string} detail
-   */
-  constructor(status, detail) {
-    super(`${status}: ${detail}`);
-    this.status = status;
-    this.detail = detail;
-  }
-}
-
-/**
- * The server's `detail` as one readable line. A 422 detail is FastAPI's list of {loc, msg}:
- * missing fields are named in one "missing fields a, b, c", every other problem is written
- * "loc: msg" once (a list of 11 "Field required" says which 11 fields).
- * @param {unknown} detail
- * @returns {string}
- */
-export function describe(detail) {
-  if (!Array.isArray(detail)) return typeof detail === 'string' ? detail : JSON.stringify(detail);
-  /** @type {string[]} */
-  const missing = [];
-  /** @type {string[]} */
-  const problems = [];
-  for (const item of detail) {
-    if (!item || typeof item !== 'object' || !('msg' in item)) {
-      problems.push(JSON.stringify(item));
-      continue;
-    }
-    // "body" is where FastAPI found the field, not part of its name.
-    const loc = (Array.isArray(item.loc) ? item.loc : []).filter((part, i) => !(i === 0 && part === 'body'));
-    const where = loc.join('.');
-    if (item.type === 'missing' && where) missing.push(where);
-    else problems.push(where ? `${where}: ${item.msg}` : String(item.msg));
-  }
-  const lines = missing.length ? [`missing fields ${[...new Set(missing)].join(', ')}`] : [];
-  const distinct = [...new Set(problems)];
-  lines.push(...distinct.slice(0, MAX_PROBLEMS));
-  if (distinct.length > MAX_PROBLEMS) lines.push(`and ${distinct.length - MAX_PROBLEMS} more`);
-  return lines.join('; ');
-}
-
-/**
- * Fetch JSON, throwing an Error with the server's detail on a non-2xx answer.
- * @param {string} url
- * @param {RequestInit} [init]
- * @returns {Promise<any>}
- */
-async function request(url, init = {}) {
-  const response = await fetch(url, {
-    ...init,
-    headers: init.body ? { 'Content-Type': 'application/json' } : undefined,
-  });
-  if (response.status === 204) return null;
-  const body = await response.json().catch(() => null);
-  if (!response.ok) {
-    const detail = body && 'detail' in body ? describe(body.detail) : response.statusText;
-    throw new ApiError(response.status, detail);
-  }
-  return body;
-}
+export { ApiError, describe } from './http.js';
 
 /** @returns {Promise<Registry>} */
 export function fetchRegistry() {
@@ -90,7 +31,15 @@ export function fetchPreview(name) {
  * @returns {Promise<SessionPublic>}
  */
 export function createSession(config) {
-  return request('/api/sessions', { method: 'POST', body: JSON.stringify(config) });
+  return request('/api/sessions', { method: 'POST', body: JSON.stringify(config) }, { create: true });
+}
+
+/**
+ * The sessions of the page's owner token ([] without one).
+ * @returns {Promise<SessionPublic[]>}
+ */
+export function listSessions() {
+  return request('/api/sessions');
 }
 
 /**
@@ -116,8 +65,7 @@ export function deleteSession(id) {
  * @returns {Promise<string>}
  */
 export async function exportSession(id) {
-  const response = await fetch(`/api/sessions/${encodeURIComponent(id)}/export`);
-  if (!response.ok) throw new Error(`${response.status}: could not export the session`);
+  const response = await authorizedFetch(`/api/sessions/${encodeURIComponent(id)}/export`);
   return response.text();
 }
 
@@ -127,7 +75,7 @@ export async function exportSession(id) {
  * @returns {Promise<SessionPublic>}
  */
 export function importSession(exportedText) {
-  return request('/api/sessions/import', { method: 'POST', body: exportedText });
+  return request('/api/sessions/import', { method: 'POST', body: exportedText }, { create: true, label: 'Importing the model' });
 }
 
 /**
@@ -148,16 +96,43 @@ export function dataCsvUrl(id) {
 }
 
 /**
+ * The session's data as CSV text (its owner's token: a plain link could not send it).
+ * @param {string} id
+ * @returns {Promise<string>}
+ */
+export async function fetchDataCsv(id) {
+  return (await authorizedFetch(dataCsvUrl(id))).text();
+}
+
+/**
  * The session's points, split into train and test by its n_train.
  * @param {SessionPublic} session
  * @returns {Promise<DataPoints>}
  */
 export async function fetchPoints(session) {
-  const response = await fetch(dataCsvUrl(session.id));
-  if (!response.ok) throw new Error(`${response.status}: could not read the session's data`);
+  const response = await authorizedFetch(dataCsvUrl(session.id));
   const rows = (await response.text())
     .split('\n')
     .map((line) => line.split(',').map(Number))
     .filter((row) => row.length === 3 && row.every(Number.isFinite));
   return { train: rows.slice(0, session.n_train), test: rows.slice(session.n_train) };
+}
+
+/**
+ * The points of a session we only watch (its data.csv needs the owner's token): its own points
+ * when the config holds them, else its dataset's preview drawn with the same parameters.
+ * @param {SessionPublic} session
+ * @returns {Promise<DataPoints>}
+ */
+export async function fetchWatchedPoints(session) {
+  const config = /** @type {Record<string, any>} */ (/** @type {unknown} */ (session.config));
+  if (Array.isArray(config.points)) {
+    return { train: config.points, test: Array.isArray(config.test_points) ? config.test_points : [] };
+  }
+  const params = new URLSearchParams();
+  for (const key of ['n_samples', 'noise', 'train_ratio', 'seed']) {
+    if (config[key] !== null && config[key] !== undefined) params.set(key, String(config[key]));
+  }
+  const preview = await request(`/api/datasets/${encodeURIComponent(config.dataset)}/preview?${params}`);
+  return { train: preview.train, test: preview.test };
 }

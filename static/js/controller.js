@@ -4,12 +4,33 @@
  * the page runs (state, session, frames, diagram) is its base class, Playground (playground.js).
  */
 import * as api from './api.js';
+import * as owner from './owner.js';
 import { Playground, featureList } from './playground.js';
 import { defaultState, parseState } from './state.js';
 
 /** @typedef {import('./types.js').Registry} Registry */
 /** @typedef {import('./types.js').LayerSpec} LayerSpec */
 /** @typedef {import('./views/network.js').WeightEdit} WeightEdit */
+/** @typedef {import('./types.js').SessionPublic} SessionPublic */
+
+/** A create refused by a limit (429) is tried again after its Retry-After at most this often. */
+const MAX_LIMIT_RETRIES = 3;
+
+/**
+ * @param {number} ms
+ * @returns {Promise<void>}
+ */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The seconds a 429 (or 503) asks to wait, else null (not a limit).
+ * @param {unknown} error
+ * @returns {number | null}
+ */
+function limitWait(error) {
+  if (!(error instanceof api.ApiError) || (error.status !== 429 && error.status !== 503)) return null;
+  return Math.max(1, error.retryAfter);
+}
 
 export class Controller extends Playground {
   /** Load the registry, read the URL, start a session. */
@@ -27,7 +48,16 @@ export class Controller extends Playground {
     controls.update(this.state, this.resolvedProblem());
     this.writeHash();
     window.addEventListener('hashchange', () => this.applyHash());
-    const opened = await this.openFromState();
+    if (await this.reopen()) {
+      this.drawer.afterFirstFrame = () => this.loadThumbnails();
+      return;
+    }
+    const opened = await this.openWithinLimits();
+    if (!opened && limitWait(this.link.lastError) !== null) {
+      // A limit (quota, rate): its detail stays on screen; the defaults would be refused too.
+      this.drawer.afterFirstFrame = () => this.loadThumbnails();
+      return;
+    }
     if (!opened) {
       // A link the server refuses (e.g. limits lowered since it was shared): keep the page
       // usable with the defaults, and leave the reason on screen.
@@ -44,15 +74,122 @@ export class Controller extends Playground {
     this.drawer.afterFirstFrame = () => this.loadThumbnails();
   }
 
+  /**
+   * The session to show on load, if one exists: `?session=ID` (ours, or someone else's watched
+   * read-only), else our own from before (a reload) while the URL still describes it. A link with
+   * other settings starts a new session instead (this tab's old one is deleted).
+   * @returns {Promise<boolean>} whether a session was attached
+   */
+  async reopen() {
+    const wanted = new URLSearchParams(location.search).get('session');
+    const remembered = owner.rememberedSession();
+    const sameLink = !location.hash || location.hash === '#' || location.hash === remembered?.hash;
+    const id = wanted ?? (remembered && sameLink ? remembered.id : null);
+    if (!id) {
+      if (remembered?.tab) api.deleteSession(remembered.id).catch(() => {});
+      if (remembered) owner.rememberSession(null);
+      return false;
+    }
+    /** @type {SessionPublic} */
+    let session;
+    try {
+      session = await api.fetchSession(id);
+    } catch (error) {
+      if (id === remembered?.id) owner.rememberSession(null);
+      if (wanted) {
+        this.showError(`Session ${wanted} could not be opened (${/** @type {Error} */ (error).message}); started a new one.`, 0);
+        this.dropSessionParam();
+      }
+      return false;
+    }
+    let mine = false;
+    if (owner.token()) {
+      try {
+        mine = (await api.listSessions()).some((s) => s.id === id);
+      } catch {
+        // An older server without owners: the websocket's auth answer decides.
+        mine = !wanted;
+      }
+    }
+    if (!mine && !wanted) {
+      // Not ours any more (a new token, a restarted server): start our own.
+      owner.rememberSession(null);
+      return false;
+    }
+    this.link.attach(session, !mine);
+    this.adoptConfig(session);
+    if (mine && remembered && remembered.id !== id && remembered.tab) {
+      // This tab moved to another of our sessions: the one it drove before is done.
+      api.deleteSession(remembered.id).catch(() => {});
+    }
+    if (mine) owner.rememberSession(id, location.hash);
+    return true;
+  }
+
+  /** Forget `?session=` in the URL (the hash stays). */
+  dropSessionParam() {
+    const url = new URL(location.href);
+    if (!url.searchParams.has('session')) return;
+    url.searchParams.delete('session');
+    history.replaceState(null, '', url);
+  }
+
+  /**
+   * Open a session from the state; a create refused by a limit (429) is tried again only after
+   * the server's Retry-After, a few times, never in a tight loop.
+   * @returns {Promise<boolean>}
+   */
+  async openWithinLimits() {
+    for (let attempt = 0; ; attempt++) {
+      if (await this.openFromState()) return true;
+      const wait = limitWait(this.link.lastError);
+      if (wait === null || attempt >= MAX_LIMIT_RETRIES) return false;
+      const detail = this.link.lastError instanceof api.ApiError ? this.link.lastError.detail : '';
+      this.showError(`The server is at a limit: ${detail}. Trying again in ${wait} s…`, 0, 'limit');
+      await sleep(wait * 1000);
+    }
+  }
+
+  /** Leave the session watched read-only and drive one of our own (with its settings). */
+  async startOwn() {
+    this.dropSessionParam();
+    if (await this.reopen()) return;
+    if (await this.openWithinLimits()) this.notices.clearError('limit');
+  }
+
+  /** Save the session's data as CSV (fetched with the owner's token). */
+  async downloadData() {
+    if (!this.session) return;
+    try {
+      const text = await api.fetchDataCsv(this.session.id);
+      const link = document.createElement('a');
+      link.href = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
+      link.download = 'data.csv';
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+    } catch (error) {
+      this.showError(`Download: ${/** @type {Error} */ (error).message}`);
+    }
+  }
+
   /** Draw every dataset's thumbnail, one request each, after the first frame has priority. */
   async loadThumbnails() {
     const datasets = Object.keys(this.registry?.datasets ?? {});
     for (const name of datasets) {
-      try {
-        const preview = await api.fetchPreview(name);
-        this.views.data.drawThumbnail(name, preview.kind, [...preview.train, ...preview.test]);
-      } catch (error) {
-        this.showError(`Could not preview ${name}: ${/** @type {Error} */ (error).message}`);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const preview = await api.fetchPreview(name);
+          this.views.data.drawThumbnail(name, preview.kind, [...preview.train, ...preview.test]);
+        } catch (error) {
+          // A rate limit: wait as long as the server says, then go on (a few times at most).
+          const wait = limitWait(error);
+          if (wait !== null && attempt < MAX_LIMIT_RETRIES) {
+            await sleep(wait * 1000);
+            continue;
+          }
+          this.showError(`Could not preview ${name}: ${/** @type {Error} */ (error).message}`);
+        }
+        break;
       }
     }
   }

@@ -1,4 +1,6 @@
 /** REST calls of the lessons and instruments (docs/lessons.md); failures become Errors with the detail. */
+import { authorizedFetch } from './http.js';
+import { request as jobRequest } from './jobs.js';
 
 /**
  * The server's `detail` as one readable line (422 details are lists of {loc, msg}).
@@ -13,19 +15,13 @@ function describe(detail) {
 }
 
 /**
+ * A JSON request with the page's owner token; a job (202) is followed to its answer (jobs.js).
  * @param {string} url
  * @param {RequestInit} [init]
+ * @param {{create?: boolean, label?: string}} [options]
  * @returns {Promise<any>}
  */
-async function request(url, init = {}) {
-  const response = await fetch(url, { ...init, headers: init.body ? { 'Content-Type': 'application/json' } : undefined });
-  if (response.status === 204) return null;
-  const body = await response.json().catch(() => null);
-  if (!response.ok) {
-    throw new Error(`${response.status}: ${body && 'detail' in body ? describe(body.detail) : response.statusText}`);
-  }
-  return body;
-}
+const request = (url, init = {}, options = {}) => jobRequest(url, init, { describe, ...options });
 
 /** @param {unknown} body */
 const post = (body) => ({ method: 'POST', body: JSON.stringify(body) });
@@ -49,16 +45,16 @@ export function sessionTrace(sessionId, query = {}) {
   return request(`/api/sessions/${enc(sessionId)}/trace?${params}`);
 }
 /** @param {{config: Record<string, unknown>, racers: Record<string, unknown>[]}} body */
-export const createRace = (body) => request('/api/races', post(body));
+export const createRace = (body) => request('/api/races', post(body), { create: true });
 /**
  * @param {string} id
  * @param {number} epochs
  */
-export const stepRace = (id, epochs) => request(`/api/races/${enc(id)}/step`, post({ epochs }));
+export const stepRace = (id, epochs) => request(`/api/races/${enc(id)}/step`, post({ epochs }), { label: `Racing ${epochs} epochs` });
 /** @param {string} id */
 export const deleteRace = (id) => request(`/api/races/${enc(id)}`, { method: 'DELETE' });
 /** @param {string} sessionId */
-export const createReplay = (sessionId) => request(`/api/sessions/${enc(sessionId)}/timetravel`, { method: 'POST' });
+export const createReplay = (sessionId) => request(`/api/sessions/${enc(sessionId)}/timetravel`, { method: 'POST' }, { label: 'Replaying the run' });
 /**
  * The frame of a past epoch, as the bytes the page's frame decoder reads.
  * @param {string} sessionId
@@ -66,11 +62,7 @@ export const createReplay = (sessionId) => request(`/api/sessions/${enc(sessionI
  * @returns {Promise<ArrayBuffer>}
  */
 export async function fetchPastFrame(sessionId, epoch) {
-  const response = await fetch(`/api/sessions/${enc(sessionId)}/timetravel/${epoch}`);
-  if (!response.ok) {
-    const body = await response.json().catch(() => null);
-    throw new Error(`${response.status}: ${body ? describe(body.detail) : response.statusText}`);
-  }
+  const response = await authorizedFetch(`/api/sessions/${enc(sessionId)}/timetravel/${epoch}`, {}, { describe });
   return response.arrayBuffer();
 }
 /**
@@ -78,7 +70,7 @@ export async function fetchPastFrame(sessionId, epoch) {
  * @param {number} epoch
  * @param {Record<string, unknown>} config
  */
-export const fork = (sessionId, epoch, config) => request(`/api/sessions/${enc(sessionId)}/timetravel/fork`, post({ epoch, config }));
+export const fork = (sessionId, epoch, config) => request(`/api/sessions/${enc(sessionId)}/timetravel/fork`, post({ epoch, config }), { create: true, label: 'Forking' });
 /**
  * Change a session's config (PATCH); structural fields rebuild it (docs/protocol.md).
  * @param {string} sessionId

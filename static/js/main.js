@@ -50,7 +50,10 @@ views.controls.bindTransport({
 views.data.bind({
   regenerate: () => controller.regenerate(),
   upload: (text) => controller.uploadCsv(text),
+  download: () => controller.downloadData(),
 });
+// Watching someone else's session: the note's button starts (or reopens) the learner's own.
+document.getElementById('read-only-own')?.addEventListener('click', () => controller.startOwn());
 views.features.bindToggle((name) => controller.toggleFeature(name));
 views.network.bindLayer((index, patch) => controller.changeLayer(index, patch));
 views.network.bindEdit((edit) => controller.editWeight(edit));
@@ -69,7 +72,8 @@ document.addEventListener('keydown', (event) => {
   }
 });
 
-window.addEventListener('pagehide', () => controller.dispose());
+// Leaving keeps the session (a reload reopens it; unwatched, the server pauses it).
+window.addEventListener('pagehide', () => controller.leave());
 let resizeTimer = 0;
 window.addEventListener('resize', () => {
   clearTimeout(resizeTimer);

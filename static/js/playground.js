@@ -4,6 +4,7 @@
  * (controller.js) builds on this and decides what each user intent does.
  */
 import * as api from './api.js';
+import * as owner from './owner.js';
 import { FrameDrawer } from './frame_drawer.js';
 import { SessionLink } from './session_link.js';
 import {
@@ -79,6 +80,8 @@ export class Playground {
         /** @type {HTMLElement} */ (document.getElementById('python-body')),
       )
       : null;
+    /** whether the session on show is someone else's: watched, its controls disabled */
+    this.readOnly = false;
     this.curves = new TrainingCurves();
     this.drawer = new FrameDrawer(this);
     this.link = new SessionLink(this);
@@ -95,7 +98,42 @@ export class Playground {
   /** The "Use from Python" panel follows every new session. */
   set session(session) {
     this.liveSession = session;
-    this.pythonPanel?.update(session?.id ?? null);
+    this.pythonPanel?.update(session?.id ?? null, this.readOnly ? null : owner.token());
+  }
+
+  /**
+   * Watch someone else's session (on) or drive our own (off): the controls that would change
+   * the session are disabled and a note says so; the display toggles stay.
+   * @param {boolean} on
+   */
+  setReadOnly(on) {
+    this.readOnly = on;
+    document.body.classList.toggle('read-only', on);
+    const note = document.getElementById('read-only');
+    if (note) {
+      note.hidden = !on;
+      const id = note.querySelector('#read-only-id');
+      if (id) id.textContent = this.session?.id ?? '';
+    }
+    // Inputs a watcher may not use; display-only ones (log scale, show test, discretize) stay.
+    const fields = document.querySelectorAll(
+      '#controls .controls-row :is(input, select, button), #controls .controls-more :is(input, select, button),'
+      + ' .data-column :is(input, select, button), .layer-buttons button',
+    );
+    for (const field of /** @type {NodeListOf<HTMLInputElement>} */ (fields)) {
+      if (on && !field.disabled) {
+        field.disabled = true;
+        field.dataset.readOnly = 'true';
+      } else if (!on && field.dataset.readOnly) {
+        field.disabled = false;
+        delete field.dataset.readOnly;
+      }
+    }
+    for (const id of ['network', 'datasets', 'output-points', 'csv-download']) {
+      const node = document.getElementById(id);
+      if (node) node.inert = on;
+    }
+    this.pythonPanel?.update(this.session?.id ?? null, on ? null : owner.token());
   }
 
   /** @returns {Set<string> | null} the config fields the server knows (null: not known yet) */
@@ -166,9 +204,14 @@ export class Playground {
     return this.link.send(command);
   }
 
-  /** Leave: close the stream and delete the session so it stops using the server's CPU. */
+  /** Done: close the stream and delete our session so it stops using the server's CPU. */
   dispose() {
     this.link.close();
+  }
+
+  /** The page goes away (pagehide): stop watching, keep our session for a reload to reopen. */
+  leave() {
+    this.link.leave();
   }
 
   /** Fetch the session's points (after creation and after every data change). */
@@ -176,12 +219,13 @@ export class Playground {
     const session = this.session;
     if (!session) return;
     try {
-      const fresh = await api.fetchPoints(session);
+      const fresh = this.readOnly ? await api.fetchWatchedPoints(session) : await api.fetchPoints(session);
       if (this.session?.id !== session.id) return;
       this.points = fresh;
       this.drawer.pointsChanged();
     } catch (error) {
-      this.showError(/** @type {Error} */ (error).message);
+      // A watcher may not read the owner's data (the owner's token): the boundary still shows.
+      if (!this.readOnly) this.showError(/** @type {Error} */ (error).message);
     }
   }
 
@@ -283,6 +327,8 @@ export class Playground {
   writeHash() {
     const hash = `#${serializeState(this.state)}`;
     if (location.hash !== hash) history.replaceState(null, '', hash);
+    // A reload with this hash reopens our session (controller.start compares them).
+    if (this.session && !this.readOnly) owner.rememberSession(this.session.id, hash);
   }
 
   /** The problem the state asks for: explicit, else the data's (the last frame knows for user points). */

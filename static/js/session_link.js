@@ -1,8 +1,12 @@
 /**
- * The page's link to its live session: creating or importing it, its websocket stream, the
- * messages the server sends back, commands out, and a fresh session when the connection is lost.
+ * The page's link to its live session: creating or importing it (or attaching to one that exists:
+ * the learner's own after a reload, someone else's to watch read-only), its websocket stream with
+ * the owner's `auth` message first, the messages the server sends back, commands out, and a fresh
+ * session when the connection is lost.
  */
 import * as api from './api.js';
+import * as jobs from './jobs.js';
+import * as owner from './owner.js';
 import { SessionStream } from './stream.js';
 
 /** @typedef {import('./types.js').SessionPublic} SessionPublic */
@@ -32,6 +36,10 @@ export class SessionLink {
     this.pollTimer = 0;
     /** @type {import('./types.js').FrameHeader | null} the newest drawable frame's header */
     this.lastHeader = null;
+    /** whether our `auth` message awaits its answer (an error with no id is its refusal) */
+    this.authPending = false;
+    /** @type {Error | null} why the last open failed (an ApiError keeps status and Retry-After) */
+    this.lastError = null;
   }
 
   /**
@@ -45,18 +53,35 @@ export class SessionLink {
     try {
       session = await create();
     } catch (error) {
+      this.lastError = /** @type {Error} */ (error);
       page.showError(/** @type {Error} */ (error).message);
       return false;
     }
+    this.lastError = null;
     const previous = page.session;
+    // Only our own session is deleted when replaced (a watched one is its owner's).
+    if (previous && !page.readOnly && previous.id !== session.id) api.deleteSession(previous.id).catch(() => {});
+    this.attach(session, false);
+    return true;
+  }
+
+  /**
+   * Show a session that exists: ours (a reload, a create) or someone else's, watched read-only.
+   * Its hello frame brings the history so far, so the curves are whole again.
+   * @param {SessionPublic} session
+   * @param {boolean} readOnly
+   */
+  attach(session, readOnly) {
+    const page = this.page;
     this.stream?.close();
-    if (previous) api.deleteSession(previous.id).catch(() => {});
+    this.lastHeader = null;
     page.session = session;
+    page.setReadOnly(readOnly);
     page.curves.reset();
     page.views.data.updateDownload(api.dataCsvUrl(session.id));
+    if (!readOnly) owner.rememberSession(session.id, location.hash);
     this.stream = this.subscribe(session.ws_url);
     page.refreshPoints();
-    return true;
   }
 
   /**
@@ -65,7 +90,7 @@ export class SessionLink {
    * @returns {SessionStream}
    */
   subscribe(wsPath) {
-    return new SessionStream(wsPath, {
+    const stream = new SessionStream(wsPath, {
       onFrame: (frame) => {
         this.page.drawer.receive(frame);
         // A rows-only frame's light header says nothing about the status or the warning.
@@ -76,6 +101,11 @@ export class SessionLink {
       onMessage: (message) => this.receiveMessage(message),
       onClose: () => this.streamClosed(),
     });
+    // The owner's token first: without it the server refuses commands (read-only).
+    const token = owner.token();
+    this.authPending = Boolean(token);
+    if (token) stream.authenticate(token);
+    return stream;
   }
 
   /**
@@ -108,6 +138,10 @@ export class SessionLink {
     // "removed" is followed by a close: stop listening so one loss starts one new session.
     this.stream?.close();
     this.stream = null;
+    if (page.readOnly) {
+      page.showError('The session you were watching is gone (its owner deleted it, or it expired).', 0);
+      return;
+    }
     if (this.reconnects >= MAX_RECONNECTS) {
       page.showError('Lost the connection to the server. Reload the page to start again.', 0);
       return;
@@ -115,6 +149,31 @@ export class SessionLink {
     this.reconnects += 1;
     page.showError('Lost the connection to the server; starting a new session…');
     page.session = null;
+    setTimeout(() => page.openFromState(), 500);
+  }
+
+  /**
+   * The server lost the worker process that ran this session (`{"type": "lost"}`, then close
+   * 1011): the session is gone, not deleted by anyone. Say so, then start afresh as for a loss.
+   * @param {string | undefined} detail
+   */
+  workerLost(detail) {
+    const page = this.page;
+    this.stream?.close();
+    this.stream = null;
+    const why = `The server lost this session's worker${detail ? ` (${detail})` : ''}`;
+    if (page.readOnly) {
+      page.showError(`${why}: the session you were watching is gone.`, 0, 'lost');
+      return;
+    }
+    if (this.reconnects >= MAX_RECONNECTS) {
+      page.showError(`${why}. Reload the page to start again.`, 0, 'lost');
+      return;
+    }
+    this.reconnects += 1;
+    page.showError(`${why}; starting a new session…`, 15000, 'lost');
+    page.session = null;
+    owner.rememberSession(null);
     setTimeout(() => page.openFromState(), 500);
   }
 
@@ -148,6 +207,18 @@ export class SessionLink {
       } else if (structuralSet) {
         page.refreshPoints();
       }
+    } else if (message.type === 'auth') {
+      this.authPending = false;
+      if (message.owner) page.setReadOnly(false);
+    } else if (message.type === 'error' && message.id == null && this.authPending) {
+      // Our token was refused: the session is someone else's (or the token is unknown).
+      this.authPending = false;
+      page.setReadOnly(true);
+    } else if (message.type === 'error' && typeof message.detail === 'string' && message.detail.startsWith('read-only')) {
+      this.pendingSets.delete(message.id);
+      page.setReadOnly(true);
+      page.showError('Refused: you are watching this session read-only; only its owner can change it.', 8000, 'read-only');
+      if (page.session) page.adoptConfig(page.session);
     } else if (message.type === 'error') {
       const refusedSet = this.pendingSets.has(message.id);
       // A refused setting stays on screen until a setting is accepted (or 15 s pass).
@@ -160,6 +231,10 @@ export class SessionLink {
       }
     } else if (message.type === 'removed') {
       this.lostConnection();
+    } else if (message.type === 'lost') {
+      this.workerLost(message.detail);
+    } else if (message.type === 'job') {
+      jobs.receive(message.job);
     }
   }
 
@@ -210,16 +285,27 @@ export class SessionLink {
     this.pendingSets.set(id, structural);
   }
 
-  /** Leave: close the stream and delete the session so it stops using the server's CPU. */
-  close() {
-    const page = this.page;
+  /**
+   * The page goes away (pagehide, a reload): stop watching but keep the session, so a reload
+   * reopens it; unwatched, the server pauses it after a while.
+   */
+  leave() {
     this.poll(false);
     this.stream?.close();
     this.stream = null;
-    if (page.session) {
-      // keepalive lets the request outlive the page when this runs on pagehide.
-      fetch(`/api/sessions/${encodeURIComponent(page.session.id)}`, { method: 'DELETE', keepalive: true }).catch(() => {});
-      page.session = null;
+  }
+
+  /** Done with it: close the stream and delete our session so it stops using the server. */
+  close() {
+    const page = this.page;
+    this.leave();
+    if (page.session && !page.readOnly) {
+      // keepalive lets the request outlive the page.
+      fetch(`/api/sessions/${encodeURIComponent(page.session.id)}`, {
+        method: 'DELETE', keepalive: true, headers: owner.withAuth(),
+      }).catch(() => {});
+      owner.rememberSession(null);
     }
+    page.session = null;
   }
 }

@@ -93,7 +93,7 @@ export function decodeFrame(buffer) {
 /**
  * @typedef {object} StreamHandlers
  * @property {(frame: Frame) => void} onFrame
- * @property {(message: any) => void} onMessage  hello, ack, prediction, error, removed
+ * @property {(message: any) => void} onMessage  hello, auth, ack, prediction, job, error, removed, lost
  * @property {(event: CloseEvent) => void} onClose
  */
 
@@ -135,6 +135,18 @@ export class SessionStream {
     if (this.socket.readyState === WebSocket.OPEN) this.socket.send(text);
     else this.queue.push(text);
     return id;
+  }
+
+  /**
+   * Prove ownership with the owner token: `{"type": "auth", "token": ...}`, sent before any
+   * command (first in the queue when the socket is not open yet). The server answers
+   * `{"type": "auth", "owner": true}` or an error; without it the session is watched read-only.
+   * @param {string} token
+   */
+  authenticate(token) {
+    const text = JSON.stringify({ type: 'auth', token });
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(text);
+    else this.queue.unshift(text);
   }
 
   /** Close without reporting it as a lost connection. */

@@ -348,7 +348,8 @@ def test_csv_upload_click_to_add_export_import_and_regenerate(
     x1, x2, label = page.evaluate("() => window.playground.state.points.at(-1)")
     assert (x1, x2, label) == (pytest.approx(3, abs=0.1), pytest.approx(3, abs=0.1), 1)
     data_csv = page.evaluate(
-        "() => fetch(document.getElementById('csv-download').href).then(r => r.text())"
+        "() => fetch(document.getElementById('csv-download').href, {headers: {Authorization:"
+        " 'Bearer ' + localStorage.getItem('nn-playground.owner')}}).then(r => r.text())"
     )
     assert len(data_csv.strip().splitlines()) == 1 + 13
 

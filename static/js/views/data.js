@@ -149,10 +149,18 @@ export class DataView {
   }
 
   /**
-   * @param {{regenerate: () => void, upload: (text: string) => void}} handlers
+   * @param {{regenerate: () => void, upload: (text: string) => void, download?: () => void}} handlers
    */
   bind(handlers) {
     this.regenerate.addEventListener('click', handlers.regenerate);
+    // The data needs the owner's token, which a plain link cannot send: the page fetches it.
+    const download = handlers.download;
+    if (download) {
+      this.download.addEventListener('click', (event) => {
+        event.preventDefault();
+        download();
+      });
+    }
     this.upload.addEventListener('change', async () => {
       const file = this.upload.files?.[0];
       this.upload.value = '';

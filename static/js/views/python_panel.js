@@ -1,6 +1,8 @@
 /**
  * "Use from Python" panel: the live session's id and a ready snippet (REST with httpx, the
  * websocket with websockets) that drives the very session this page shows, with Copy buttons.
+ * The snippets carry the page's owner token (the `Authorization: Bearer` header, the websocket's
+ * first `auth` message); watching someone else's session, they only read.
  */
 import { el } from '../dom.js';
 
@@ -8,10 +10,12 @@ import { el } from '../dom.js';
  * The REST part: read the session, then send commands; the page follows at once.
  * @param {string} origin e.g. "http://127.0.0.1:8000"
  * @param {string} id the session's id
+ * @param {string | null} [token] the owner token (null: watching, reads only)
  * @returns {string}
  */
-export function restSnippet(origin, id) {
-  return `# pip install httpx  (the page shows every change at once)
+export function restSnippet(origin, id, token = null) {
+  if (!token) {
+    return `# pip install httpx  (watching: only the session's owner may change it)
 import httpx
 
 BASE = ${JSON.stringify(origin)}
@@ -20,11 +24,31 @@ SESSION = ${JSON.stringify(id)}
 with httpx.Client(base_url=BASE) as client:
     session = client.get(f"/api/sessions/{SESSION}").raise_for_status().json()
     print(session["status"], session["epoch"], session["weights_hash"])
+`;
+  }
+  return `# pip install httpx  (the page shows every change at once)
+import time
+
+import httpx
+
+BASE = ${JSON.stringify(origin)}
+SESSION = ${JSON.stringify(id)}
+# This page's owner token: it lets a script change your sessions, so keep it private.
+TOKEN = ${JSON.stringify(token)}
+
+with httpx.Client(base_url=BASE, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+    session = client.get(f"/api/sessions/{SESSION}").raise_for_status().json()
+    print(session["status"], session["epoch"], session["weights_hash"])
 
     def command(**body):
         """One command (play, pause, step, reset, set, ...); returns the session."""
-        reply = client.post(f"/api/sessions/{SESSION}/commands", json=body)
-        return reply.raise_for_status().json()
+        reply = client.post(f"/api/sessions/{SESSION}/commands", json=body).raise_for_status()
+        if reply.status_code == 202:  # long work is a job: wait for it, then read its answer
+            job = reply.json()["job"]
+            while client.get(f"/api/jobs/{job['id']}").json()["state"] == "running":
+                time.sleep(0.25)
+            reply = client.get(f"/api/jobs/{job['id']}/result").raise_for_status()
+        return reply.json()
 
     command(type="set", config={"learning_rate": 0.1})
     session = command(type="step", n=20)  # answers when the 20 epochs are done
@@ -37,10 +61,17 @@ with httpx.Client(base_url=BASE) as client:
  * The websocket part: send a command and read the frames the page reads.
  * @param {string} origin
  * @param {string} id
+ * @param {string | null} [token] the owner token (null: watching, no commands)
  * @returns {string}
  */
-export function websocketSnippet(origin, id) {
+export function websocketSnippet(origin, id, token = null) {
   const wsOrigin = origin.replace(/^http/, 'ws');
+  const auth = token
+    ? `        # Prove ownership first; without it commands are refused (read-only).
+        await socket.send(json.dumps({"type": "auth", "token": TOKEN}))
+        await socket.send(json.dumps({"type": "play", "id": 1}))`
+    : '        # Watching: only the owner (with its token, the "auth" message) may send commands.';
+  const pause = token ? '\n        await socket.send(json.dumps({"type": "pause", "id": 2}))' : '';
   return `# pip install websockets
 import asyncio
 import json
@@ -48,14 +79,15 @@ import json
 import websockets
 
 URL = ${JSON.stringify(`${wsOrigin}/ws/sessions/${id}`)}
-
+${token ? `TOKEN = ${JSON.stringify(token)}
+` : ''}
 
 async def watch(frames: int = 10) -> None:
     async with websockets.connect(URL) as socket:
-        await socket.send(json.dumps({"type": "play", "id": 1}))
+${auth}
         while frames:
             message = await socket.recv()
-            if isinstance(message, str):  # hello, ack, error: JSON text
+            if isinstance(message, str):  # hello, auth, ack, job, error: JSON text
                 print(json.loads(message)["type"])
                 continue
             # A binary frame: 4-byte big-endian header length, JSON header, sections.
@@ -64,8 +96,7 @@ async def watch(frames: int = 10) -> None:
             if header.get("rows_only"):  # only older epochs' loss rows, ahead of a full frame
                 continue
             print("epoch", header["epoch"], "test loss", header["metrics"]["test_loss"])
-            frames -= 1
-        await socket.send(json.dumps({"type": "pause", "id": 2}))
+            frames -= 1${pause}
 
 
 asyncio.run(watch())
@@ -116,6 +147,12 @@ export class PythonPanelView {
         'session: what it sends shows here. While this panel is open the page re-reads the session ',
         'every 2 s, so settings a script changes show in the controls too.',
       ]),
+      box('p', { class: 'hint', id: 'python-token-hint' }, [
+        'Only the session\'s owner may change it: the snippets carry this page\'s owner token, as the ',
+        el('code', {}, 'Authorization: Bearer …'), ' header and, on the websocket, a first ',
+        el('code', {}, '{"type": "auth", "token": …}'), ' message. Keep it private; anyone with the ',
+        'session id may watch it.',
+      ]),
       box('div', { class: 'python-blocks' }, [
         this.block('REST (httpx)', this.restCode, 'copy-python-rest'),
         this.block('Websocket (websockets)', this.wsCode, 'copy-python-ws'),
@@ -127,6 +164,8 @@ export class PythonPanelView {
     );
     /** @type {string | null} */
     this.sessionId = null;
+    /** @type {string | null} */
+    this.token = null;
   }
 
   /**
@@ -150,17 +189,19 @@ export class PythonPanelView {
   }
 
   /**
-   * Show a session (null: none yet); the snippets follow its id.
+   * Show a session (null: none yet); the snippets follow its id and the owner token.
    * @param {string | null} id
+   * @param {string | null} [token] the page's owner token (null: watching someone else's)
    */
-  update(id) {
-    if (id === this.sessionId) return;
+  update(id, token = null) {
+    if (id === this.sessionId && token === this.token) return;
     this.sessionId = id;
+    this.token = token;
     const shown = id ?? '…';
     this.idLabel.textContent = shown;
     this.bodyId.textContent = shown;
-    this.restCode.textContent = id ? restSnippet(location.origin, id) : '';
-    this.wsCode.textContent = id ? websocketSnippet(location.origin, id) : '';
+    this.restCode.textContent = id ? restSnippet(location.origin, id, token) : '';
+    this.wsCode.textContent = id ? websocketSnippet(location.origin, id, token) : '';
   }
 
   /**
