@@ -9,7 +9,8 @@ client still loads the page and an operator's probes always answer.
 Over a limit: HTTP 429 with `Retry-After` (whole seconds until the window frees a slot, from
 the limiter's window stats) and `{"detail": "... rate_limit_per_second = 20 ..."}`; a websocket
 connect gets the same 429 as its upgrade answer (or close 1013 "try again later" when the
-server cannot send a denial response). Each 429 is logged (app/ops/logs.py).
+server cannot send a denial response). 429s are logged (app/ops/logs.py), at most one line per
+address per second, with the count of refusals it stands for.
 
 The address is the TCP peer, unless that peer is one of `trusted_proxies`: then it is the
 rightmost X-Forwarded-For entry that is not itself a trusted proxy. IPv6 addresses are keyed by
@@ -18,6 +19,7 @@ their /64, which one host usually owns whole.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -36,6 +38,8 @@ from app.settings import Settings
 LIMITED_PREFIXES = ("/api/", "/ws/")
 TRY_AGAIN_LATER = 1013  # websocket close code when a denial response cannot be sent
 RATE_LIMITED = "nn.rate_limited"  # scope key: this 429 came from the limiter (metrics, logs)
+LOG_EVERY_SECONDS = 1.0  # at most one rate_limited log line per address per second
+MAX_LOGGED_ADDRESSES = 10_000  # addresses remembered for that (quiet ones are forgotten first)
 CLIENT = "nn.client"  # scope key: the client address the limiter used (for the logs)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -65,6 +69,9 @@ class RateLimit:
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.windows = rate_windows(settings)
         self.proxies = parse_networks(settings.trusted_proxies)
+        # A flood of refusals must not become a flood of log lines: one line per address per
+        # LOG_EVERY_SECONDS, counting the refusals it stands for.
+        self.logged: dict[str, tuple[float, int]] = {}  # key -> (last line's time, unlogged)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(
@@ -88,11 +95,7 @@ class RateLimit:
         retry_after = max(1, math.ceil(reset - time.time()))
         detail = f"too many requests: {window.describe()}; retry after {retry_after} s"
         scope[RATE_LIMITED] = True
-        log_event(
-            "rate_limited", logging.WARNING, client=address, method=scope.get("method", "WS"),
-            path=scope["path"][:200], setting=window.setting, limit=window.value,
-            retry_after=retry_after,
-        )
+        self.log(key, address, scope, window, retry_after)
         body = json.dumps({"detail": detail}).encode()
         headers = [
             (b"content-type", b"application/json"),
@@ -109,6 +112,26 @@ class RateLimit:
         else:
             await send({"type": "websocket.close", "code": TRY_AGAIN_LATER,
                         "reason": detail[:120]})
+
+
+    def log(self, key: str, address: str, scope: Scope, window: Window, retry_after: int) -> None:
+        """One warning line per address per LOG_EVERY_SECONDS; `refused` counts the 429s it
+        stands for (this one and those not logged since the last line)."""
+        now = time.monotonic()
+        last, unlogged = self.logged.get(key, (-LOG_EVERY_SECONDS, 0))
+        if now - last < LOG_EVERY_SECONDS:
+            self.logged[key] = (last, unlogged + 1)
+            return
+        if len(self.logged) >= MAX_LOGGED_ADDRESSES:  # many addresses: forget the quiet ones
+            self.logged = {
+                k: v for k, v in self.logged.items() if now - v[0] < LOG_EVERY_SECONDS
+            }
+        self.logged[key] = (now, 0)
+        log_event(
+            "rate_limited", logging.WARNING, client=address, method=scope.get("method", "WS"),
+            path=scope["path"][:200], setting=window.setting, limit=window.value,
+            retry_after=retry_after, refused=unlogged + 1,
+        )
 
 
 def rate_windows(settings: Settings) -> list[Window]:
@@ -156,6 +179,7 @@ def client_address(scope: Scope, proxies: list[Network]) -> str:
     return hops[0][:64] if hops else peer
 
 
+@functools.lru_cache(maxsize=4096)  # parsing an address costs ~9 us; clients come back
 def address_key(address: str) -> str:
     """The limiter's key: the address, an IPv4-mapped IPv6 address's IPv4, or an IPv6 /64."""
     try:
