@@ -1,7 +1,9 @@
 """One Chromium per test session (Debian's, driven by Playwright) and a fresh page per test."""
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Playwright, sync_playwright
@@ -56,6 +58,33 @@ def record_errors(page: Page, page_errors: list[str]) -> None:
 
     page.on("console", console)
     page.on("pageerror", exception)
+
+
+def owner_headers(page: Page) -> dict[str, str]:
+    """The `Authorization` header of the page's owner token (issue 9: kept in localStorage), for
+    REST calls a test makes on the page's own sessions."""
+    token = page.evaluate("() => localStorage.getItem('nn-playground.owner')")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def rest_command(page: Page, base_url: str, session_id: str, command: dict[str, Any]) -> Any:
+    """A session command over REST with the page's token; a long one answers 202 with a job
+    (issue 9), followed here to its result: the session as a synchronous answer gives it."""
+    headers = owner_headers(page)
+    response = page.request.post(
+        f"{base_url}/api/sessions/{session_id}/commands", data=command, headers=headers
+    )
+    assert response.ok, response.text()
+    if response.status != 202:
+        return response.json()
+    job = f"{base_url}/api/jobs/{response.json()['job']['id']}"
+    deadline = time.monotonic() + 60
+    while page.request.get(job, headers=headers).json()["state"] == "running":
+        assert time.monotonic() < deadline, "the job did not end within 60 s"
+        page.wait_for_timeout(100)
+    result = page.request.get(f"{job}/result", headers=headers)
+    assert result.ok, result.text()
+    return result.json()
 
 
 @pytest.fixture

@@ -254,7 +254,9 @@ def test_time_travel_slider_and_fork(page: Page, lessons_url: str, artifacts: Pa
     session_id = page.evaluate("() => window.playground.session.id")
     page.evaluate(
         "(id) => fetch(`/api/sessions/${id}/commands`, {method: 'POST', headers: "
-        "{'Content-Type': 'application/json'}, body: JSON.stringify({type: 'step', n: 20})})",
+        "{'Content-Type': 'application/json', Authorization: 'Bearer ' + "
+        "localStorage.getItem('nn-playground.owner')}, "
+        "body: JSON.stringify({type: 'step', n: 20})})",
         session_id,
     )
     frame_header(page, 20, same_weights=False)
@@ -273,7 +275,9 @@ def test_time_travel_slider_and_fork(page: Page, lessons_url: str, artifacts: Pa
     fork_id = page.evaluate("() => window.playground.session.id")
     page.evaluate(
         "(id) => fetch(`/api/sessions/${id}/commands`, {method: 'POST', headers: "
-        "{'Content-Type': 'application/json'}, body: JSON.stringify({type: 'step', n: 5})})",
+        "{'Content-Type': 'application/json', Authorization: 'Bearer ' + "
+        "localStorage.getItem('nn-playground.owner')}, "
+        "body: JSON.stringify({type: 'step', n: 5})})",
         fork_id,
     )
     # The comparison chart follows the fork's curve past the fork point.

@@ -166,10 +166,12 @@ def test_a_100000_epoch_history_never_freezes_the_page(
     )
     assert created.ok, created.text()
     session_id = created.json()["id"]
-    # The reply comes when the epochs are done, or after command_timeout_seconds: then poll.
+    token = created.json()["owner_token"]
+    # The reply comes when the epochs are done, or as a job (202) after job_wait_seconds: poll.
     page.request.post(
         f"{live_server}/api/sessions/{session_id}/commands",
         data={"type": "step", "n": 100_000},
+        headers={"Authorization": f"Bearer {token}"},
         timeout=180_000,
     )
     for _ in range(240):
@@ -180,6 +182,8 @@ def test_a_100000_epoch_history_never_freezes_the_page(
         pytest.fail("the session did not reach 100,000 epochs in 2 minutes")
 
     open_page(page, live_server, "speed=null")
+    # The page takes the creator's token (as a learner's own browser holds it): it owns the session.
+    page.evaluate("(token) => localStorage.setItem('nn-playground.owner', token)", token)
     trace = MainThreadTrace(page, tmp_path / "trace.json")
     opened = page.evaluate(
         """async (id) => { const api = await import('/static/js/api.js');

@@ -3,6 +3,8 @@
 import pytest
 from playwright.sync_api import Page
 
+from tests.browser.conftest import owner_headers, rest_command
+
 pytestmark = pytest.mark.browser
 
 
@@ -25,10 +27,7 @@ def test_a_closed_socket_watches_the_same_session_again(
     wait_paused_at(page, 200)
     session_id = page.evaluate("() => window.playground.session.id")
     page.evaluate("() => window.playground.link.stream.socket.close()")
-    response = page.request.post(
-        f"{live_server}/api/sessions/{session_id}/commands", data={"type": "step", "n": 300}
-    )
-    assert response.ok and response.json()["epoch"] == 500
+    assert rest_command(page, live_server, session_id, {"type": "step", "n": 300})["epoch"] == 500
     wait_paused_at(page, 500)
     assert page.evaluate("() => window.playground.session.id") == session_id
     epochs = page.evaluate("() => window.playground.losses.columns[0]")
@@ -43,7 +42,8 @@ def test_a_deleted_session_is_replaced_by_a_new_one(page: Page, live_server: str
     page.evaluate("() => window.playground.command({ type: 'step', n: 20 })")
     wait_paused_at(page, 20)
     session_id = page.evaluate("() => window.playground.session.id")
-    assert page.request.delete(f"{live_server}/api/sessions/{session_id}").status == 204
+    address = f"{live_server}/api/sessions/{session_id}"
+    assert page.request.delete(address, headers=owner_headers(page)).status == 204
     page.wait_for_function(
         "(id) => window.playground.session && window.playground.session.id !== id"
         " && window.playground.frame.header.session_id === window.playground.session.id",

@@ -6,6 +6,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, WebSocket
 
+from tests.browser.conftest import owner_headers
+
 pytestmark = pytest.mark.browser
 
 # float32 keeps 24 significant bits: a value sent as float32 is within 2**-24 of it, relatively.
@@ -50,7 +52,9 @@ def wait_paused_at(page: Page, epoch: int) -> None:
 def server_history(page: Page, base_url: str) -> dict[str, Any]:
     """The session's export over REST: its epoch and every epoch's row, in float64."""
     session_id = page.evaluate("() => window.playground.session.id")
-    response = page.request.get(f"{base_url}/api/sessions/{session_id}/export")
+    response = page.request.get(
+        f"{base_url}/api/sessions/{session_id}/export", headers=owner_headers(page)
+    )
     assert response.ok, response.text()
     result: dict[str, Any] = response.json()
     return result
