@@ -99,9 +99,22 @@ class ManagerCollector:
             value=sum(1 for w in workers if w.alive),
         )
         yield GaugeMetricFamily(
-            "nn_jobs_queued", "Jobs not finished yet (queued or running)",
+            "nn_jobs_queued", "Jobs not finished yet (race steps, replays, long steps)",
             value=job_queue_depth(manager),
         )
+        held = GaugeMetricFamily(
+            "nn_jobs_held", "Races and time-travel replays kept in the workers", labels=["kind"]
+        )
+        held_bytes = GaugeMetricFamily(
+            "nn_jobs_held_bytes", "Memory the races and replays last reported (their budget)",
+            labels=["kind"],
+        )
+        for kind, table in (("race", "races"), ("replay", "replays")):
+            count, nbytes = holdings(manager, table)
+            held.add_metric([kind], count)
+            held_bytes.add_metric([kind], nbytes)
+        yield held
+        yield held_bytes
         yield CounterMetricFamily(
             "nn_frames_sent", "Binary websocket frames sent to clients",
             value=self.metrics.counts["frames_sent"],
@@ -133,14 +146,26 @@ class ManagerCollector:
 
 
 def job_queue_depth(manager: Any) -> int:
-    """`manager.jobs.depth()` when the manager keeps jobs (app/sessions/jobs.py), else 0."""
-    depth = getattr(getattr(manager, "jobs", None), "depth", None)
-    if not callable(depth):
-        return 0
+    """Jobs not finished: `manager.jobs.depth()` if the board has it, else the records of
+    `manager.jobs.jobs` still running (app/sessions/jobs.py JobBoard), else 0."""
+    board = getattr(manager, "jobs", None)
     try:
-        return int(depth())
-    except Exception:
+        depth = getattr(board, "depth", None)
+        if callable(depth):
+            return int(depth())
+        records = getattr(board, "jobs", {})
+        return sum(1 for record in list(records.values()) if getattr(record, "running", False))
+    except Exception:  # a scrape never fails on a board being changed under it
         return 0
+
+
+def holdings(manager: Any, table: str) -> tuple[int, int]:
+    """(count, bytes) of the races or replays the job board holds on live workers."""
+    held = getattr(getattr(manager, "jobs", None), table, None)
+    if not isinstance(held, dict):
+        return 0, 0
+    live = [h for h in list(held.values()) if getattr(h.worker, "alive", False)]
+    return len(live), sum(int(getattr(h, "nbytes", 0)) for h in live)
 
 
 class Metrics:

@@ -59,6 +59,7 @@ def test_counters_move_with_a_running_session_and_a_subscriber() -> None:
         assert value(during, "nn_workers") == 1
         assert value(during, "nn_frames_sent_total") >= 5
         assert value(during, "nn_jobs_queued") == 0
+        assert value(during, "nn_jobs_held", kind="race") == 0
         worker = app.state.manager.workers[0]
         rss = [
             (dict(labels), number) for (name, labels), number in during.items()
@@ -130,10 +131,30 @@ def test_rate_limited_requests_are_counted() -> None:
                  status="429") == 2
 
 
+def test_a_running_job_is_in_the_queue_depth() -> None:
+    """A long REST step answered 202 is a job: nn_jobs_queued is 1 while it runs, 0 once
+    cancelled."""
+    with TestClient(create_app(make_settings(job_wait_seconds=0.05))) as client:
+        body = {"dataset": "spiral", "n_samples": 600, "batch_size": 1}
+        created = client.post("/api/sessions", json=body).json()
+        auth = {"Authorization": f"Bearer {created['owner_token']}"}
+        started = client.post(f"/api/sessions/{created['id']}/commands",
+                              json={"type": "step", "n": 100_000}, headers=auth)
+        assert started.status_code == 202, started.text
+        assert value(scrape(client), "nn_jobs_queued") == 1
+        client.delete(f"/api/jobs/{started.json()['job']['id']}", headers=auth)
+        deadline = time.monotonic() + 5
+        while value(scrape(client), "nn_jobs_queued") != 0:
+            assert time.monotonic() < deadline, "the cancelled job still counts"
+            time.sleep(0.05)
+
+
 def test_job_queue_depth_reads_the_manager_jobs() -> None:
-    """The queue depth is `manager.jobs.depth()` when the manager keeps jobs, else 0."""
+    """The queue depth counts the job board's records still running (or its depth()), else 0."""
     assert job_queue_depth(SimpleNamespace()) == 0
     assert job_queue_depth(SimpleNamespace(jobs=SimpleNamespace(depth=lambda: 3))) == 3
+    records = {str(i): SimpleNamespace(running=i < 2) for i in range(5)}
+    assert job_queue_depth(SimpleNamespace(jobs=SimpleNamespace(jobs=records))) == 2
 
 
 def test_metrics_can_be_turned_off() -> None:
