@@ -7,7 +7,8 @@ Two sources:
 - `ManagerCollector`, read at scrape time from the session manager's state (nothing to keep in
   step): sessions, running, subscribers, workers, job queue depth, the event counters the
   manager and the stream hooks keep in `manager.counters` (app/ops/events.py), and the resident
-  memory of the web process and of each worker process (from /proc/<pid>/statm; no psutil).
+  memory and CPU time of the web process and of each worker process (from /proc/<pid>/statm
+  and /proc/<pid>/stat; no psutil).
 
 docs/operations.md lists every metric.
 """
@@ -36,6 +37,7 @@ from app.ops.logs import log_event
 from app.ops.ratelimit import CLIENT, RATE_LIMITED
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED = "unmatched"  # the route label of a 404 (any path: the label set stays bounded)
 RATE_LIMITED_ROUTE = "rate_limited"  # the route label of a request the limiter refused
@@ -63,6 +65,16 @@ def resident_bytes(pid: int | str) -> int | None:
     try:
         with open(f"/proc/{pid}/statm", "rb") as statm:
             return int(statm.read().split()[1]) * PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_seconds(pid: int | str) -> float | None:
+    """User + system CPU time of a process from /proc/<pid>/stat (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()  # after "(comm)": it may hold spaces
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
     except (OSError, ValueError, IndexError):
         return None
 
@@ -134,15 +146,25 @@ class ManagerCollector:
             "Resident memory of the web process and of each worker process (/proc/<pid>/statm)",
             labels=["process", "worker", "pid"],
         )
-        web = resident_bytes(os.getpid())
-        if web is not None:
-            memory.add_metric(["web", "", str(os.getpid())], web)
+        cpu = CounterMetricFamily(
+            "nn_process_cpu_seconds",
+            "User + system CPU time of the web process and of each worker process "
+            "(/proc/<pid>/stat)",
+            labels=["process", "worker", "pid"],
+        )
+        processes = [("web", "", os.getpid())]
         for worker in workers:
             pid = getattr(worker.runner, "pid", None)  # None: a worker thread in this process
-            rss = resident_bytes(pid) if pid is not None and worker.alive else None
+            if pid is not None and worker.alive:
+                processes.append(("worker", str(worker.index), pid))
+        for process, index, pid in processes:
+            rss, seconds = resident_bytes(pid), cpu_seconds(pid)
             if rss is not None:
-                memory.add_metric(["worker", str(worker.index), str(pid)], rss)
+                memory.add_metric([process, index, str(pid)], rss)
+            if seconds is not None:
+                cpu.add_metric([process, index, str(pid)], seconds)
         yield memory
+        yield cpu
 
 
 def job_queue_depth(manager: Any) -> int:

@@ -71,6 +71,9 @@ def test_counters_move_with_a_running_session_and_a_subscriber() -> None:
             str(worker.runner.pid)
         ]
         assert worker_rss[0] > 10_000_000  # a Python process with numpy: tens of MB
+        worker_cpu = value(during, "nn_process_cpu_seconds_total", process="worker",
+                           worker="0", pid=str(worker.runner.pid))
+        assert worker_cpu > 0  # it imported numpy and trained
         posted = value(
             during, "nn_http_request_duration_seconds_count", method="POST", route="/api/sessions"
         )
