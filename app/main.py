@@ -35,7 +35,7 @@ from app.api.ws_protocol import uvicorn_options
 from app.api.routes import jobs as jobs_routes
 from app.cli import apply_flags, start_message
 from app.engine import fast
-from app.ops.logs import configure_logging
+from app.ops.logs import configure_logging, uvicorn_log_config
 from app.ops.metrics import Metrics, RequestMetrics
 from app.ops.ratelimit import RateLimit
 from app.sessions.manager import SessionCallError, SessionManager
@@ -135,4 +135,5 @@ def run(argv: Sequence[str] | None = None) -> None:
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port,
         **uvicorn_options(settings),
+        log_config=uvicorn_log_config(settings.log_level),  # JSON lines (app/ops/logs.py)
     )

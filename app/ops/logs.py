@@ -112,6 +112,27 @@ def configure_logging(level: str = "INFO") -> None:
         logger.addFilter(Redact())
 
 
+def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
+    """uvicorn's own loggers (startup, errors, access lines) as the same redacted JSON lines:
+    pass as `uvicorn.run(..., log_config=...)`, so everything on stderr parses one way."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": Redact}},
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "stderr": {"class": f"{__name__}.StderrHandler", "formatter": "json",
+                       "filters": ["redact"]},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "uvicorn.error": {"level": level.upper()},
+            "uvicorn.access": {"handlers": ["stderr"], "level": level.upper(),
+                               "propagate": False},
+        },
+    }
+
+
 def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
     """Log one operational event as a JSON line: `event` names it, fields are its facts."""
     try:

@@ -130,3 +130,27 @@ def test_redaction_and_format() -> None:
         "level": "info", "logger": "nn_playground.ops", "event": "worker_lost", "worker": 1,
         "token": "[redacted]",
     }
+
+
+def test_uvicorn_logs_become_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """run() hands uvicorn uvicorn_log_config(): its error and access lines are JSON, redacted."""
+    import logging.config
+
+    from app.ops.logs import uvicorn_log_config
+
+    logging.config.dictConfig(uvicorn_log_config("info"))
+    try:
+        logging.getLogger("uvicorn.error").warning("Authorization: Bearer %s", TOKEN)
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/health", "1.1", 200
+        )
+    finally:
+        for name in ("uvicorn", "uvicorn.access"):  # leave the loggers as uvicorn found them
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
+    lines = log_lines(capsys.readouterr().err)
+    assert [(x["logger"], x["level"]) for x in lines] == [
+        ("uvicorn.error", "warning"), ("uvicorn.access", "info")
+    ]
+    assert lines[0]["message"] == "Authorization: Bearer [redacted]"
+    assert lines[1]["message"] == '127.0.0.1:5000 - "GET /health HTTP/1.1" 200'
