@@ -12,13 +12,17 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.api import errors
+from app.api import raw_bodies
 from app.api.limits import BodySizeLimit
+from app.api.owners import OwnerRegistry
 from app.api.routes import (
     datasets,
     health,
@@ -58,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        manager = SessionManager(settings)
+        manager = SessionManager(settings, app.state.owners)
         await manager.start()
         app.state.manager = manager
         try:
@@ -78,6 +82,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics(app)
     app.add_middleware(RateLimit, settings=settings)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+
+    # Owners and hosts (docs/protocol.md "Owners, tokens and quotas"): the known owner hashes;
+    # a Host allow-list, outermost, so a DNS-rebinding page (Host: evil.example) gets 400 on
+    # REST and websocket alike; CORS only for configured origins (closed by default).
+    app.state.owners = OwnerRegistry(settings.max_owners)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings))
+    raw_bodies.install(app)  # request body schemas of the routes that read their body raw
 
     app.add_exception_handler(SessionCallError, errors.session_call_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
@@ -117,6 +135,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return HTMLResponse(FALLBACK_PAGE)
 
     return app
+
+
+def allowed_hosts(settings: Settings) -> list[str]:
+    """The Host allow-list: allowed_hosts, plus the host we bind when it is a name or address
+    (not 0.0.0.0 / ::, which accept any: then list the names clients use in allowed_hosts)."""
+    hosts = list(settings.allowed_hosts)
+    if settings.host not in ("0.0.0.0", "::", "") and settings.host not in hosts:
+        hosts.append(settings.host)
+    return hosts
 
 
 app = create_app()

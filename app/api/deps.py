@@ -1,9 +1,15 @@
-"""Dependencies named as types (FastAPI's full-stack template style)."""
+"""Dependencies named as types (FastAPI's full-stack template style).
 
+Every dependency is async and cheap: a sync one takes a threadpool slot, and when race steps
+filled the threadpool, every route waited up to 28.8 s for `get_manager` (issue 9).
+"""
+
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
+from app.api.owners import Caller, OwnerRegistry, bearer_token, new_token, token_hash
 from app.instruments.store import ExpiringStore
 from app.sessions.export import SessionExport, import_session
 from app.sessions.manager import SessionCallError, SessionHandle, SessionManager
@@ -11,13 +17,13 @@ from app.sessions.session import TrainingSession
 from app.settings import Settings
 
 
-def get_manager(request: Request) -> SessionManager:
+async def get_manager(request: Request) -> SessionManager:
     """The app's session manager (started in the lifespan)."""
     manager: SessionManager = request.app.state.manager
     return manager
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
@@ -42,7 +48,7 @@ ManagerDep = Annotated[SessionManager, Depends(get_manager)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_session(session_id: str, manager: ManagerDep) -> SessionHandle:
+async def get_session(session_id: str, manager: ManagerDep) -> SessionHandle:
     """The handle of a live session (which worker owns it), or 404."""
     try:
         return manager.get(session_id)
@@ -51,6 +57,85 @@ def get_session(session_id: str, manager: ManagerDep) -> SessionHandle:
 
 
 SessionDep = Annotated[SessionHandle, Depends(get_session)]
+
+# ---- owners (app/api/owners.py, docs/protocol.md "Owners, tokens and quotas") ---------------
+
+BEARER = {"WWW-Authenticate": "Bearer"}
+
+
+def client_address(request: Request) -> str:
+    """The client's address (the per-address quotas and rate limits count by it)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def get_caller(request: Request) -> Caller:
+    """Who asks: the hash of the `Authorization: Bearer` token (None without one) and address."""
+    token = bearer_token(request.headers.get("authorization"))
+    return Caller(token_hash(token) if token is not None else None, client_address(request))
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def owners_of(request: Request) -> OwnerRegistry:
+    """The app's registry of known owner hashes (app.state.owners)."""
+    registry: OwnerRegistry = request.app.state.owners
+    return registry
+
+
+@dataclass(frozen=True)
+class Creator:
+    """The owner of something being created: the token to hand back, its hash, the address."""
+
+    token: str
+    token_hash: str
+    address: str
+
+
+async def get_creator(request: Request) -> Creator:
+    """The owner of a new session, race or job: a new token without `Authorization`, else the
+    presented one, which must be a token this server issued (401 otherwise).
+
+    Register the hash (`request.app.state.owners.add(creator.token_hash)`) once the create
+    succeeded; SessionManager.create does it for sessions.
+    """
+    header = request.headers.get("authorization")
+    address = client_address(request)
+    if header is None:
+        fresh = new_token()
+        return Creator(fresh, token_hash(fresh), address)
+    token = bearer_token(header)
+    if token is None:
+        raise HTTPException(401, "malformed Authorization header: expected 'Bearer <owner "
+                            "token>', or none to get a new token", headers=BEARER)
+    hashed = token_hash(token)
+    if not owners_of(request).touch(hashed):
+        raise HTTPException(401, "unknown owner token: it was not issued by this server or was "
+                            "forgotten; send no Authorization header to get a new one",
+                            headers=BEARER)
+    return Creator(token, hashed, address)
+
+
+CreatorDep = Annotated[Creator, Depends(get_creator)]
+
+
+def require_owner(caller: Caller, owner: str, what: str) -> None:
+    """401 (with WWW-Authenticate: Bearer) without a token, 403 with another owner's."""
+    if caller.token_hash is None:
+        raise HTTPException(401, f"{what} needs its owner token: send "
+                            "'Authorization: Bearer <owner_token>'", headers=BEARER)
+    if not caller.owns(owner):
+        raise HTTPException(403, f"{what} belongs to another owner; anyone may watch it, "
+                            "only its owner may change or copy it")
+
+
+async def get_owned_session(handle: SessionDep, caller: CallerDep) -> SessionHandle:
+    """The handle of a live session the caller owns: 404, then 401 or 403."""
+    require_owner(caller, handle.owner, f"session {handle.session_id!r}")
+    return handle
+
+
+OwnedSessionDep = Annotated[SessionHandle, Depends(get_owned_session)]
 
 
 async def get_session_copy(handle: SessionDep, manager: ManagerDep) -> TrainingSession:
@@ -64,3 +149,11 @@ async def get_session_copy(handle: SessionDep, manager: ManagerDep) -> TrainingS
 
 
 SessionCopyDep = Annotated[TrainingSession, Depends(get_session_copy)]
+
+
+async def get_owned_session_copy(handle: OwnedSessionDep, manager: ManagerDep) -> TrainingSession:
+    """As SessionCopyDep, for the owner only (a copy of a session is a copy of its work)."""
+    return await get_session_copy(handle, manager)
+
+
+OwnedSessionCopyDep = Annotated[TrainingSession, Depends(get_owned_session_copy)]

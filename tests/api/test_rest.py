@@ -36,6 +36,8 @@ def test_create_read_list_delete(client: TestClient) -> None:
     session = create(client)
     assert session["status"] == "paused" and session["epoch"] == 0
     assert session["ws_url"] == f"/ws/sessions/{session['id']}"
+    token = session.pop("owner_token")
+    assert isinstance(token, str) and len(token) >= 43  # 256 bits, url-safe base64
     assert client.get(f"/api/sessions/{session['id']}").json() == session
     assert [s["id"] for s in client.get("/api/sessions").json()] == [session["id"]]
     assert client.delete(f"/api/sessions/{session['id']}").status_code == 204

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.api.deps import SessionCopyDep
+from app.api.deps import OwnedSessionCopyDep
 from app.instruments.backprop import BackpropTrace, Phase, lecture_example, trace_model
 from app.instruments.perceptron_run import PERCEPTRON_DATASETS, PerceptronRun, run_perceptron
 from app.sessions.config import MAX_SEED, Boolean, Integer, Number, SessionConfig
@@ -136,15 +136,21 @@ async def create_backprop_trace(body: BackpropRequest) -> BackpropPublic:
         raise unprocessable(error, "body") from None
 
 
-@router.get("/api/sessions/{session_id}/trace")
+@router.get("/api/sessions/{session_id}/trace", responses={
+    401: {"description": "No owner token (Authorization: Bearer <owner_token>)"},
+    403: {"description": "The session belongs to another owner"},
+})
 async def read_session_trace(
-    session: SessionCopyDep,
+    session: OwnedSessionCopyDep,
     batch_start: int = Query(default=0, ge=0),
     batch_size: int | None = Query(default=None, ge=1),
     training: bool = True,
     numeric: bool = True,
 ) -> BackpropPublic:
-    """The trace of a live session at its current step, on a copy (the session is untouched)."""
+    """The trace of a live session at its current step, on a copy (the session is untouched).
+
+    Owner only: the trace carries the session's weights.
+    """
     try:
         return await run_in_threadpool(
             _trace_session, session, "session", batch_start, batch_size, training, numeric

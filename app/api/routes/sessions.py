@@ -1,12 +1,21 @@
-"""Sessions over REST: create, read, update, delete, commands, predict, export/import, CSV."""
+"""Sessions over REST: create, read, update, delete, commands, predict, export/import, CSV.
 
-import asyncio
-from typing import Any
+Owners (docs/protocol.md "Owners, tokens and quotas"): a create returns an `owner_token`;
+changing or copying a session needs it (`Authorization: Bearer`); anyone with the id may read
+it. Bodies that may be megabytes (create, PATCH, commands, predict, import) are read raw and
+validated in the worker (app/sessions/bodies.py), never parsed on the event loop.
+"""
+
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 
-from app.api.deps import ManagerDep, SessionDep
+from app.api.deps import CallerDep, CreatorDep, ManagerDep, OwnedSessionDep, SessionDep
+from app.api.raw_bodies import raw_body
+from app.api.routes.jobs import ACCEPTED, command_answer
 from app.api.schemas import (
     Command,
     PredictPublic,
@@ -16,102 +25,186 @@ from app.api.schemas import (
     SessionPublic,
     SessionUpdate,
 )
+from app.sessions.bodies import RAW, command_dict
+from app.sessions.manager import SessionCallError
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON body"},
     404: {"description": "No such session"},
     409: {"description": "Command not allowed in the session's state"},
     422: {"description": "Invalid input: the detail names the field, the value and the limit"},
-    429: {"description": "max_sessions sessions exist"},
+    429: {"description": "A quota (max_sessions, max_sessions_per_owner, "
+                         "max_sessions_per_address, max_running_per_owner, "
+                         "max_running_per_address) is reached; see Retry-After"},
     503: {"description": "No worker is running"},
     504: {"description": "The worker did not answer within command_timeout_seconds"},
 }
+OWNER_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No owner token (Authorization: Bearer <owner_token>)"},
+    403: {"description": "The session belongs to another owner"},
+}
+CREATE_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Authorization is malformed or names a token this server did not issue"},
+}
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"], responses=ERRORS)
+T = TypeVar("T")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-async def create_session(config: SessionCreate, manager: ManagerDep) -> SessionPublic:
-    """A new paused session from a config (`{}` gives TensorFlow Playground's defaults)."""
-    return SessionPublic.model_validate(await manager.create("create", config.model_dump()))
+class SessionCreated(SessionPublic):
+    """A new session, and the owner token that changes it (the one presented, or a new one).
+
+    Keep the token: it is shown once, and only its hash is stored.
+    """
+
+    owner_token: str
+
+
+async def validated_in_worker(call: Awaitable[T]) -> T:
+    """A worker call on a raw body; its pydantic errors become FastAPI's own 422 (or 400 for
+    malformed JSON, as errors.py answers), located in the body, never echoing the input."""
+    try:
+        return await call
+    except SessionCallError as error:
+        if error.status == 422 and isinstance(error.detail, list):
+            raise RequestValidationError(
+                [{**e, "loc": ["body", *e.get("loc", [])]} for e in error.detail]
+            ) from None
+        raise
+
+
+def created(public: dict[str, Any], creator: Any) -> SessionCreated:
+    """The create answer: the session plus its owner token."""
+    return SessionCreated.model_validate({**public, "owner_token": creator.token})
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=CREATE_ERRORS,
+    openapi_extra=raw_body("/api/sessions", "post", SessionCreate),
+)
+async def create_session(
+    request: Request, creator: CreatorDep, manager: ManagerDep
+) -> SessionCreated:
+    """A new paused session from a config (`{}` gives TensorFlow Playground's defaults).
+
+    Without `Authorization` a new owner token is issued; with one, the session joins that
+    owner's (quotas: max_sessions_per_owner, max_sessions_per_address).
+    """
+    body = await request.body()
+    public = await validated_in_worker(
+        manager.create("create", body, creator.token_hash, creator.address)
+    )
+    return created(public, creator)
 
 
 @router.get("")
-async def read_sessions(manager: ManagerDep) -> list[SessionPublic]:
-    """Every live session."""
-    replies = await asyncio.gather(
-        *(manager.call(session_id, "get") for session_id in list(manager.handles)),
-        return_exceptions=True,
-    )
-    # A session removed while we asked is simply not listed.
-    return [SessionPublic.model_validate(r) for r in replies if not isinstance(r, BaseException)]
+async def read_sessions(caller: CallerDep, manager: ManagerDep) -> list[SessionPublic]:
+    """The caller's own live sessions (those of the presented owner token; [] without one)."""
+    if caller.token_hash is None:
+        return []
+    replies = []
+    for session_id in manager.sessions_of(caller.token_hash):
+        try:
+            replies.append(await manager.call(session_id, "get"))
+        except SessionCallError:
+            continue  # a session removed while we asked is simply not listed
+    return [SessionPublic.model_validate(r) for r in replies]
 
 
 @router.post(
     "/import",
     status_code=status.HTTP_201_CREATED,
+    responses=CREATE_ERRORS,
     openapi_extra={"requestBody": {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionExport"}}},
     }},
 )
-async def create_imported_session(request: Request, manager: ManagerDep) -> SessionPublic:
+async def create_imported_session(
+    request: Request, creator: CreatorDep, manager: ManagerDep
+) -> SessionCreated:
     """A new session from an export (SessionExport); it continues bit-identically.
 
     The body goes to the worker as raw bytes: a long history is megabytes of JSON, parsed and
     validated there rather than on the event loop.
     """
     body = await request.body()
-    return SessionPublic.model_validate(await manager.create("import", body))
+    public = await manager.create("import", body, creator.token_hash, creator.address)
+    return created(public, creator)
 
 
 @router.get("/{session_id}")
 async def read_session(handle: SessionDep, manager: ManagerDep) -> SessionPublic:
-    """The session's state, config and latest metrics."""
+    """The session's state, config and latest metrics (anyone with the id may read it)."""
     return SessionPublic.model_validate(await manager.call(handle.session_id, "get"))
 
 
-@router.patch("/{session_id}")
+@router.patch(
+    "/{session_id}",
+    responses=OWNER_ERRORS,
+    openapi_extra=raw_body("/api/sessions/{session_id}", "patch", SessionUpdate),
+)
 async def update_session(
-    handle: SessionDep, changes: SessionUpdate, manager: ManagerDep
+    handle: OwnedSessionDep, request: Request, manager: ManagerDep
 ) -> SessionPublic:
-    """Change config fields (hyper-parameters keep the weights; others rebuild)."""
-    payload = changes.model_dump(exclude_unset=True)
-    return SessionPublic.model_validate(await manager.call(handle.session_id, "update", payload))
+    """Change config fields (hyper-parameters keep the weights; others rebuild). Owner only."""
+    body = await request.body()
+    reply = await validated_in_worker(manager.call(handle.session_id, "update", body))
+    return SessionPublic.model_validate(reply)
 
 
-@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_session(handle: SessionDep, manager: ManagerDep) -> Response:
-    """Remove the session; its websocket clients get {"type": "removed"}."""
+@router.delete(
+    "/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=OWNER_ERRORS
+)
+async def delete_session(handle: OwnedSessionDep, manager: ManagerDep) -> Response:
+    """Remove the session; its websocket clients get {"type": "removed"}. Owner only."""
     await manager.delete(handle.session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{session_id}/commands")
+@router.post(
+    "/{session_id}/commands",
+    responses={**OWNER_ERRORS, **ACCEPTED},
+    openapi_extra=raw_body("/api/sessions/{session_id}/commands", "post", Command),
+)
 async def create_command(
-    handle: SessionDep, command: Command, manager: ManagerDep
+    handle: OwnedSessionDep, request: Request, manager: ManagerDep
 ) -> SessionPublic | PredictPublic:
-    """Run a command; `step` answers once its epochs are done (or it was interrupted)."""
-    payload = command_payload(command)
-    payload["wait"] = True
-    result = await manager.call(handle.session_id, "command", payload)
-    if command.type == "predict":
+    """Run a command; `step` answers once its epochs are done (or it was interrupted).
+
+    Owner only; `play`/`step` count against max_running_per_owner and max_running_per_address.
+    """
+    payload = {RAW: await request.body(), "wait": True}
+    # A `step` is a job (docs/protocol.md "Jobs"): its answer, or 202 after job_wait_seconds.
+    result = await validated_in_worker(
+        command_answer(manager, handle.session_id, handle.owner, payload)
+    )
+    if isinstance(result, Response):
+        return result  # type: ignore[return-value]
+    if isinstance(result, dict) and "outputs" in result:
         return PredictPublic.model_validate(result)
     return SessionPublic.model_validate(result)
 
 
-@router.post("/{session_id}/predict")
+@router.post(
+    "/{session_id}/predict",
+    responses=OWNER_ERRORS,
+    openapi_extra=raw_body("/api/sessions/{session_id}/predict", "post", PredictRequest),
+)
 async def create_prediction(
-    handle: SessionDep, request: PredictRequest, manager: ManagerDep
+    handle: OwnedSessionDep, request: Request, manager: ManagerDep
 ) -> PredictPublic:
-    """The model's outputs at the given points."""
-    outputs = await manager.call(handle.session_id, "predict", request.points)
+    """The model's outputs at the given points. Owner only."""
+    body = await request.body()
+    outputs = await validated_in_worker(manager.call(handle.session_id, "predict", body))
     return PredictPublic(outputs=outputs)
 
 
-@router.get("/{session_id}/export", response_model=SessionImport)
-async def read_session_export(handle: SessionDep, manager: ManagerDep) -> Response:
-    """The whole session as JSON: config, weights, optimizer and rng state, history.
+@router.get("/{session_id}/export", response_model=SessionImport, responses=OWNER_ERRORS)
+async def read_session_export(handle: OwnedSessionDep, manager: ManagerDep) -> Response:
+    """The whole session as JSON: config, weights, optimizer and rng state, history. Owner only.
 
     The worker writes the JSON itself (exact floats, repr precision): nothing heavy on the loop.
     """
@@ -120,17 +213,13 @@ async def read_session_export(handle: SessionDep, manager: ManagerDep) -> Respon
 
 
 @router.get("/{session_id}/data.csv", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/csv": {}}}})
-async def read_session_data(handle: SessionDep, manager: ManagerDep) -> PlainTextResponse:
-    """The session's points as CSV (x1,x2,label; train rows then test rows)."""
+            responses={200: {"content": {"text/csv": {}}}, **OWNER_ERRORS})
+async def read_session_data(handle: OwnedSessionDep, manager: ManagerDep) -> PlainTextResponse:
+    """The session's points as CSV (x1,x2,label; train rows then test rows). Owner only."""
     text = await manager.call(handle.session_id, "data_csv")
     return PlainTextResponse(text, media_type="text/csv")
 
 
 def command_payload(command: Any) -> dict[str, Any]:
-    """A validated command as the plain dict the worker expects."""
-    payload: dict[str, Any] = command.model_dump(exclude_unset=False)
-    if command.type == "set":
-        payload["config"] = command.config.model_dump(exclude_unset=True)
-    payload.pop("id", None)
-    return payload
+    """A validated command as the plain dict the worker expects (the websocket's commands)."""
+    return command_dict(command)
