@@ -7,13 +7,16 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from app.main import create_app
 from app.ops.ratelimit import address_key, client_address, parse_networks, rate_windows
-from tests.conftest import make_settings
+from tests.conftest import LiveServer, make_settings
 
 PROBE = "/api/registry"  # a cheap /api route that needs no session
 
@@ -121,3 +124,20 @@ def test_addresses_and_keys() -> None:
     scope = {"client": ("10.1.1.1", 1), "headers": [(b"x-forwarded-for", hops)]}
     assert client_address(scope, proxies) == "5.6.7.8"
     assert client_address(scope, []) == "10.1.1.1"
+
+
+def test_a_real_server_refuses_with_429_over_http_and_websocket() -> None:
+    """uvicorn with the server's own websocket settings: over the limit, REST and the websocket
+    upgrade are both answered 429 + Retry-After (the upgrade as an HTTP denial), and /health
+    still answers."""
+    with LiveServer(rate_limit_per_second=1, rate_limit_burst=2) as server, httpx.Client(
+        base_url=server.url
+    ) as http:
+        assert [http.get(PROBE).status_code for _ in range(3)] == [200, 200, 429]
+        with pytest.raises(InvalidStatus) as denied:
+            connect(f"ws://127.0.0.1:{server.port}/ws/sessions/nope", open_timeout=5)
+        response = denied.value.response
+        assert response.status_code == 429
+        assert int(response.headers["Retry-After"]) >= 1
+        assert b"rate_limit_burst = 2" in response.body
+        assert http.get("/health").status_code == 200
