@@ -7,15 +7,17 @@ import json
 import logging
 import os
 import signal
+import socket
 import time
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.ops.logs import JsonFormatter, Redact, log_event, redact
-from tests.conftest import make_settings
+from tests.conftest import LiveServer, make_settings
 
 TOKEN = "Zq8y1o7Kx0lM3nB5vC2xJ9hG4fD6sA7pL0kQ1wE2rT3"  # shaped like an owner token (43 chars)
 
@@ -58,6 +60,34 @@ def test_a_killed_worker_is_logged_by_name(capsys: pytest.CaptureFixture[str]) -
     assert closes == ["lost"]
     assert "nn_worker_restarts_total 1.0" in metrics
     assert 'nn_websocket_closes_total{reason="lost"} 1.0' in metrics
+
+
+def test_a_client_that_stops_reading_is_logged_as_slow(capsys: pytest.CaptureFixture[str]) -> None:
+    """A real server, a websocket that never reads (tiny receive buffer) on a session playing
+    with big frames: within send_timeout_seconds of its first unsent byte the server drops it,
+    logs `websocket_closed` with reason slow_client (a warning) and counts it in /metrics."""
+    with LiveServer(send_timeout_seconds=1.0) as server, httpx.Client(base_url=server.url) as http:
+        created = http.post("/api/sessions", json={"grid_resolution": 200}).json()
+        auth = {"Authorization": f"Bearer {created['owner_token']}"}
+        http.post(f"/api/sessions/{created['id']}/commands", json={"type": "play"}, headers=auth)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(
+            f"GET /ws/sessions/{created['id']} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            .encode()
+        )
+        deadline = time.monotonic() + 15
+        while "nn_slow_client_closes_total 1.0" not in http.get("/metrics").text:
+            assert time.monotonic() < deadline, "the non-reading client was not closed"
+            time.sleep(0.1)
+        sock.close()
+    [closed] = events(capsys.readouterr().err, "websocket_closed")
+    assert (closed["reason"], closed["level"]) == ("slow_client", "warning")
+    assert closed["session"] == created["id"]
+    assert closed["client"] == "127.0.0.1"
 
 
 def test_429s_are_logged_with_the_setting(capsys: pytest.CaptureFixture[str]) -> None:
