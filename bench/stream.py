@@ -62,6 +62,8 @@ def free_port() -> int:
 def start_server(port: int, workers: int | None) -> subprocess.Popen[bytes]:
     """uvicorn in its own process, as `scripts/run.sh` would serve it."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", NN_PLAYGROUND_MAX_SESSIONS="500")
+    # One client address opens every session and socket here: no per-address rate limit.
+    env["NN_PLAYGROUND_RATE_LIMIT_PER_SECOND"] = "0"
     if workers is not None:
         env["NN_PLAYGROUND_WORKER_PROCESSES"] = str(workers)
     command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
