@@ -50,7 +50,7 @@ ATTACKS: list[tuple[str, Callable[[Server], Awaitable[Outcome]]]] = [
     ("big create body (300,000 points rows)", lambda s: attack_big_bodies(s.base, 1, BODY)),
     ("four big create bodies at once", lambda s: attack_big_bodies(s.base, 4, BODY)),
     ("long replay (30,000 epochs)", lambda s: attack_long_replay(s.base, 30_000)),
-    ("42 concurrent race steps", lambda s: attack_race_steps(s.base, 42, 20)),
+    ("42 concurrent race steps", lambda s: attack_race_steps(s.base, 42, 40)),
     ("200-session grab from one client", lambda s: attack_grab(s.base, 200)),
     ("100 non-reading sockets", lambda s: attack_non_readers(s, 100, 15.0)),
     ("10 MB websocket message", attack_big_message),
