@@ -69,7 +69,8 @@ def test_page_static_health_metrics_are_never_limited(limited: TestClient) -> No
 
 
 def test_websocket_connect_is_limited(limited: TestClient) -> None:
-    """A websocket connect counts: over the limit the upgrade is answered 429 + Retry-After."""
+    """A websocket connect counts: over the limit the upgrade is answered 429 + Retry-After,
+    and the refusal is counted as a websocket one."""
     for _ in range(4):
         limited.get(PROBE)
     with pytest.raises(WebSocketDenialResponse) as denied, limited.websocket_connect(
@@ -79,6 +80,7 @@ def test_websocket_connect_is_limited(limited: TestClient) -> None:
     assert denied.value.status_code == 429
     assert denied.value.headers["retry-after"] == "1"
     assert "rate_limit_burst = 3" in json.loads(denied.value.content)["detail"]
+    assert 'nn_rate_limited_total{kind="websocket"} 1.0' in limited.get("/metrics").text
 
 
 def test_addresses_are_counted_apart() -> None:
