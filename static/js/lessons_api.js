@@ -45,7 +45,7 @@ export function sessionTrace(sessionId, query = {}) {
   return request(`/api/sessions/${enc(sessionId)}/trace?${params}`);
 }
 /** @param {{config: Record<string, unknown>, racers: Record<string, unknown>[]}} body */
-export const createRace = (body) => request('/api/races', post(body), { create: true });
+export const createRace = (body) => request('/api/races', post(body));
 /**
  * @param {string} id
  * @param {number} epochs
@@ -70,7 +70,7 @@ export async function fetchPastFrame(sessionId, epoch) {
  * @param {number} epoch
  * @param {Record<string, unknown>} config
  */
-export const fork = (sessionId, epoch, config) => request(`/api/sessions/${enc(sessionId)}/timetravel/fork`, post({ epoch, config }), { create: true, label: 'Forking' });
+export const fork = (sessionId, epoch, config) => request(`/api/sessions/${enc(sessionId)}/timetravel/fork`, post({ epoch, config }), { label: 'Forking' });
 /**
  * Change a session's config (PATCH); structural fields rebuild it (docs/protocol.md).
  * @param {string} sessionId
