@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.ops.logs import log_event
+from app.ops.logs import log_event, logger
 from app.ops.ratelimit import CLIENT
 
 
@@ -27,7 +27,7 @@ def worker_lost(manager: Any, worker: Any) -> None:
             sessions_lost=sessions, restarting=True,
         )
     except Exception:  # an ops hook must not stop the manager from replacing the worker
-        logging.getLogger(__name__).exception("worker_lost hook failed")
+        logger.exception("worker_lost hook failed")
 
 
 def websocket_closed(manager: Any, websocket: Any, subscriber: Any) -> None:
@@ -53,4 +53,4 @@ def websocket_closed(manager: Any, websocket: Any, subscriber: Any) -> None:
             frames_sent=subscriber.seq,
         )
     except Exception:
-        logging.getLogger(__name__).exception("websocket_closed hook failed")
+        logger.exception("websocket_closed hook failed")

@@ -32,7 +32,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.ops.logs import log_event
+from app.ops.logs import log_event, logger
 from app.settings import Settings
 
 LIMITED_PREFIXES = ("/api/", "/ws/")
@@ -81,11 +81,24 @@ class RateLimit:
             return
         address = scope[CLIENT] = client_address(scope, self.proxies)
         key = address_key(address)
-        for window in self.windows:
-            if not self.limiter.hit(window.item, key):
-                await self.refuse(scope, send, window, key, address)
-                return
+        refused = self.first_refusal(key)
+        if refused is not None:
+            await self.refuse(scope, send, refused, key, address)
+            return
         await self.app(scope, receive, send)
+
+    def first_refusal(self, key: str) -> Window | None:
+        """Count a request in every window; the first window it exceeds, or None.
+
+        Fails open: a limiter error lets the request through (and is logged), never a 500.
+        """
+        try:
+            for window in self.windows:
+                if not self.limiter.hit(window.item, key):
+                    return window
+        except Exception:
+            logger.exception("rate limiter failed; request let through")
+        return None
 
     async def refuse(
         self, scope: Scope, send: Send, window: Window, key: str, address: str
