@@ -74,7 +74,7 @@ class RateLimit:
         self.logged: dict[str, tuple[float, int]] = {}  # key -> (last line's time, unlogged)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(
+        if scope["type"] not in ("http", "websocket") or not route_path(scope).startswith(
             LIMITED_PREFIXES
         ):
             await self.app(scope, receive, send)
@@ -145,6 +145,13 @@ class RateLimit:
             path=scope["path"][:200], setting=window.setting, limit=window.value,
             retry_after=retry_after, refused=unlogged + 1,
         )
+
+
+def route_path(scope: Scope) -> str:
+    """The path the app routes on: without the root_path a proxy mounted the server under."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 def rate_windows(settings: Settings) -> list[Window]:

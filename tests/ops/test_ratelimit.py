@@ -15,7 +15,13 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from app.main import create_app
-from app.ops.ratelimit import address_key, client_address, parse_networks, rate_windows
+from app.ops.ratelimit import (
+    address_key,
+    client_address,
+    parse_networks,
+    rate_windows,
+    route_path,
+)
 from tests.conftest import LiveServer, make_settings
 
 PROBE = "/api/registry"  # a cheap /api route that needs no session
@@ -126,6 +132,8 @@ def test_addresses_and_keys() -> None:
     scope = {"client": ("10.1.1.1", 1), "headers": [(b"x-forwarded-for", hops)]}
     assert client_address(scope, proxies) == "5.6.7.8"
     assert client_address(scope, []) == "10.1.1.1"
+    mounted = {"path": "/playground/api/registry", "root_path": "/playground"}
+    assert route_path(mounted) == "/api/registry"  # served under a proxy's prefix: still limited
 
 
 def test_a_real_server_refuses_with_429_over_http_and_websocket() -> None:
