@@ -76,7 +76,7 @@ class JsonFormatter(logging.Formatter):
         message = record.getMessage()
         line["event" if getattr(record, "event", None) == message else "message"] = message
         for key in sorted(set(record.__dict__) - RECORD_KEYS):
-            if key not in ("event", "_redacted"):
+            if key not in ("event", "_redacted", "color_message"):  # uvicorn's ANSI twin
                 line[key] = record.__dict__[key]
         if record.exc_info:
             line["exception"] = redact(self.formatException(record.exc_info))
