@@ -141,7 +141,10 @@ export class Controller extends Playground {
    */
   async openWithinLimits() {
     for (let attempt = 0; ; attempt++) {
-      if (await this.openFromState()) return true;
+      if (await this.openFromState()) {
+        if (attempt > 0) this.notices.clearError('limit');
+        return true;
+      }
       const wait = limitWait(this.link.lastError);
       if (wait === null || attempt >= MAX_LIMIT_RETRIES) return false;
       const detail = this.link.lastError instanceof api.ApiError ? this.link.lastError.detail : '';
@@ -154,7 +157,7 @@ export class Controller extends Playground {
   async startOwn() {
     this.dropSessionParam();
     if (await this.reopen()) return;
-    if (await this.openWithinLimits()) this.notices.clearError('limit');
+    await this.openWithinLimits();
   }
 
   /** Save the session's data as CSV (fetched with the owner's token). */

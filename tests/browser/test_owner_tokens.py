@@ -191,3 +191,55 @@ def test_a_lost_worker_is_told_apart_from_a_delete(
         " && window.playground.frame.header.session_id === window.playground.session.id",
         timeout=30_000,
     )
+
+
+def test_a_limit_shows_its_detail_and_the_page_waits_its_retry_after(
+    browser: Browser, artifacts: Path
+) -> None:
+    """A server allowing one session per address: a second tab's create gets 429. The page shows
+    the detail naming the limit, says when it tries again, and asks again only after Retry-After
+    (2 s), not in a loop; once the first session is deleted, that one retry gets a session."""
+    with LiveServer(
+        worker_processes=1, max_sessions_per_address=1, quota_retry_after_seconds=2
+    ) as server:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(15_000)
+        try:
+            first = context.new_page()
+            first_id = open_page(first, f"{server.url}/")
+            token = first.evaluate(f"() => localStorage.getItem('{TOKEN_KEY}')")
+            second = context.new_page()
+            creates: list[float] = []
+            second.on(
+                "request",
+                lambda r: (
+                    creates.append(time.monotonic())
+                    if r.method == "POST" and r.url.endswith("/api/sessions")
+                    else None
+                ),
+            )
+            second.goto(f"{server.url}/#seed=3")
+            second.wait_for_function(
+                "() => document.getElementById('error').textContent.includes('Trying again in 2 s')"
+            )
+            shown = second.locator("#error").inner_text()
+            assert "max_sessions_per_address" in shown
+            second.screenshot(path=str(artifacts / "owner-limit-429.png"))
+            refused_at = creates[-1]
+            # The first tab goes away (its session stays: a reload would reopen it), then its
+            # owner deletes the session over REST, which frees the address's one place.
+            first.close()
+            deleted = second.request.delete(
+                f"{server.url}/api/sessions/{first_id}",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert deleted.status == 204
+            second.wait_for_function(
+                "() => window.playground.session && window.playground.frame"
+                " && window.playground.frame.header.session_id === window.playground.session.id",
+                timeout=10_000,
+            )
+            retries = [t for t in creates if t > refused_at]
+            assert len(retries) == 1 and retries[0] - refused_at >= 1.9
+        finally:
+            context.close()
