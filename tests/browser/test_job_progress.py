@@ -69,3 +69,30 @@ def test_a_job_followed_to_its_end_gives_the_usual_answer(
     assert page.evaluate("() => window.longStep") == "done at 40"
     page.locator("#jobs .job").wait_for(state="detached")
     assert page_errors == []
+
+
+def test_recording_a_long_run_shows_the_replay_as_a_job(
+    page: Page, live_server: str, page_errors: list[str], artifacts: Path
+) -> None:
+    """Time travel's "Record the run so far" on an 8,000-epoch run: the replay outlasts the 1 s
+    wait, so its progress bar shows ("Replaying the run", total 8,000); at its end the slider
+    covers the run, as with a synchronous answer."""
+    page.goto(f"{live_server}/#speed=null&frame_rate=2")
+    page.wait_for_function("() => window.playground && window.playground.frame")
+    page.evaluate("() => window.playground.command({ type: 'step', n: 8000 })")
+    page.wait_for_function(
+        "() => window.playground.frame.header.epoch === 8000"
+        " && window.playground.frame.header.status === 'paused'",
+        timeout=60_000,
+    )
+    page.locator("#lessons-toggle").click()
+    page.locator("#tab-timetravel").click()
+    page.locator("#tt-record").click()
+    bar = page.locator("#jobs .job")
+    bar.wait_for(state="visible", timeout=10_000)
+    assert "Replaying the run" in bar.inner_text()
+    assert bar.get_attribute("data-total") == "8000"
+    page.screenshot(path=str(artifacts / "job-replay.png"))
+    page.wait_for_selector("#timetravel-pane[data-recorded='8000']", timeout=60_000)
+    bar.wait_for(state="detached")
+    assert page_errors == []
