@@ -4,7 +4,9 @@
     .venv/bin/python examples/train_xor.py  # in another; --url to point elsewhere
 
 Prints the train and test loss as frames arrive (every epoch's losses are in the frames, see
-docs/protocol.md), then the final accuracy.
+docs/protocol.md), then the final accuracy. The create's `owner_token` is what lets this
+script drive the session: it is sent as the websocket's first message (`auth`); REST calls that
+change the session send it as `Authorization: Bearer <owner_token>`.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def main() -> int:
     print(f"session {session['id']}: {session['n_train']} training points")
     ws_url = args.url.replace("http", "ws", 1) + session["ws_url"]
     with connect(ws_url, compression=None) as ws:
+        # Anyone with the id may watch; the owner token makes this connection its driver.
+        ws.send(json.dumps({"type": "auth", "token": session["owner_token"]}))
         ws.send(json.dumps({"type": "step", "n": args.epochs}))
         while True:
             message = ws.recv()
