@@ -173,7 +173,7 @@ class JobBoard:
         return _error(429, detail, {"Retry-After": str(self._retry_after())})
 
     def _retry_after(self) -> int:
-        return max(1, round(self.settings.job_wait_seconds))
+        return max(1, round(self.settings.quota_retry_after_seconds))
 
     def _live(self, table: dict[str, Holding]) -> dict[str, Holding]:
         """Drop holdings whose worker or session is gone; the rest."""
@@ -256,9 +256,10 @@ class JobBoard:
         """A REST command: a `step` becomes a job (the worker decides: the command's type is
         only known once it parsed the body); any other command answers as before."""
         handle = self.manager.get(session_id)
+        quota = self.check_job_quota(owner)  # the worker refuses a step with it (429)
         record = self._record("step", session_id, owner, handle.worker)
         payload = {**payload, "job": record.id, "max_seconds": self.settings.max_job_seconds,
-                   "job_quota": self.check_job_quota(owner)}
+                   "job_quota": quota}
         try:
             reply = await self.manager.call(session_id, "command", payload)
         except BaseException as error:

@@ -114,9 +114,13 @@ class RaceStepJob(WorkerJob):
     epochs: int = 0
     grids: bool = True
 
+    stopped_at: int | None = None  # epochs done when the job was stopped early
+
     @property
     def done(self) -> int:
         assert self.race is not None
+        if self.stopped_at is not None:
+            return self.stopped_at
         return self.epochs - min(self.epochs, self.race.epochs_left)
 
     @property
@@ -140,6 +144,7 @@ class RaceStepJob(WorkerJob):
 
     def _halt(self) -> None:
         assert self.race is not None
+        self.stopped_at = self.done
         self.race.stop_step()
 
 
