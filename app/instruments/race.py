@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.datasets import featurize
 from app.sessions.build import grid_points
-from app.sessions.config import SessionConfig, merge_config
+from app.sessions.config import Boolean, Number, SessionConfig, merge_config
 from app.sessions.frames import quantize
 from app.sessions.session import TrainingSession
 from app.settings import get_settings
@@ -40,6 +41,32 @@ def max_race_step() -> int:
     """Epochs one step request may train (Settings.max_race_step_epochs); a step is a job in a
     worker, trained in slices like a session, so this bounds one job, not the web process."""
     return get_settings().max_race_step_epochs
+
+
+class RacerCreate(BaseModel):
+    """One racer: an optimizer and any of its settings (unset ones come from the config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(default=None, max_length=60)
+    optimizer: str = "sgd"
+    learning_rate: Number | None = None
+    momentum: Number | None = None
+    nesterov: Boolean | None = None
+    rho: Number | None = None
+    beta_1: Number | None = None
+    beta_2: Number | None = None
+    epsilon: Number | None = None
+    initial_accumulator_value: Number | None = None
+
+
+class RaceCreate(BaseModel):
+    """The shared session config (data, network, batch size, seed) and the racers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: SessionConfig = Field(default_factory=SessionConfig)
+    racers: list[RacerCreate] = Field(min_length=1)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from app.datasets import to_csv
 from app.engine import fast
-from app.instruments.race import Race, start_race
+from app.instruments.race import Race, RaceCreate, start_race
 from app.instruments.timetravel import Replay, begin_replay
 from app.sessions import bodies
 from app.sessions.config import SessionConfig
@@ -372,13 +372,13 @@ class Worker:
     def _job_call(self, op: str, target: str, payload: Any) -> Any:
         """Races, replays and jobs: `target` is a race id, a session id or a job id."""
         if op == "race_create":
+            # The raw body (RaceCreate) is parsed and validated here, off the event loop.
+            body = RaceCreate.model_validate_json(payload[bodies.RAW])
+            racers = [r.model_dump(exclude_none=True) for r in body.racers]
             try:
-                race = start_race(SessionConfig.model_validate(payload["config"]),
-                                  payload["racers"])
-            except ValidationError:
-                raise
+                race = start_race(body.config, racers)
             except ValueError as error:
-                raise unprocessable(error, "body", "racers") from None
+                raise unprocessable(error, "racers") from None
             size = race.nbytes()
             if size > payload["memory_left"]:
                 raise WorkerError(429, f"a race of ~{size} bytes does not fit: "

@@ -14,8 +14,12 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import CallerDep, CreatorDep, ManagerDep, owners_of, require_owner
+from app.api.raw_bodies import raw_body
 from app.api.routes.jobs import ACCEPTED, answer
-from app.sessions.config import Boolean, Integer, Number, SessionConfig
+from app.api.routes.sessions import validated_in_worker
+from app.instruments.race import RaceCreate
+from app.sessions.bodies import RAW
+from app.sessions.config import Boolean, Integer
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON body"},
@@ -29,32 +33,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(prefix="/api/races", tags=["races"], responses=ERRORS)
-
-
-class RacerCreate(BaseModel):
-    """One racer: an optimizer and any of its settings (unset ones come from the config)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    label: str | None = Field(default=None, max_length=60)
-    optimizer: str = "sgd"
-    learning_rate: Number | None = None
-    momentum: Number | None = None
-    nesterov: Boolean | None = None
-    rho: Number | None = None
-    beta_1: Number | None = None
-    beta_2: Number | None = None
-    epsilon: Number | None = None
-    initial_accumulator_value: Number | None = None
-
-
-class RaceCreate(BaseModel):
-    """The shared session config (data, network, batch size, seed) and the racers."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    config: SessionConfig = Field(default_factory=SessionConfig)
-    racers: list[RacerCreate] = Field(min_length=1)
 
 
 class RaceStep(BaseModel):
@@ -86,14 +64,18 @@ def _json(body: bytes, code: int = 200) -> Response:
     return Response(body, status_code=code, media_type="application/json")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=RaceCreated)
-async def create_race(
-    body: RaceCreate, request: Request, manager: ManagerDep, creator: CreatorDep
-) -> Response:
-    """Racers built from one config, all with racer 0's initial weights (epoch 0)."""
-    racers = [r.model_dump(exclude_none=True) for r in body.racers]
-    _, public = await manager.jobs.create_race(
-        creator.token_hash, {"config": body.config.model_dump(), "racers": racers}
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=RaceCreated,
+    openapi_extra=raw_body("/api/races", "post", RaceCreate),
+)
+async def create_race(request: Request, manager: ManagerDep, creator: CreatorDep) -> Response:
+    """Racers built from one config, all with racer 0's initial weights (epoch 0).
+
+    The body (RaceCreate; its config may carry thousands of points) is parsed and validated
+    in the worker that will hold the race, not on the event loop.
+    """
+    _, public = await validated_in_worker(
+        manager.jobs.create_race(creator.token_hash, {RAW: await request.body()})
     )
     owners_of(request).add(creator.token_hash)
     token = json.dumps(creator.token)
