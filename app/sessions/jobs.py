@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from app.settings import Settings
 
 JOB_KINDS = ("race_step", "replay", "step")
+MAX_ENDED_JOBS = 10_000  # ended jobs kept readable at most (the oldest go first)
 
 
 def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> SessionCallError:
@@ -123,19 +124,33 @@ class JobBoard:
         record = self.jobs.get(job_id)
         if record is None:
             raise _error(404, f"job {job_id!r} not found")
+        self._check_worker(record)
+        return record
+
+    @staticmethod
+    def _check_worker(record: JobRecord) -> None:
+        """A running job whose worker died has failed (its end will never come)."""
         if record.running and not record.worker.alive:
             record.finish(
                 {**record.public, "state": "failed",
                  "detail": f"worker {record.worker.index} stopped"},
-                (503, f"job {job_id} was lost: worker {record.worker.index} stopped"),
+                (503, f"job {record.id} was lost: worker {record.worker.index} stopped"),
             )
-        return record
 
     def _expire(self) -> None:
+        """Drop ended jobs older than job_keep_seconds, and the oldest beyond MAX_ENDED_JOBS."""
         keep = self.settings.job_keep_seconds
         now = time.monotonic()
-        for job_id in [j for j, r in self.jobs.items() if r.end and now - r.ended_at > keep]:
-            del self.jobs[job_id]
+        ended = sorted((r.ended_at, j) for j, r in self.jobs.items() if r.end is not None)
+        excess = len(ended) - MAX_ENDED_JOBS
+        for index, (ended_at, job_id) in enumerate(ended):
+            if index < excess or now - ended_at > keep:
+                del self.jobs[job_id]
+
+    def forget(self, record: JobRecord) -> None:
+        """An ended job whose answer the route gave at once: nobody asks for it again."""
+        if record.end is not None:
+            self.jobs.pop(record.id, None)
 
     def owner_in_use(self, owner: str) -> bool:
         """Whether the owner has a race, a replay or a job (the owner registry keeps it)."""
@@ -148,7 +163,8 @@ class JobBoard:
         seconds = self.settings.job_wait_seconds if seconds is None else seconds
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(record.ended.wait(), seconds)
-        return not self.get(record.id).running
+        self._check_worker(record)
+        return not record.running
 
     async def cancel(self, record: JobRecord) -> None:
         """Stop a running job; its work stops before the worker's next slice."""

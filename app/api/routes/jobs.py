@@ -71,6 +71,7 @@ def result_response(record: JobRecord, success: int = 200) -> Response:
 async def answer(board: JobBoard, record: JobRecord, success: int = 200) -> Response:
     """Wait job_wait_seconds: the answer if the job ended, else 202 with the job."""
     if await board.wait(record):
+        board.forget(record)  # answered now (watchers already had its end on the websocket)
         return result_response(record, success)
     return accepted(record)
 
