@@ -21,6 +21,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.api import errors
 from app.api import raw_bodies
+from app.api import openapi as openapi_fixes
 from app.api.limits import BodySizeLimit
 from app.api.owners import OwnerRegistry
 from app.api.routes import (
@@ -96,9 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings))
     raw_bodies.install(app)  # request body schemas of the routes that read their body raw
+    openapi_fixes.install(app)  # bounds, enums and statuses as the server enforces them
 
     app.add_exception_handler(SessionCallError, errors.session_call_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
+    app.add_exception_handler(405, errors.method_not_allowed)
 
     app.include_router(health.router)
     if settings.metrics_enabled:

@@ -11,6 +11,8 @@ from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from app.sessions.manager import SessionCallError
 
@@ -73,23 +75,34 @@ def short_errors(errors: Any) -> list[dict[str, Any]]:
     return shown
 
 
+def malformed_json(errors: Any) -> JSONResponse | None:
+    """A 400 naming the JSON syntax error, when the errors are one (FastAPI's or pydantic's)."""
+    if not isinstance(errors, list):
+        return None
+    for error in errors:
+        if isinstance(error, dict) and error.get("type") == "json_invalid":
+            reason = str((error.get("ctx") or {}).get("error") or error.get("msg") or "")
+            where = [p for p in error.get("loc", ()) if isinstance(p, int)]
+            detail = f"malformed JSON body: {reason}" + (f" at byte {where[-1]}" if where else "")
+            return JSONResponse({"detail": _text(detail, MAX_MESSAGE_CHARS)}, status_code=400)
+    return None
+
+
 async def validation_error(request: Request, error: Exception) -> JSONResponse:
     """FastAPI's 422 shape, bounded and safe for non-finite inputs; malformed JSON is a 400."""
     assert isinstance(error, RequestValidationError)
     errors = list(error.errors())
-    malformed = [e for e in errors if e.get("type") == "json_invalid"]
-    if malformed:
-        reason = (malformed[0].get("ctx") or {}).get("error", "JSON decode error")
-        position = malformed[0].get("loc", ("body", 0))[-1]
-        detail = f"malformed JSON body: {reason} at byte {position}"
-        return JSONResponse({"detail": _text(detail, MAX_MESSAGE_CHARS)}, status_code=400)
-    return JSONResponse({"detail": short_errors(errors)}, status_code=422)
+    return malformed_json(errors) or JSONResponse(
+        {"detail": short_errors(errors)}, status_code=422
+    )
 
 
 async def session_call_error(request: Request, error: Exception) -> JSONResponse:
     """A worker's refusal as the HTTP error it names."""
     assert isinstance(error, SessionCallError)
     detail = error.detail
+    if error.status == 422 and (malformed := malformed_json(detail)) is not None:
+        return malformed
     if error.status == 422 and isinstance(detail, str):
         detail = [{"loc": ["body"], "msg": detail, "type": "value_error"}]
     if isinstance(detail, list):
@@ -98,3 +111,22 @@ async def session_call_error(request: Request, error: Exception) -> JSONResponse
         detail = _text(detail, MAX_MESSAGE_CHARS)
     headers = getattr(error, "headers", None)
     return JSONResponse({"detail": _finite(detail)}, status_code=error.status, headers=headers)
+
+
+async def method_not_allowed(request: Request, error: Exception) -> JSONResponse:
+    """405 with `Allow` naming every method of the path (Starlette names only one route's)."""
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        methods = getattr(route, "methods", None)
+        if match != Match.NONE and methods:
+            allowed |= set(methods)
+    for route in request.app.router.routes:  # a path only served for non-GET methods
+        methods = getattr(route, "methods", None) or set()
+        for method in methods:
+            match, _ = route.matches({**request.scope, "method": method})
+            if match == Match.FULL:
+                allowed.add(method)
+    detail = error.detail if isinstance(error, HTTPException) else "Method Not Allowed"
+    return JSONResponse({"detail": detail}, status_code=405,
+                        headers={"Allow": ", ".join(sorted(allowed))})

@@ -7,6 +7,7 @@ Registries drive validation (an unknown name lists the known ones) and limits co
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 
 from pydantic import (
@@ -50,7 +51,9 @@ def _number(value: object) -> object:
 
 
 def _integer(value: object) -> object:
-    """Refuse bools, floats and strings for integer fields."""
+    """Refuse bools, fractions and strings for integer fields (JSON's 5.0 is the integer 5)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"expected an integer, got {value!r}")
     return value
@@ -71,8 +74,56 @@ Boolean = Annotated[bool, BeforeValidator(_boolean)]
 def _known(kind: str, name: str, names: list[str]) -> str:
     """The name itself if the registry knows it, else a ValueError listing the known names."""
     if name not in names:
-        raise ValueError(f"unknown {kind} {name!r}; expected one of: {', '.join(names)}")
+        shown = repr(name) if len(name) <= 40 else f"{name[:40]!r}... ({len(name)} characters)"
+        raise ValueError(f"unknown {kind} {shown}; expected one of: {', '.join(names)}")
     return name
+
+
+# ---- the OpenAPI schema says what the validators enforce -----------------------------------
+# The limits are settings and the names are registries, both read when the schema is built
+# (validation reads the same settings), so /openapi.json and schemathesis see the real bounds.
+
+def at_most(setting: str, key: str = "maximum") -> Callable[[dict[str, Any]], None]:
+    """json_schema_extra: `key` (maximum, maxItems, maxLength) = the setting's value."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema[key] = getattr(get_settings(), setting)
+
+    return extra
+
+
+def one_of_registry(registry: str, exclude: tuple[str, ...] = ()) -> Callable[
+    [dict[str, Any]], None
+]:
+    """json_schema_extra: `enum` = the registry's names (e.g. "activations")."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        names = [n for n in registry_names(registry) if n not in exclude]
+        target = schema.get("items", schema) if schema.get("type") == "array" else schema
+        target["enum"] = names
+
+    return extra
+
+
+def registry_names(registry: str) -> list[str]:
+    """The names of one of the registries that validate config fields."""
+    from app.datasets import DATASETS, FEATURES
+    from app.engine import activations, initializers, losses, optimizers
+
+    registries: dict[str, Any] = {
+        "datasets": DATASETS, "features": FEATURES, "activations": activations.ACTIVATIONS,
+        "initializers": initializers.INITIALIZERS, "optimizers": optimizers.OPTIMIZERS,
+        "losses": losses.LOSSES,
+    }
+    return list(registries[registry])
+
+
+def _features_schema(schema: dict[str, Any]) -> None:
+    one_of_registry("features")(schema)
+    schema["uniqueItems"] = True
+
+
+Row = Annotated[list[Number], Field(json_schema_extra={"minItems": 3, "maxItems": 3})]
 
 
 def _at_most(field: str, value: float, setting: str) -> None:
@@ -87,8 +138,10 @@ class LayerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    units: Integer = Field(default=4, ge=1)
-    activation: str = "tanh"
+    units: Integer = Field(default=4, ge=1, json_schema_extra=at_most("max_units_per_layer"))
+    activation: str = Field(
+        default="tanh", json_schema_extra=one_of_registry("activations", UNTRAINABLE_HIDDEN)
+    )
     dropout: Number = Field(default=0.0, ge=0.0, lt=1.0)
     batch_norm: Boolean = False
 
@@ -116,24 +169,41 @@ class SessionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = "circle"
-    points: list[list[Number]] | None = None
+    dataset: str = Field(default="circle", json_schema_extra=one_of_registry("datasets"))
+    points: list[Row] | None = Field(
+        default=None, json_schema_extra=lambda s: s.update(
+            minItems=4, maxItems=get_settings().max_samples
+        ),
+    )
     # With `points`: an explicit test set (then `points` are all training points).
-    test_points: list[list[Number]] | None = None
-    n_samples: Integer | None = Field(default=None, ge=4)
+    test_points: list[Row] | None = Field(
+        default=None, json_schema_extra=lambda s: s.update(
+            minItems=1, maxItems=get_settings().max_samples - 4
+        ),
+    )
+    n_samples: Integer | None = Field(
+        default=None, ge=4, json_schema_extra=at_most("max_samples")
+    )
     noise: Number = Field(default=0.0, ge=0.0, le=0.5)
     train_ratio: Number = Field(default=0.5, ge=0.1, le=0.9)
     seed: Integer = Field(default=0, ge=0, lt=MAX_SEED)
-    features: list[str] = Field(default_factory=lambda: ["x1", "x2"], min_length=1)
-    layers: list[LayerConfig] = Field(default_factory=_default_layers)
+    features: list[str] = Field(
+        default_factory=lambda: ["x1", "x2"], min_length=1,
+        json_schema_extra=_features_schema,
+    )
+    layers: list[LayerConfig] = Field(
+        default_factory=_default_layers, json_schema_extra=at_most("max_hidden_layers", "maxItems")
+    )
     problem: Problem | None = None
-    loss: str | None = None
-    initializer: str = "glorot_uniform"
+    loss: str | None = Field(default=None, json_schema_extra=one_of_registry("losses"))
+    initializer: str = Field(
+        default="glorot_uniform", json_schema_extra=one_of_registry("initializers")
+    )
     # Multiplies every initial kernel: a random start that is too small (< 1) or too large.
     init_scale: Number = Field(default=1.0, gt=0.0, le=100.0)
     # Which draw of the initial weights from the seed's init stream (reset re-rolls: +1).
     init_draw: Integer = Field(default=0, ge=0, lt=MAX_SEED)
-    optimizer: str = "sgd"
+    optimizer: str = Field(default="sgd", json_schema_extra=one_of_registry("optimizers"))
     learning_rate: Number = Field(default=0.03, gt=0.0, le=10.0)
     # None = the optimizer's own default: 0 for sgd and rmsprop, 0.9 for "momentum".
     momentum: Number | None = Field(default=None, ge=0.0, lt=1.0)
@@ -143,18 +213,27 @@ class SessionConfig(BaseModel):
     beta_2: Number = Field(default=0.999, ge=0.0, lt=1.0)
     epsilon: Number = Field(default=1e-7, gt=0.0, le=1.0)
     initial_accumulator_value: Number = Field(default=0.1, ge=0.0, le=10.0)
-    batch_size: Integer = Field(default=10, ge=1)
+    batch_size: Integer = Field(default=10, ge=1, json_schema_extra=at_most("max_batch_size"))
     regularization: RegularizationName = "none"
     regularization_rate: Number = Field(default=0.0, ge=0.0, le=10.0)
     max_norm: Number | None = Field(default=None, gt=0.0, le=1e3)
     early_stopping_patience: Integer | None = Field(default=None, ge=0, le=1_000_000)
     augmentation: Boolean = False
-    epoch_budget: Integer | None = Field(default=None, ge=1)
-    grid_resolution: Integer = Field(default=100, ge=2)
-    neuron_grid_resolution: Integer = Field(default=16, ge=2)
-    frame_rate: Number = Field(default_factory=lambda: get_settings().default_frame_rate, gt=0.0)
+    epoch_budget: Integer | None = Field(
+        default=None, ge=1, json_schema_extra=at_most("max_epoch_budget")
+    )
+    grid_resolution: Integer = Field(
+        default=100, ge=2, json_schema_extra=at_most("max_grid_resolution")
+    )
+    neuron_grid_resolution: Integer = Field(
+        default=16, ge=2, json_schema_extra=at_most("max_grid_resolution")
+    )
+    frame_rate: Number = Field(
+        default_factory=lambda: get_settings().default_frame_rate, gt=0.0,
+        json_schema_extra=at_most("max_frame_rate"),
+    )
     # Epochs per second, an upper bound (the learner's pace); None = as fast as the machine goes.
-    speed: Number | None = Field(default=None, gt=0.0)
+    speed: Number | None = Field(default=None, gt=0.0, json_schema_extra=at_most("max_speed"))
     lockstep: Boolean = False
 
     @field_validator("points", "test_points")
@@ -237,8 +316,8 @@ class SessionConfig(BaseModel):
                 raise ValueError("test_points needs points (the training points) as well")
             total = len(self.points) + len(self.test_points)
             _at_most("len(points) + len(test_points)", total, "max_samples")
+        _known("dataset", self.dataset, list(DATASETS))  # with points too (the schema's enum)
         if self.points is None:
-            _known("dataset", self.dataset, list(DATASETS))
             _check_problem_fits(self.problem, self.dataset, str(DATASETS[self.dataset].kind))
         kind = self.resolved_problem()
         if self.points is not None:

@@ -1,15 +1,23 @@
 """Dataset preview and CSV upload of user points."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query
 
+from app.api.deps import SettingsDep
 from app.api.schemas import CsvPoints, CsvUpload, DatasetPreview
 from app.datasets import DATASETS, infer_kind, make_dataset, parse_csv
-from app.settings import get_settings
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+
+PREVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such dataset"},
+    422: {"description": "Invalid query: the detail names the parameter, value and limit"},
+}
+CSV_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Bad CSV (the detail names the line) or text over max_upload_bytes"},
+}
 
 
 def _unprocessable(field: str, message: str) -> HTTPException:
@@ -24,7 +32,7 @@ def _rows(points: np.ndarray, labels: np.ndarray) -> list[list[float]]:
     return rows
 
 
-@router.get("/{name}/preview")
+@router.get("/{name}/preview", responses=PREVIEW_ERRORS)
 async def read_dataset_preview(
     name: str,
     n_samples: Annotated[int | None, Query(ge=4)] = None,
@@ -49,11 +57,11 @@ async def read_dataset_preview(
     )
 
 
-@router.post("/parse-csv")
-async def create_parsed_csv(upload: CsvUpload) -> CsvPoints:
+@router.post("/parse-csv", responses=CSV_ERRORS)
+async def create_parsed_csv(upload: CsvUpload, settings: SettingsDep) -> CsvPoints:
     """Points [[x1, x2, label], ...] from CSV text; errors name the line."""
-    limit = get_settings().max_upload_bytes
-    size = len(upload.text.encode())
+    limit = settings.max_upload_bytes
+    size = len(upload.text.encode("utf-8", "surrogatepass"))
     if size > limit:
         raise _unprocessable("text", f"text is {size} bytes; max_upload_bytes = {limit}")
     try:

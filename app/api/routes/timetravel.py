@@ -52,7 +52,7 @@ async def read_replay(handle: SessionDep, manager: ManagerDep) -> dict[str, Any]
 
 
 @router.get(
-    "/{session_id}/timetravel/{epoch}",
+    "/{session_id}/timetravel/{epoch:int}",  # :int, so GET .../fork is a 405, not a 422
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}},
                      "description": "A binary frame (docs/protocol.md layout)"}},
