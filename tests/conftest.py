@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import socket
 import threading
@@ -71,10 +72,47 @@ class OwnerTokens:
                 self.latest = body["owner_token"]
 
 
+class AuthedSocket:
+    """`websocket_connect` of an owned client: the session's token goes as the first message
+    (`{"type": "auth", ...}`) and the server's `{"type": "auth", "owner": true}` reply is
+    skipped by receive(), so old tests read the same messages as before owners existed."""
+
+    def __init__(self, session: Any, token: str | None) -> None:
+        self.session, self.token = session, token
+
+    def __enter__(self) -> Any:
+        socket = self.session.__enter__()
+        if self.token is None:
+            return socket
+        socket.send_json({"type": "auth", "token": self.token})
+        receive = socket.receive
+
+        def receive_skipping_auth() -> Any:
+            while True:
+                message = receive()
+                text = message.get("text")
+                if text is None or len(text) > 100 or json.loads(text).get("type") != "auth":
+                    return message
+
+        socket.receive = receive_skipping_auth
+        return socket
+
+    def __exit__(self, *exc: object) -> Any:
+        return self.session.__exit__(*exc)
+
+
 def owned_client(test_client: TestClient) -> TestClient:
     """Give a TestClient the OwnerTokens hooks (returns it)."""
     tokens = OwnerTokens()
     test_client.event_hooks = {"request": [tokens.attach], "response": [tokens.remember]}
+    connect = test_client.websocket_connect
+
+    def websocket_connect(url: str, *args: Any, **kwargs: Any) -> Any:
+        match = SESSION_PATH.match(httpx.URL(url).path)
+        token = tokens.by_session.get(match.group(1)) if match else None
+        return AuthedSocket(connect(url, *args, **kwargs), token)
+
+    test_client.websocket_connect = websocket_connect  # type: ignore[method-assign]
     return test_client
 
 

@@ -181,9 +181,10 @@ def test_a_100000_epoch_history_never_freezes_the_page(
     else:
         pytest.fail("the session did not reach 100,000 epochs in 2 minutes")
 
-    open_page(page, live_server, "speed=null")
-    # The page takes the creator's token (as a learner's own browser holds it): it owns the session.
+    # The page holds the creator's token (as the learner's own browser would): it owns both.
+    page.goto(f"{live_server}/health")
     page.evaluate("(token) => localStorage.setItem('nn-playground.owner', token)", token)
+    open_page(page, live_server, "speed=null")
     trace = MainThreadTrace(page, tmp_path / "trace.json")
     opened = page.evaluate(
         """async (id) => { const api = await import('/static/js/api.js');
