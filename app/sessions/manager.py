@@ -194,7 +194,7 @@ class SessionManager:
 
     def __init__(self, settings: Settings, owners: OwnerRegistry | None = None) -> None:
         self.settings = settings
-        self.owners = owners or OwnerRegistry(settings.max_owners)
+        self.owners = owners if owners is not None else OwnerRegistry(settings.max_owners)
         self.owners.holders.append(self.owner_in_use)
         # ---- jobs (app/sessions/jobs.py): races, replays and long steps in the workers ----
         self.jobs = JobBoard(self)

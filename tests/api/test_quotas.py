@@ -1,0 +1,102 @@
+"""Quotas per owner and per client address: 429, Retry-After and a detail naming the setting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.conftest import make_settings
+
+RETRY_AFTER = 3
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def quota_client(**limits: Any) -> Iterator[TestClient]:
+    settings = make_settings(quota_retry_after_seconds=RETRY_AFTER, **limits)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def create(client: TestClient, token: str | None = None) -> Any:
+    return client.post("/api/sessions", json={}, headers=bearer(token) if token else {})
+
+
+def assert_quota(response: Any, setting: str, value: int) -> None:
+    assert response.status_code == 429, response.text
+    assert response.headers["retry-after"] == str(RETRY_AFTER)
+    assert f"{setting} = {value}" in response.json()["detail"]
+
+
+def play(client: TestClient, sid: str, token: str, kind: str = "play") -> Any:
+    body = {"type": kind} if kind != "step" else {"type": "step", "n": 2}
+    return client.post(f"/api/sessions/{sid}/commands", json=body, headers=bearer(token))
+
+
+def test_sessions_per_owner() -> None:
+    """An owner's third session is refused; another owner still gets one; a delete frees one."""
+    for client in quota_client(max_sessions_per_owner=2):
+        first = create(client).json()
+        token = first["owner_token"]
+        assert create(client, token).status_code == 201
+        assert_quota(create(client, token), "max_sessions_per_owner", 2)
+        assert create(client).status_code == 201  # a new owner
+        client.delete(f"/api/sessions/{first['id']}", headers=bearer(token))
+        assert create(client, token).status_code == 201
+
+
+def test_sessions_per_address() -> None:
+    """New tokens do not get round the per-address quota; another address is not affected."""
+    for client in quota_client(max_sessions_per_address=3):
+        for _ in range(3):
+            assert create(client).status_code == 201
+        assert_quota(create(client), "max_sessions_per_address", 3)
+        client._transport.client = ("10.0.0.2", 50000)  # type: ignore[attr-defined]
+        assert create(client).status_code == 201
+
+
+@pytest.mark.parametrize("kind", ["play", "step"])
+def test_running_per_owner(kind: str) -> None:
+    """play/step beyond max_running_per_owner: 429; a paused one frees the slot."""
+    for client in quota_client(max_running_per_owner=1):
+        first = create(client).json()
+        token = first["owner_token"]
+        second = create(client, token).json()
+        assert play(client, first["id"], token).json()["status"] == "running"
+        assert_quota(play(client, second["id"], token, kind), "max_running_per_owner", 1)
+        assert client.get(f"/api/sessions/{second['id']}").json()["status"] == "paused"
+        # Already running: a play is no new run, so not refused.
+        assert play(client, first["id"], token).status_code == 200
+        play(client, first["id"], token, "pause")
+        assert play(client, second["id"], token, kind).status_code == 200
+
+
+def test_a_run_that_ended_by_itself_frees_its_slot() -> None:
+    """A REST step ends paused: the quota counts what trains now, not what once started."""
+    for client in quota_client(max_running_per_owner=1):
+        first = create(client).json()
+        token = first["owner_token"]
+        second = create(client, token).json()
+        assert play(client, first["id"], token, "step").status_code == 200
+        assert play(client, second["id"], token).json()["status"] == "running"
+
+
+def test_running_per_address() -> None:
+    """Two owners at one address share max_running_per_address."""
+    for client in quota_client(max_running_per_address=1):
+        a, b = create(client).json(), create(client).json()
+        assert play(client, a["id"], a["owner_token"]).status_code == 200
+        assert_quota(play(client, b["id"], b["owner_token"]), "max_running_per_address", 1)
+
+
+def test_max_sessions_has_a_retry_after_too() -> None:
+    """The global cap names max_sessions and says when to retry."""
+    for client in quota_client(max_sessions=1):
+        assert create(client).status_code == 201
+        assert_quota(create(client), "max_sessions", 1)
