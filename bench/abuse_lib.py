@@ -211,9 +211,11 @@ async def ws_connect(url: str, source: str = ATTACKER, **kwargs: Any) -> ClientC
 
 
 async def follow_job(
-    http: httpx.AsyncClient, response: httpx.Response, token: str | None, seconds: float
+    http: httpx.AsyncClient, response: httpx.Response, token: str | None, seconds: float,
+    every: float = 0.5,
 ) -> tuple[int, dict[str, Any]]:
-    """The final (status, body) of a route: a 202 job is polled until it ends or `seconds` pass.
+    """The final (status, body) of a route: a 202 job is polled (`every` s) until it ends or
+    `seconds` pass.
 
     A job still running at the deadline is cancelled (DELETE) so nothing outlives the attack.
     """
@@ -223,7 +225,7 @@ async def follow_job(
     location = response.headers.get("location") or f"/api/jobs/{job.get('id')}"
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(every)
         polled = await http.get(location, headers=bearer(token))
         if polled.status_code == 429:  # the rate limiter: wait as told (within the deadline)
             await asyncio.sleep(min(float(polled.headers.get("retry-after", 1)), 1.0))
