@@ -73,6 +73,8 @@ def test_a_reload_reopens_the_same_session_with_its_curve(
     websocket = page.locator("#python-ws").inner_text()
     assert f'TOKEN = "{token}"' in rest and '"Authorization": f"Bearer {TOKEN}"' in rest
     assert '{"type": "auth", "token": TOKEN}' in websocket
+    watch = page.locator("#watch-link").get_attribute("href")
+    assert watch == f"{live_server}/?session={session_id}"
     page.screenshot(path=str(artifacts / "owner-reload-same-session.png"))
     assert page_errors == []
 

@@ -141,6 +141,8 @@ export class PythonPanelView {
     this.wsCode = el('code', { id: 'python-ws' });
     this.status = el('span', { class: 'copy-status', role: 'status' });
     this.bodyId = el('code', { id: 'python-session-id-body' });
+    /** A link that opens this session for watching (read-only for anyone but its owner). */
+    this.watchLink = /** @type {HTMLAnchorElement} */ (el('a', { id: 'watch-link', href: '#', target: '_blank', rel: 'noopener' }, 'watch link'));
     body.replaceChildren(
       box('p', { class: 'hint' }, [
         'This page trains session ', this.bodyId, ' on the server. A script can drive the very same ',
@@ -151,7 +153,7 @@ export class PythonPanelView {
         'Only the session\'s owner may change it: the snippets carry this page\'s owner token, as the ',
         el('code', {}, 'Authorization: Bearer …'), ' header and, on the websocket, a first ',
         el('code', {}, '{"type": "auth", "token": …}'), ' message. Keep it private; anyone with the ',
-        'session id may watch it.',
+        'session id may watch it, read-only: ', this.watchLink, '.',
       ]),
       box('div', { class: 'python-blocks' }, [
         this.block('REST (httpx)', this.restCode, 'copy-python-rest'),
@@ -200,6 +202,7 @@ export class PythonPanelView {
     const shown = id ?? '…';
     this.idLabel.textContent = shown;
     this.bodyId.textContent = shown;
+    this.watchLink.href = id ? `${location.origin}/?session=${encodeURIComponent(id)}` : '#';
     this.restCode.textContent = id ? restSnippet(location.origin, id, token) : '';
     this.wsCode.textContent = id ? websocketSnippet(location.origin, id, token) : '';
   }
