@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from app.api.schemas import COMMAND_TYPES
 from app.main import create_app
 from app.sessions.config import SessionConfig
-from tests.conftest import make_settings
+from tests.conftest import make_settings, owned_client
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True)
@@ -41,7 +41,8 @@ def config_changes(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def test_random_commands_and_patches_never_give_5xx() -> None:
-    with TestClient(create_app(make_settings())) as client:
+    with TestClient(create_app(make_settings())) as bare:
+        client = owned_client(bare)
         sid = client.post("/api/sessions", json={"epoch_budget": 50}).json()["id"]
 
         @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck),
@@ -68,7 +69,8 @@ def test_random_commands_and_patches_never_give_5xx() -> None:
 
 
 def test_random_websocket_messages_are_answered_and_the_socket_stays_open() -> None:
-    with TestClient(create_app(make_settings())) as client:
+    with TestClient(create_app(make_settings())) as bare:
+        client = owned_client(bare)
         sid = client.post("/api/sessions", json={"epoch_budget": 50}).json()["id"]
         with client.websocket_connect(f"/ws/sessions/{sid}") as ws:
 
