@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request
 
 from app.api.owners import Caller, OwnerRegistry, bearer_token, new_token, token_hash
 from app.instruments.store import ExpiringStore
+from app.ops.ratelimit import CLIENT, address_key
 from app.sessions.export import SessionExport, import_session
 from app.sessions.manager import SessionCallError, SessionHandle, SessionManager
 from app.sessions.session import TrainingSession
@@ -64,8 +65,12 @@ BEARER = {"WWW-Authenticate": "Bearer"}
 
 
 def client_address(request: Request) -> str:
-    """The client's address (the per-address quotas and rate limits count by it)."""
-    return request.client.host if request.client is not None else "unknown"
+    """The client's address as the per-address quotas count it: the rate limiter's (the
+    X-Forwarded-For client behind trusted_proxies), an IPv6 address by its /64 (one host)."""
+    address = request.scope.get(CLIENT)
+    if not isinstance(address, str):
+        address = request.client.host if request.client is not None else "unknown"
+    return address_key(address)
 
 
 async def get_caller(request: Request) -> Caller:
