@@ -19,6 +19,7 @@ from app.sessions.manager import SessionCallError
 MAX_ECHO_CHARS = 64  # of a string input echoed in a 422
 MAX_ECHO_ITEMS = 8  # items of a list or dict input echoed in a 422 (else a summary)
 MAX_MESSAGE_CHARS = 500  # of an error message (ours may quote the value)
+MAX_ERRORS = 20  # entries of a 422's detail (20,000 bad rows are 20 entries and a count)
 
 
 def _finite(value: Any) -> Any:
@@ -58,7 +59,8 @@ def short_echo(value: Any, depth: int = 0) -> Any:
 def short_errors(errors: Any) -> list[dict[str, Any]]:
     """Pydantic/FastAPI error entries with bounded `input`, `msg` and `loc`."""
     shown = []
-    for error in errors:
+    errors = list(errors)
+    for error in errors[:MAX_ERRORS]:
         entry = {
             "loc": [p if isinstance(p, int) else _text(str(p), MAX_ECHO_CHARS)
                     for p in error.get("loc", ())],
@@ -72,6 +74,9 @@ def short_errors(errors: Any) -> list[dict[str, Any]]:
                 Exception: str, ValueError: str,
             }))
         shown.append(entry)
+    if len(errors) > MAX_ERRORS:
+        shown.append({"loc": [], "msg": f"... and {len(errors) - MAX_ERRORS} more errors "
+                      f"(the first {MAX_ERRORS} are listed)", "type": "too_many_errors"})
     return shown
 
 
