@@ -27,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import multiprocessing
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -74,6 +76,7 @@ FRAME_BATCH = 8  # frames queued before the batch goes out in the middle of a ro
 # the epochs), except the ones right after a command and any this overdue (frames never stop).
 BEHIND = 0.05
 FRAME_STARVE = 0.25
+WORKER_NICE = 5  # a worker process's niceness above the web process's (see worker_main)
 
 
 @dataclass
@@ -153,6 +156,7 @@ class Worker:
         self.outbox: list[tuple[str, FramePart]] = []  # frames not yet sent (see FRAME_BATCH)
         # Jobs and what they work on (worker_jobs.py): races by id, replays by session id.
         self.jobs: dict[str, WorkerJob] = {}
+        self.job_turn = 0  # which job takes the jobs' turn of the next round
         self.races: dict[str, Race] = {}
         self.replays: dict[str, Replay] = {}
 
@@ -500,13 +504,19 @@ class Worker:
     # ---- training --------------------------------------------------------------------------
 
     def _train_round(self, ready: list[Runner]) -> None:
-        """One turn for each session ready to train and each job, calls served between turns.
+        """One turn for each session ready to train and one for the jobs, calls served between.
 
         A round, not one turn per pass of the loop: 100 paced sessions each due about every
         17 ms would otherwise make the loop rescan every session for every single epoch.
-        Jobs (a race step, a replay) take turns like sessions, with the same CPU-time slice.
+        Jobs (race steps, replays) take turns too, with the same CPU-time slice: all the jobs
+        of this worker share one turn per round.
         """
-        turns: list[Runner | WorkerJob] = [*ready, *self._working_jobs()]
+        # The jobs of this worker share one turn per round (one at a time, in turn): batch work
+        # takes one session's share, so 42 race steps do not make every session wait 42 turns.
+        working = self._working_jobs()
+        self.job_turn += 1
+        jobs = [working[self.job_turn % len(working)]] if working else []
+        turns: list[Runner | WorkerJob] = [*ready, *jobs]
         if not turns:
             self.behind = False
             return
@@ -635,7 +645,16 @@ _DEFERRED = object()
 
 
 def worker_main(conn: Connection) -> None:
-    """Entry point of a worker process (or thread): load the compiled kernel, then serve."""
+    """Entry point of a worker process (or thread): load the compiled kernel, then serve.
+
+    A worker process runs at a lower CPU priority (WORKER_NICE) than the web process: training
+    is batch work, while the web process answers requests and sends frames, so with every core
+    busy training (2 cores, 2 workers and 42 race steps) the event loop still gets a core the
+    moment it has something to do.
+    """
+    if multiprocessing.current_process().name != "MainProcess":  # not a worker thread
+        with contextlib.suppress(OSError):
+            os.nice(WORKER_NICE)
     with contextlib.suppress(Exception):  # no fast path just means the numpy path
         fast.warm_up()
     try:
