@@ -357,3 +357,29 @@ def test_a_long_race_step_does_not_delay_another_sessions_rest_calls(make_client
     print("read + 1-epoch step during a race step, ms:", [round(x * 1000) for x in latencies])
     assert still["state"] == "running"  # the race was training all along
     assert max(latencies) < 1.0  # a few slices (~0.2 s with the GIL shared), not the step
+
+
+def test_the_jobs_of_a_worker_share_one_turn_per_round() -> None:
+    """However many jobs a worker runs, they take one turn per round between them, in turn
+    (so 42 race steps cost the worker's sessions one turn, not 42)."""
+    from multiprocessing import Pipe
+
+    from app.sessions.worker import Worker
+    from app.sessions.worker_jobs import WorkerJob
+
+    turns: list[str] = []
+
+    class Recorded(WorkerJob):
+        def turn(self, cpu_end: float) -> None:
+            turns.append(self.id)
+
+    ours, theirs = Pipe()
+    worker = Worker(theirs)
+    for name in "abc":
+        worker.jobs[name] = Recorded(id=name, kind="race_step", target=name,
+                                     deadline=time.monotonic() + 60, limit_seconds=60)
+    for _ in range(6):
+        worker._train_round([])
+    assert len(turns) == 6 and {turns.count(name) for name in "abc"} == {2}
+    ours.close()
+    theirs.close()
