@@ -182,8 +182,7 @@ def test_a_100000_epoch_history_never_freezes_the_page(
         pytest.fail("the session did not reach 100,000 epochs in 2 minutes")
 
     # The page holds the creator's token (as the learner's own browser would): it owns both.
-    page.goto(f"{live_server}/health")
-    page.evaluate("(token) => localStorage.setItem('nn-playground.owner', token)", token)
+    page.add_init_script(f"localStorage.setItem('nn-playground.owner', {json.dumps(token)})")
     open_page(page, live_server, "speed=null")
     trace = MainThreadTrace(page, tmp_path / "trace.json")
     opened = page.evaluate(
