@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import socket
 import struct
 from typing import Any
@@ -22,6 +24,36 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from app.settings import Settings
+
+TRIM_DELAY = 0.5  # seconds after a reset before the heap is trimmed (once per burst)
+
+
+def _load_trim() -> Any:
+    """glibc's malloc_trim, or None elsewhere."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    return getattr(ctypes.CDLL(name), "malloc_trim", None)
+
+
+_malloc_trim = _load_trim()
+_trim_pending = False
+
+
+def _trim_soon(loop: asyncio.AbstractEventLoop) -> None:
+    """Give freed send buffers back to the OS: glibc keeps freed heap pages otherwise, so the
+    RSS of a burst of slow clients would stay after they are gone."""
+    global _trim_pending
+    if _malloc_trim is None or _trim_pending:
+        return
+    _trim_pending = True
+
+    def trim() -> None:
+        global _trim_pending
+        _trim_pending = False
+        _malloc_trim(0)
+
+    loop.call_later(TRIM_DELAY, trim)
 
 
 class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -76,6 +108,7 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
             "{}:{}".format(*self.client) if self.client else "?", self.send_timeout,
         )
         self.transport.abort()
+        _trim_soon(self.loop)
 
 
 def websocket_protocol(settings: Settings) -> type[BoundedWebSocketProtocol]:
