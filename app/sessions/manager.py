@@ -18,6 +18,7 @@ import json
 import logging
 import multiprocessing
 import os
+import queue
 import secrets
 import threading
 import time
@@ -109,13 +110,19 @@ class SessionHandle:
 
 
 class WorkerHandle:
-    """One worker (process or thread), its pipe, and the thread that reads the pipe."""
+    """One worker (process or thread), its pipe, and the threads that write and read the pipe.
+
+    Writes go through a queue to a writer thread, never from the event loop: a pipe write
+    blocks until the worker reads, and a worker busy for seconds (validating a 3.9 MB body,
+    a long slice) would otherwise have frozen every client (issue 9). The queue keeps order.
+    """
 
     def __init__(self, index: int, use_process: bool, manager: SessionManager) -> None:
         self.index = index
         self.manager = manager
         self.conn, child = multiprocessing.Pipe(duplex=True)
         self.send_lock = threading.Lock()
+        self.outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self.sessions = 0
         self.alive = True
         self.taken: set[str] = set()  # sessions whose frame a client took, not yet told
@@ -138,11 +145,26 @@ class WorkerHandle:
             target=self._read, name=f"nn-worker-{index}-reader", daemon=True
         )
         self.reader.start()
+        self.writer = threading.Thread(
+            target=self._write, name=f"nn-worker-{index}-writer", daemon=True
+        )
+        self.writer.start()
 
     def send(self, message: tuple[Any, ...]) -> None:
-        """Send one message (thread-safe; pipes are not)."""
-        with self.send_lock:
-            self.conn.send(message)
+        """Queue one message for the worker (thread-safe, never blocks; order is kept)."""
+        self.outbox.put(message)
+
+    def _write(self) -> None:
+        """Write queued messages to the pipe until the sentinel (None) or a closed pipe."""
+        while True:
+            message = self.outbox.get()
+            if message is None:
+                return
+            try:
+                with self.send_lock:
+                    self.conn.send(message)
+            except (OSError, ValueError):
+                return  # the worker is gone: the reader sees EOF and reports it
 
     def tell_taken(self, session_id: str) -> None:
         """Runs on the event loop: the worker may build this session's next frame.
@@ -179,13 +201,14 @@ class WorkerHandle:
 
     def stop(self, timeout: float) -> None:
         """Ask the worker to stop and wait for it; its closed pipe end then ends the reader."""
-        with contextlib.suppress(OSError):
-            self.send(("stop",))
+        self.send(("stop",))
+        self.outbox.put(None)
         self.runner.join(timeout)
         if isinstance(self.runner, multiprocessing.process.BaseProcess) and self.runner.is_alive():
             self.runner.terminate()
             self.runner.join(timeout)
         self.reader.join(timeout)
+        self.writer.join(timeout)
         self.conn.close()
 
 
