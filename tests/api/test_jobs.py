@@ -383,3 +383,19 @@ def test_the_jobs_of_a_worker_share_one_turn_per_round() -> None:
     assert len(turns) == 6 and {turns.count(name) for name in "abc"} == {2}
     ours.close()
     theirs.close()
+
+
+def test_a_race_body_is_validated_in_the_worker_with_field_errors(make_client: Any) -> None:
+    """The race create body is read raw and validated in the worker: FastAPI's 422 shape
+    located in the body, a malformed body a 400, a bad racer named, and nothing kept."""
+    client = make_client()
+    empty = client.post("/api/races", json={"racers": []})
+    assert empty.status_code == 422
+    assert empty.json()["detail"][0]["loc"] == ["body", "racers"]
+    assert client.post("/api/races", content=b"{",
+                       headers={"content-type": "application/json"}).status_code == 400
+    bad = client.post("/api/races", json={**SMALL_RACE, "racers": [{"optimizer": "nadam"}]})
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["body", "racers"]
+    assert "unknown optimizer 'nadam'" in bad.json()["detail"][0]["msg"]
+    assert client.app.state.manager.jobs.races == {}
