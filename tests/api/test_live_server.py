@@ -21,8 +21,10 @@ def test_rest_and_websocket_reach_the_same_session_in_a_worker_process(live_serv
         session = http.post("/api/sessions", json={"dataset": "xor", "frame_rate": 20.0}).json()
         ws_url = live_server.replace("http", "ws", 1) + session["ws_url"]
         epochs: list[int] = []
+        owner = {"authorization": f"Bearer {session['owner_token']}"}
         with connect(ws_url, origin=Origin(live_server), compression=None) as ws:
             assert json.loads(ws.recv())["type"] == "hello"
+            ws.send(json.dumps({"type": "auth", "token": session["owner_token"]}))
             ws.send(json.dumps({"type": "step", "n": 200}))
             header: dict[str, object] = {}
             while header.get("epoch") != 200 or header.get("status") != "paused":
@@ -35,13 +37,14 @@ def test_rest_and_websocket_reach_the_same_session_in_a_worker_process(live_serv
             public = http.get(f"/api/sessions/{session['id']}").json()
             assert public["epoch"] == 200 and public["weights_hash"] == header["weights_hash"]
         assert epochs == list(range(1, 201))
-        assert http.delete(f"/api/sessions/{session['id']}").status_code == 204
+        assert http.delete(f"/api/sessions/{session['id']}", headers=owner).status_code == 204
 
 
 def test_a_foreign_origin_cannot_open_the_socket(live_server: str) -> None:
     with httpx.Client(base_url=live_server) as http:
         session = http.post("/api/sessions", json={}).json()
-        http.delete(f"/api/sessions/{session['id']}")
+        http.delete(f"/api/sessions/{session['id']}",
+                    headers={"authorization": f"Bearer {session['owner_token']}"})
     url = live_server.replace("http", "ws", 1) + session["ws_url"]
     with pytest.raises(InvalidStatus) as refused:
         connect(url, origin=Origin("http://evil.example"))
