@@ -74,14 +74,14 @@ def test_a_job_followed_to_its_end_gives_the_usual_answer(
 def test_recording_a_long_run_shows_the_replay_as_a_job(
     page: Page, live_server: str, page_errors: list[str], artifacts: Path
 ) -> None:
-    """Time travel's "Record the run so far" on an 8,000-epoch run: the replay outlasts the 1 s
-    wait, so its progress bar shows ("Replaying the run", total 8,000); at its end the slider
+    """Time travel's "Record the run so far" on a 5,000-epoch run: the replay outlasts the 1 s
+    wait, so its progress bar shows ("Replaying the run", total 5,000); at its end the slider
     covers the run, as with a synchronous answer."""
     page.goto(f"{live_server}/#speed=null&frame_rate=2")
     page.wait_for_function("() => window.playground && window.playground.frame")
-    page.evaluate("() => window.playground.command({ type: 'step', n: 8000 })")
+    page.evaluate("() => window.playground.command({ type: 'step', n: 5000 })")
     page.wait_for_function(
-        "() => window.playground.frame.header.epoch === 8000"
+        "() => window.playground.frame.header.epoch === 5000"
         " && window.playground.frame.header.status === 'paused'",
         timeout=60_000,
     )
@@ -91,8 +91,8 @@ def test_recording_a_long_run_shows_the_replay_as_a_job(
     bar = page.locator("#jobs .job")
     bar.wait_for(state="visible", timeout=10_000)
     assert "Replaying the run" in bar.inner_text()
-    assert bar.get_attribute("data-total") == "8000"
+    assert bar.get_attribute("data-total") == "5000"
     page.screenshot(path=str(artifacts / "job-replay.png"))
-    page.wait_for_selector("#timetravel-pane[data-recorded='8000']", timeout=60_000)
+    page.wait_for_selector("#timetravel-pane[data-recorded='5000']", timeout=60_000)
     bar.wait_for(state="detached")
     assert page_errors == []
