@@ -79,6 +79,23 @@ def test_a_reload_reopens_the_same_session_with_its_curve(
     assert page_errors == []
 
 
+def test_a_token_the_server_does_not_know_is_replaced(page: Page, live_server: str) -> None:
+    """A token the server never issued (or forgot in a restart) in localStorage, and a remembered
+    session that is gone: the create is refused (401) once, sent again without the token, and the
+    page adopts the new token the server hands out; it owns its new session."""
+    stale = "stale-token-" + "x" * 31
+    page.add_init_script(
+        f"localStorage.getItem('{TOKEN_KEY}') || localStorage.setItem('{TOKEN_KEY}', '{stale}');"
+        "sessionStorage.setItem('nn-playground.session', JSON.stringify({id: 'gone', hash: ''}));"
+    )
+    open_page(page, f"{live_server}/")
+    token = page.evaluate(f"() => localStorage.getItem('{TOKEN_KEY}')")
+    assert token and token != stale
+    page.wait_for_function("() => window.playground.link.authPending === false")
+    assert page.evaluate("() => window.playground.readOnly") is False
+    step_to(page, 3, 3)
+
+
 def test_another_browser_watches_read_only_and_its_commands_are_refused(
     browser: Browser, page: Page, live_server: str, artifacts: Path
 ) -> None:
