@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -50,7 +51,7 @@ ATTACKS: list[tuple[str, Callable[[Server], Awaitable[Outcome]]]] = [
     ("big create body (300,000 points rows)", lambda s: attack_big_bodies(s.base, 1, BODY)),
     ("four big create bodies at once", lambda s: attack_big_bodies(s.base, 4, BODY)),
     ("long replay (30,000 epochs)", lambda s: attack_long_replay(s.base, 30_000)),
-    ("42 concurrent race steps", lambda s: attack_race_steps(s.base, 42, 40)),
+    ("42 concurrent race steps", lambda s: attack_race_steps(s.base, 42, 40, server=s)),
     ("200-session grab from one client", lambda s: attack_grab(s.base, 200)),
     ("100 non-reading sockets", lambda s: attack_non_readers(s, 100, 15.0)),
     ("10 MB websocket message", attack_big_message),
@@ -88,6 +89,8 @@ def main() -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help="the code to serve")
     parser.add_argument("--workers", type=int, default=None, help="default: the CPU count")
     args = parser.parse_args()
+    # A SIGTERM (e.g. `timeout`) unwinds the context managers, so no server is left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     chosen = [(n, a) for n, a in ATTACKS
               if not args.only or any(word in n for word in args.only)]
     print(f"serving {args.root}; load average {os.getloadavg()}, cores {os.cpu_count()}")

@@ -524,8 +524,8 @@ async def attack_big_bodies(
 
 
 async def attack_long_replay(base: str, epochs: int = 30_000, deadline: float = 20.0) -> Outcome:
-    """POST timetravel on an `epochs`-long session (set up before the window by the caller)."""
-    async with http_client(base, timeout=deadline + 10) as http:
+    """POST timetravel on an `epochs`-long session (set up first, outside the window)."""
+    async with http_client(base, timeout=deadline) as http:
         session_id, token = await long_session(http, epochs)
         return await _replay(http, session_id, token, epochs, deadline)
 
@@ -559,9 +559,19 @@ RACERS = [{"optimizer": name} for name in ("sgd", "momentum", "adam", "rmsprop")
 
 
 async def attack_race_steps(
-    base: str, races: int = 42, epochs: int = 20, deadline: float = 20.0
+    base: str, races: int = 42, epochs: int = 20, deadline: float = 20.0,
+    server: Server | None = None,
 ) -> Outcome:
-    """`races` races (one per fresh owner), then a step of each, all at once."""
+    """`races` races (one per fresh owner), then a step of each, all at once; with `server`,
+    the web process's RSS before, at its peak and after the races are deleted."""
+    rss = [server.rss()] if server else []
+
+    async def sample_rss() -> None:
+        while server is not None:
+            rss.append(server.rss())
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample_rss())
     async with http_client(base, timeout=deadline + 10) as http:
         created = []
         create_codes = []
@@ -590,12 +600,18 @@ async def attack_race_steps(
         for race_id, token in created:
             with contextlib.suppress(httpx.HTTPError):
                 await http.delete(f"/api/races/{race_id}", headers=bearer(token))
+    sampler.cancel()
+    memory = ""
+    if server is not None:
+        await asyncio.sleep(1.0)
+        memory = (f"; web RSS {rss[0] / 1e6:.0f} -> peak {max(rss) / 1e6:.0f} -> "
+                  f"{server.rss() / 1e6:.0f} MB after deleting them")
     codes = [code for code, _, _ in results]
     firsts = [first for _, first, _ in results]
     return Outcome(
         f"{races} races ({statuses(create_codes)}), {len(created)} steps of {epochs} epochs "
         f"x {len(RACERS)} racers at once: {statuses(codes)}; first answers by "
-        f"{max(firsts, default=0):.2f} s, all done in {elapsed:.1f} s",
+        f"{max(firsts, default=0):.2f} s, all done in {elapsed:.1f} s{memory}",
         {"create_codes": create_codes, "codes": codes, "first_answers": firsts,
          "states": [state for _, _, state in results], "seconds": elapsed},
         window,
