@@ -29,6 +29,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from pydantic import ValidationError
 from app.datasets import to_csv
 from app.engine import fast
 from app.instruments.race import Race, RaceCreate, start_race
+from app.instruments.session_trace import trace_session
 from app.instruments.timetravel import Replay, begin_replay
 from app.sessions import bodies
 from app.sessions.config import SessionConfig
@@ -280,6 +282,11 @@ class Worker:
             )
         if op == "predict":
             return session.predict(payload)
+        if op == "trace":
+            return trace_session(
+                session, "session", payload["batch_start"], payload["batch_size"],
+                payload["training"], payload["numeric"],
+            )
         if op == "subscribe":
             if runner.subscribers == 0:
                 # Nobody had the rows since the last broadcast; the first frame carries them all.
@@ -655,6 +662,9 @@ def worker_main(conn: Connection) -> None:
     if multiprocessing.current_process().name != "MainProcess":  # not a worker thread
         with contextlib.suppress(OSError):
             os.nice(WORKER_NICE)
+        # Ctrl-C reaches the whole process group: the web process stops its workers itself
+        # (a worker dying of SIGINT first would look like a crash and be replaced mid-shutdown).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(Exception):  # no fast path just means the numpy path
         fast.warm_up()
     try:

@@ -1,19 +1,19 @@
 """Instruments over REST: the perceptron run, the backprop trace (a config, the lecture's
 example, or a live session's current step)."""
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.api.deps import OwnedSessionCopyDep
-from app.instruments.backprop import BackpropTrace, Phase, lecture_example, trace_model
+from app.api.deps import ManagerDep, OwnedSessionDep
+from app.instruments.backprop import lecture_example
 from app.instruments.perceptron_run import PERCEPTRON_DATASETS, PerceptronRun, run_perceptron
+from app.instruments.session_trace import BackpropPublic, trace_session
 from app.sessions.config import MAX_SEED, Boolean, Integer, Number, SessionConfig
+from app.sessions.manager import SessionCallError
 from app.sessions.session import TrainingSession
-from app.settings import get_settings
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON body"},
@@ -72,41 +72,6 @@ class BackpropRequest(BaseModel):
         return self
 
 
-@dataclass(frozen=True)
-class BackpropPublic:
-    """A trace, plus the phases of the worked example when it is the lecture's."""
-
-    source: str  # "lecture", "config" or "session"
-    epoch: int
-    batch_start: int
-    batch_size: int
-    phases: list[Phase] | None
-    trace: BackpropTrace
-    example: dict[str, Any] | None = None  # the lecture's inputs, targets, weights, eta
-
-
-def _trace_session(
-    session: TrainingSession,
-    source: str,
-    start: int,
-    size: int | None,
-    training: bool,
-    numeric: bool,
-) -> BackpropPublic:
-    """Trace the batch x_train[start:start + size] (size defaults to the config's batch size)."""
-    n_train = session.data.x_train.shape[0]
-    if start >= n_train:
-        raise ValueError(f"batch_start = {start} must be below the {n_train} training points")
-    size = session.config.batch_size if size is None else size
-    limit = get_settings().max_batch_size
-    if size > limit:
-        raise ValueError(f"batch_size = {size} exceeds max_batch_size = {limit}")
-    batch = slice(start, min(start + size, n_train))
-    x, y = session.data.x_train[batch], session.data.y_train[batch]
-    trace = trace_model(session.model, x, y, training=training, numeric=numeric)
-    return BackpropPublic(source, session.epoch, start, x.shape[0], None, trace)
-
-
 def _backprop(body: BackpropRequest) -> BackpropPublic:
     if body.preset == "lecture":
         example = lecture_example(body.learning_rate or 0.5)
@@ -122,7 +87,7 @@ def _backprop(body: BackpropRequest) -> BackpropPublic:
     if body.learning_rate is not None:
         config = config.model_copy(update={"learning_rate": body.learning_rate})
     session = TrainingSession(config, "trace")
-    return _trace_session(
+    return trace_session(
         session, "config", body.batch_start, body.batch_size, body.training, body.numeric
     )
 
@@ -141,19 +106,25 @@ async def create_backprop_trace(body: BackpropRequest) -> BackpropPublic:
     403: {"description": "The session belongs to another owner"},
 })
 async def read_session_trace(
-    session: OwnedSessionCopyDep,
+    handle: OwnedSessionDep,
+    manager: ManagerDep,
     batch_start: int = Query(default=0, ge=0),
     batch_size: int | None = Query(default=None, ge=1),
     training: bool = True,
     numeric: bool = True,
 ) -> BackpropPublic:
-    """The trace of a live session at its current step, on a copy (the session is untouched).
+    """The trace of a live session at its current step (the session is untouched).
 
-    Owner only: the trace carries the session's weights.
+    Owner only: the trace carries the session's weights. It is computed in the session's
+    worker, on the live model without updating it, so nothing is copied into the web process.
     """
+    query = {"batch_start": batch_start, "batch_size": batch_size, "training": training,
+             "numeric": numeric}
     try:
-        return await run_in_threadpool(
-            _trace_session, session, "session", batch_start, batch_size, training, numeric
-        )
-    except ValueError as error:
-        raise unprocessable(error, "query") from None
+        result: BackpropPublic = await manager.call(handle.session_id, "trace", query)
+    except SessionCallError as error:
+        if error.status == 422:
+            raise HTTPException(422, [{"loc": ["query"], "msg": str(error.detail),
+                                       "type": "value_error"}]) from None
+        raise
+    return result
