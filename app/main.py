@@ -19,8 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from app.api import errors
-from app.api import raw_bodies
+from app.api import errors, raw_bodies
 from app.api import openapi as openapi_fixes
 from app.api.limits import BodySizeLimit
 from app.api.owners import OwnerRegistry
@@ -36,8 +35,8 @@ from app.api.routes import (
     stream,
     timetravel,
 )
-from app.api.ws_protocol import uvicorn_options
 from app.api.routes import jobs as jobs_routes
+from app.api.ws_protocol import uvicorn_options
 from app.cli import apply_flags, start_message
 from app.engine import fast
 from app.ops.logs import configure_logging, uvicorn_log_config
