@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     max_sessions_per_address: int = 60  # live sessions created from one client address
     max_running_per_owner: int = 4  # sessions of one owner training at once (play / step)
     max_running_per_address: int = 30  # sessions of one client address training at once
-    quota_retry_after_seconds: int = 5  # the Retry-After of a quota's 429 (a session may end by then)
+    quota_retry_after_seconds: int = 5  # Retry-After of a quota's 429 (a run may end by then)
     unwatched_pause_seconds: float = 30.0  # a running session nobody watches or calls is paused
     allowed_hosts: list[str] = ["127.0.0.1", "localhost", "::1"]  # Host header allow-list
     cors_origins: list[str] = []  # origins allowed cross-origin REST calls (CORS off when empty)
