@@ -15,6 +15,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from app.settings import Settings
+
 BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
 BODY_METHODS = ("post", "put", "patch")
 COMMON: dict[str, dict[str, Any]] = {
@@ -44,6 +46,31 @@ def fix_bounds(node: Any) -> None:
     elif isinstance(node, list):
         for value in node:
             fix_bounds(value)
+
+
+# (component, property) -> (keyword, setting): limits checked in code (the worker, the
+# instruments) against settings, stated here from the app's own settings.
+SETTING_BOUNDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("StepCommand", "n"): ("maximum", "max_step_epochs"),
+    ("PredictCommand", "points"): ("maxItems", "max_predict_points"),
+    ("PredictRequest", "points"): ("maxItems", "max_predict_points"),
+    ("RaceStep", "epochs"): ("maximum", "max_race_step_epochs"),
+    ("RaceCreate", "racers"): ("maxItems", "max_racers"),
+    ("PerceptronRequest", "epochs"): ("maximum", "max_perceptron_epochs"),
+    ("BackpropRequest", "batch_size"): ("maximum", "max_batch_size"),
+    ("CsvUpload", "text"): ("maxLength", "max_upload_bytes"),
+}
+
+
+def setting_bounds(schema: dict[str, Any], settings: Settings) -> None:
+    """Write SETTING_BOUNDS into the components (onto the non-null branch of an optional)."""
+    components = schema.get("components", {}).get("schemas", {})
+    for (component, name), (keyword, setting) in SETTING_BOUNDS.items():
+        field = components.get(component, {}).get("properties", {}).get(name)
+        if field is None:
+            continue
+        target = next((b for b in field.get("anyOf", []) if b.get("type") != "null"), field)
+        target[keyword] = getattr(settings, setting)
 
 
 def racer_bounds(schema: dict[str, Any]) -> None:
@@ -97,6 +124,7 @@ def install(app: FastAPI) -> None:
         schema = generate()
         fix_bounds(schema)
         racer_bounds(schema)
+        setting_bounds(schema, app.state.settings)
         document_statuses(schema)
         app.state.truthful_openapi = schema
         return schema

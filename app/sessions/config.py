@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from app.settings import get_settings
 
@@ -407,8 +408,12 @@ DATA_FIELDS = frozenset({"points", "test_points"})
 
 
 def _optional_fields() -> dict[str, Any]:
+    """Every field optional (absent = unchanged) with SessionConfig's own type, bounds and
+    schema, so null is allowed only where the config allows it (the schema says the same)."""
     return {
-        name: (Optional[field.annotation], None)  # noqa: UP045 (a runtime type expression)
+        name: (field.annotation, FieldInfo.merge_field_infos(
+            field, default=None, default_factory=None
+        ))
         for name, field in SessionConfig.model_fields.items()
     }
 
