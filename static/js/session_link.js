@@ -235,6 +235,26 @@ export class SessionLink {
       this.workerLost(message.detail);
     } else if (message.type === 'job') {
       jobs.receive(message.job);
+      if (message.job?.state !== 'running') this.jobEnded(message.job);
+    }
+  }
+
+  /**
+   * A job of this session ended (done, cancelled, failed): no frame may follow to say the session
+   * paused (a cancelled step trains no further epoch), so read its status once.
+   * @param {{target?: string}} job
+   */
+  async jobEnded(job) {
+    const page = this.page;
+    const session = page.session;
+    if (!session || job.target !== session.id) return;
+    try {
+      const fresh = await api.fetchSession(session.id);
+      if (page.session?.id !== fresh.id) return;
+      page.session = fresh;
+      page.setStatus(fresh.status, fresh.status_reason);
+    } catch {
+      // Gone: the stream says so.
     }
   }
 

@@ -49,6 +49,11 @@ def test_a_long_step_shows_a_progress_bar_and_cancel_stops_it(
     page.wait_for_function(
         "() => document.querySelector('#jobs .job')?.dataset.state === 'cancelled'"
     )
+    # The page shows the session stopped too (its play button is play again).
+    page.wait_for_function("() => window.playground.status === 'paused'")
+    page.wait_for_function(
+        "() => document.getElementById('play-button').getAttribute('aria-pressed') === 'false'"
+    )
     page.screenshot(path=str(artifacts / "job-cancelled.png"))
     epoch = page.request.get(f"{live_server}/api/sessions/{session_id}").json()["epoch"]
     assert 0 < epoch < 300
