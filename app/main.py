@@ -145,7 +145,8 @@ def allowed_hosts(settings: Settings) -> list[str]:
     hosts = list(settings.allowed_hosts)
     if settings.host not in ("0.0.0.0", "::", "") and settings.host not in hosts:
         hosts.append(settings.host)
-    return hosts
+    # A Host header writes an IPv6 address in brackets ("[::1]:8000").
+    return hosts + [f"[{h}]" for h in hosts if ":" in h and not h.startswith("[")]
 
 
 app = create_app()
