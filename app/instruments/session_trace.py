@@ -4,7 +4,6 @@ Runs wherever the session lives (the session's worker for a live one), so the we
 copies a session to trace it.
 """
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,10 +43,8 @@ def trace_session(
         raise ValueError(f"batch_size = {size} exceeds max_batch_size = {limit}")
     batch = slice(start, min(start + size, n_train))
     x, y = session.data.x_train[batch], session.data.y_train[batch]
-    # On a copy of the model: a training-mode trace draws dropout/RReLU noise and moves batch
-    # norm's statistics, which must not touch the live session's streams.
-    model = copy.deepcopy(session.model)
-    trace = trace_model(model, x, y, training=training, numeric=numeric)
+    # trace_model works on a copy: the live session's noise streams and statistics stay put.
+    trace = trace_model(session.model, x, y, training=training, numeric=numeric)
     return BackpropPublic(source, session.epoch, start, x.shape[0], None, trace)
 
 

@@ -130,6 +130,27 @@ def test_trace_of_a_live_session_leaves_it_untouched(client: TestClient) -> None
     assert client.get(f"/api/sessions/{session['id']}").json()["weights_hash"] == before
 
 
+def test_a_training_mode_trace_does_not_move_the_sessions_random_streams(
+    client: TestClient,
+) -> None:
+    """The trace runs in the session's worker: with dropout and batch norm in training mode it
+    draws noise and moves statistics, yet the traced session continues exactly as its twin."""
+    config = {"dataset": "xor", "seed": 3,
+              "layers": [{"units": 4, "activation": "relu", "dropout": 0.3, "batch_norm": True}]}
+    traced = client.post("/api/sessions", json=config).json()["id"]
+    twin = client.post("/api/sessions", json=config).json()["id"]
+    for session_id in (traced, twin):
+        client.post(f"/api/sessions/{session_id}/commands", json={"type": "step", "n": 2})
+    trace = client.get(f"/api/sessions/{traced}/trace", params={"training": True})
+    assert trace.status_code == 200
+    hashes = [
+        client.post(f"/api/sessions/{session_id}/commands", json={"type": "step", "n": 3})
+        .json()["weights_hash"]
+        for session_id in (traced, twin)
+    ]
+    assert hashes[0] == hashes[1]
+
+
 def test_trace_batch_start_past_the_data_is_422(client: TestClient) -> None:
     session = client.post("/api/sessions", json={"dataset": "xor-table"}).json()
     response = client.get(f"/api/sessions/{session['id']}/trace", params={"batch_start": 9})
