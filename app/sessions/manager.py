@@ -613,9 +613,14 @@ class SessionManager:
                     unwatched > 0
                     and handle.status == "running"
                     and now - handle.last_active > unwatched
+                    and not self._job_runs_on(session_id)
                 ):
                     with contextlib.suppress(SessionCallError):
                         await self._pause_unwatched(handle)
+
+    def _job_runs_on(self, session_id: str) -> bool:
+        """Whether a job (a REST step someone polls) is running on the session: not unwatched."""
+        return any(r.target == session_id and r.running for r in self.jobs.jobs.values())
 
     async def _pause_unwatched(self, handle: SessionHandle) -> None:
         """Pause a running session nobody watches; a new subscriber plays it again."""

@@ -73,3 +73,16 @@ def test_a_session_the_user_paused_is_not_resumed_by_a_watcher(client: TestClien
         assert ws.receive_json()["type"] == "hello"
         time.sleep(0.2)
         assert client.get(f"/api/sessions/{sid}").json()["status"] == "paused"
+
+
+def test_a_rest_step_job_is_not_paused_while_it_runs() -> None:
+    """A long REST step is a job its client polls (not the session): it runs to its end."""
+    settings = make_settings(unwatched_pause_seconds=UNWATCHED, job_wait_seconds=0.1)
+    with TestClient(create_app(settings)) as bare:
+        client = owned_client(bare)
+        sid = client.post("/api/sessions", json={"speed": 20.0}).json()["id"]
+        started = client.post(f"/api/sessions/{sid}/commands", json={"type": "step", "n": 30})
+        assert started.status_code == 202, started.text
+        time.sleep(UNWATCHED * 3)
+        assert not handle(client, sid).paused_unwatched
+        wait_for(lambda: client.get(f"/api/sessions/{sid}").json()["epoch"] == 30)
