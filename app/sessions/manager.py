@@ -107,6 +107,7 @@ class SessionHandle:
     address: str = ""  # the client address that created it (per-address quotas)
     status: str = "paused"  # as of the worker's last reply about it ("running" = training)
     paused_unwatched: bool = False  # the manager paused it: nobody watched or called it
+    starting: int = 0  # commands in flight that may start a run (counted as running: no race)
 
 
 class WorkerHandle:
@@ -379,15 +380,24 @@ class SessionManager:
         the worker then refuses it with 429 unless the session is already training.
         """
         handle = self.get(session_id)
-        if op == "command" and isinstance(payload, dict) and (
+        starts = op == "command" and isinstance(payload, dict) and (
             RAW in payload or payload.get("type") in ("play", "step")
-        ):
+        )
+        if op in ("command", "update"):
+            handle.paused_unwatched = False  # someone acts on it: the manager's pause is over
+        if not starts:
+            result = await self._request(handle.worker, op, session_id, payload)
+            self._track(handle, result)
+            return result
+        # Counted as running while in flight, so concurrent plays cannot all pass the quota.
+        handle.starting += 1
+        try:
             refusal = await self._run_refusal(handle)
             if refusal is not None:
                 payload = {**payload, "run_quota": refusal}
-        if op in ("command", "update"):
-            handle.paused_unwatched = False  # someone acts on it: the manager's pause is over
-        result = await self._request(handle.worker, op, session_id, payload)
+            result = await self._request(handle.worker, op, session_id, payload)
+        finally:
+            handle.starting -= 1
         self._track(handle, result)
         return result
 
@@ -441,7 +451,10 @@ class SessionManager:
 
     def _running(self, handle: SessionHandle) -> tuple[list[SessionHandle], list[SessionHandle]]:
         """The other sessions of the same owner and of the same address that train now."""
-        others = [h for h in self.handles.values() if h is not handle and h.status == "running"]
+        others = [
+            h for h in self.handles.values()
+            if h is not handle and (h.status == "running" or h.starting)
+        ]
         return (
             [h for h in others if handle.owner and h.owner == handle.owner],
             [h for h in others if handle.address and h.address == handle.address],

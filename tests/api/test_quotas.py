@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pytest
@@ -100,3 +102,19 @@ def test_max_sessions_has_a_retry_after_too() -> None:
     for client in quota_client(max_sessions=1):
         assert create(client).status_code == 201
         assert_quota(create(client), "max_sessions", 1)
+
+
+def test_concurrent_plays_do_not_overshoot_the_running_quota() -> None:
+    """Plays in flight count as running: eight at once leave at most the quota training."""
+    for client in quota_client(max_running_per_owner=2):
+        token = create(client).json()["owner_token"]
+        sids = [create(client, token).json()["id"] for _ in range(7)]
+        sids += [s["id"] for s in client.get("/api/sessions", headers=bearer(token)).json()
+                 if s["id"] not in sids]
+        with ThreadPoolExecutor(len(sids)) as pool:
+            replies = list(pool.map(partial(play, client, token=token), sids))
+        statuses = [reply.status_code for reply in replies]
+        assert set(statuses) <= {200, 429} and 1 <= statuses.count(200) <= 2, statuses
+        running = [s for s in client.get("/api/sessions", headers=bearer(token)).json()
+                   if s["status"] == "running"]
+        assert len(running) == statuses.count(200)
