@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 
+from app.api.owners import OwnerRegistry
 from app.main import create_app
 from tests.conftest import make_settings
 
@@ -163,3 +164,27 @@ def test_cors_is_closed_unless_configured() -> None:
         answer = opened.options("/api/sessions", headers=preflight)
         assert answer.headers["access-control-allow-origin"] == "http://elsewhere.example"
         assert "authorization" in answer.headers["access-control-allow-headers"].lower()
+
+
+def test_the_owner_registry_is_bounded_and_keeps_owners_that_hold_something() -> None:
+    """max_owners: the least recently seen idle owner goes first; one holding a session stays."""
+    holding = {"a"}
+    registry = OwnerRegistry(2, in_use=lambda owner: owner in holding)
+    registry.add("a")
+    registry.add("b")
+    assert registry.touch("b") and not registry.touch("z")
+    registry.add("c")  # full: "a" is older but holds a session, so "b" goes
+    assert ("a" in registry, "b" in registry, "c" in registry) == (True, False, True)
+    holding.clear()
+    registry.add("d")
+    assert len(registry) == 2 and "a" not in registry
+
+
+def test_a_token_the_server_forgot_gets_a_401_and_no_token_a_new_one() -> None:
+    """An owner forgotten (no session left, registry full) must start afresh."""
+    with TestClient(create_app(make_settings(max_owners=1))) as client:
+        first = create(client)
+        client.delete(f"/api/sessions/{first['id']}", headers=bearer(first["owner_token"]))
+        create(client)  # a new owner takes the only place
+        again = client.post("/api/sessions", json={}, headers=bearer(first["owner_token"]))
+        assert again.status_code == 401 and "unknown owner token" in again.json()["detail"]
