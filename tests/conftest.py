@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from app.api.ws_protocol import uvicorn_options
 from app.main import create_app
 from app.settings import Settings
 
@@ -142,7 +143,8 @@ class LiveServer:
         origins = [self.url, f"http://localhost:{self.port}"]
         self.app = create_app(make_settings(allowed_origins=origins, **overrides))
         config = uvicorn.Config(
-            self.app, log_level="warning", ws_per_message_deflate=False, lifespan="on"
+            self.app, log_level="warning", lifespan="on",
+            **uvicorn_options(self.app.state.settings),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
