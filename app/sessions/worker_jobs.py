@@ -221,6 +221,10 @@ class StepJob(WorkerJob):
     def _halt(self) -> None:
         assert self.runner is not None
         self.runner.session.pause()
+        # Watchers see the pause at once (a frame now, as after any command), not a stale
+        # "running" until something else changes.
+        self.runner.dirty = True
+        self.runner.next_frame_at = 0.0
 
 
 def estimate_replay_bytes(run: ReplayRun) -> int:

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from app.instruments.race import Race, start_race
 from app.main import create_app
 from app.sessions.config import SessionConfig
+from app.sessions.frames import decode_frame
 from app.sessions.session import TrainingSession
 from tests.conftest import make_settings
 
@@ -183,6 +184,15 @@ def test_a_long_rest_step_is_a_job_that_the_websocket_watchers_see(make_client: 
             message = ws.receive()
             if message.get("text") and json.loads(message["text"])["type"] == "job":
                 seen.append(json.loads(message["text"]))
+        # The watchers' next frame says so: the cancel paused the session.
+        status = None
+        for _ in range(200):
+            message = ws.receive()
+            if message.get("bytes"):
+                status = decode_frame(message["bytes"])[0]["status"]
+                if status == "paused":
+                    break
+        assert status == "paused"
     assert seen[-1]["job"]["state"] == "cancelled"
     assert all(m["job"]["id"] == job["id"] for m in seen)
     assert client.get(f"/api/sessions/{sid}").json()["status"] == "paused"
