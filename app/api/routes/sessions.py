@@ -6,6 +6,7 @@ it. Bodies that may be megabytes (create, PATCH, commands, predict, import) are 
 validated in the worker (app/sessions/bodies.py), never parsed on the event loop.
 """
 
+import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -104,13 +105,12 @@ async def read_sessions(caller: CallerDep, manager: ManagerDep) -> list[SessionP
     """The caller's own live sessions (those of the presented owner token; [] without one)."""
     if caller.token_hash is None:
         return []
-    replies = []
-    for session_id in manager.sessions_of(caller.token_hash):
-        try:
-            replies.append(await manager.call(session_id, "get"))
-        except SessionCallError:
-            continue  # a session removed while we asked is simply not listed
-    return [SessionPublic.model_validate(r) for r in replies]
+    replies = await asyncio.gather(
+        *(manager.call(session_id, "get") for session_id in manager.sessions_of(caller.token_hash)),
+        return_exceptions=True,
+    )
+    # A session removed while we asked is simply not listed.
+    return [SessionPublic.model_validate(r) for r in replies if not isinstance(r, BaseException)]
 
 
 @router.post(
