@@ -12,9 +12,7 @@ from fastapi import Depends, HTTPException, Request
 from app.api.owners import Caller, OwnerRegistry, bearer_token, new_token, token_hash
 from app.instruments.store import ExpiringStore
 from app.ops.ratelimit import CLIENT, address_key
-from app.sessions.export import SessionExport, import_session
 from app.sessions.manager import SessionCallError, SessionHandle, SessionManager
-from app.sessions.session import TrainingSession
 from app.settings import Settings
 
 
@@ -141,24 +139,3 @@ async def get_owned_session(handle: SessionDep, caller: CallerDep) -> SessionHan
 
 
 OwnedSessionDep = Annotated[SessionHandle, Depends(get_owned_session)]
-
-
-async def get_session_copy(handle: SessionDep, manager: ManagerDep) -> TrainingSession:
-    """A bit-identical local copy of a session (model, optimizer, rng), for read-only tools.
-
-    The live session belongs to a worker process; this rebuilds it from its JSON export, so
-    instruments (e.g. a backprop trace) can read or step the copy without touching the original.
-    """
-    exported = await manager.call(handle.session_id, "export")
-    return import_session(SessionExport.model_validate(exported), handle.session_id)
-
-
-SessionCopyDep = Annotated[TrainingSession, Depends(get_session_copy)]
-
-
-async def get_owned_session_copy(handle: OwnedSessionDep, manager: ManagerDep) -> TrainingSession:
-    """As SessionCopyDep, for the owner only (a copy of a session is a copy of its work)."""
-    return await get_session_copy(handle, manager)
-
-
-OwnedSessionCopyDep = Annotated[TrainingSession, Depends(get_owned_session_copy)]
