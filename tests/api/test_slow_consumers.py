@@ -162,5 +162,7 @@ def test_non_reading_clients_are_closed_within_the_deadline_and_memory_comes_bac
     assert len(closed_after) == CLIENTS, f"only {len(closed_after)} of {CLIENTS} were closed"
     # Polling every ~0.1 s on a busy 2-core machine: allow 1 s past the deadline.
     assert slowest < SEND_TIMEOUT + 1.0
-    assert (peak - before) * mb < 80, "the server buffered what the clients did not read"
+    # In flight per client: its slot's frame and the copies on the way to its socket (~230 KB
+    # frames here): bounded by clients x frame, not by what they leave unread (was +325 MB).
+    assert (peak - before) * mb < 120, "the server buffered what the clients did not read"
     assert (after - before) * mb < 25, "the memory of the closed clients was kept"
