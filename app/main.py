@@ -17,6 +17,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.api import errors, raw_bodies
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(SessionCallError, errors.session_call_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.add_exception_handler(405, errors.method_not_allowed)
+    app.add_exception_handler(HTTPException, errors.http_error)
 
     app.include_router(health.router)
     if settings.metrics_enabled:

@@ -9,8 +9,9 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -135,3 +136,15 @@ async def method_not_allowed(request: Request, error: Exception) -> JSONResponse
     detail = error.detail if isinstance(error, HTTPException) else "Method Not Allowed"
     return JSONResponse({"detail": detail}, status_code=405,
                         headers={"Allow": ", ".join(sorted(allowed))})
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    """FastAPI's HTTPException answer, with a long detail cut (e.g. a 404 naming a 5,000-character
+    id in the path)."""
+    assert isinstance(error, HTTPException)
+    if isinstance(error.detail, str) and len(error.detail) > MAX_MESSAGE_CHARS:
+        error = HTTPException(error.status_code, _text(error.detail, MAX_MESSAGE_CHARS),
+                              error.headers)
+    elif isinstance(error.detail, list):
+        error = HTTPException(error.status_code, short_errors(error.detail), error.headers)
+    return await http_exception_handler(request, error)

@@ -137,6 +137,12 @@ def test_a_watcher_without_a_token_sees_the_owners_training(bare: TestClient) ->
         frames_until(ws, lambda h: h["epoch"] == 5)
 
 
+def test_a_long_session_id_over_rest_is_a_short_404(client: TestClient) -> None:
+    """The 404 named the whole id: a 5,000-character path came back in the detail."""
+    response = client.get("/api/sessions/" + "a" * 5_000)
+    assert response.status_code == 404 and len(response.content) < 1_000
+
+
 def test_a_long_session_id_on_the_websocket_is_answered_at_once(client: TestClient) -> None:
     """No manager call and no echo: an error naming the length, then 4404."""
     long_id = "a" * 2_000
