@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -48,6 +48,18 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 ROOT = Path(__file__).resolve().parent.parent
 VICTIM = "127.0.0.1"  # the canary's and the prober's address
 ATTACKER = "127.0.0.2"  # loopback too (127/8): another client address for the attacks
+_attacker = [ATTACKER]  # the address attacks come from now (see `attacking_from`)
+
+
+@contextlib.contextmanager
+def attacking_from(address: str) -> Iterator[None]:
+    """Attacks started inside come from `address` (tests on one shared server give each attack
+    its own address, so one attack's rate-limit window never falls on the next)."""
+    _attacker.append(address)
+    try:
+        yield
+    finally:
+        _attacker.pop()
 
 
 def free_port() -> int:
@@ -191,8 +203,12 @@ class Server:
 # ---------------------------------------------------------------- clients
 
 
-def http_client(base: str, source: str = ATTACKER, timeout: float = 60.0) -> httpx.AsyncClient:
-    """An async HTTP client whose connections come from `source` (a loopback address)."""
+def http_client(
+    base: str, source: str | None = None, timeout: float = 60.0
+) -> httpx.AsyncClient:
+    """An async HTTP client whose connections come from `source` (a loopback address; by
+    default the attacker's)."""
+    source = source or _attacker[-1]
     transport = httpx.AsyncHTTPTransport(local_address=source, retries=0)
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
     return httpx.AsyncClient(base_url=base, transport=transport, timeout=timeout, limits=limits)
@@ -203,8 +219,9 @@ def bearer(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-async def ws_connect(url: str, source: str = ATTACKER, **kwargs: Any) -> ClientConnection:
+async def ws_connect(url: str, source: str | None = None, **kwargs: Any) -> ClientConnection:
     """A websocket client from `source`, no compression, no size cap on what it receives."""
+    source = source or _attacker[-1]
     return await connect(
         url, compression=None, max_size=None, local_addr=(source, 0), open_timeout=10, **kwargs
     )
@@ -560,10 +577,11 @@ RACERS = [{"optimizer": name} for name in ("sgd", "momentum", "adam", "rmsprop")
 
 async def attack_race_steps(
     base: str, races: int = 42, epochs: int = 20, deadline: float = 20.0,
-    server: Server | None = None,
+    server: Server | None = None, sources: list[str] | None = None,
 ) -> Outcome:
-    """`races` races (one per fresh owner), then a step of each, all at once; with `server`,
-    the web process's RSS before, at its peak and after the races are deleted."""
+    """`races` races (one per fresh owner; from `sources` in turn, by default the attacker),
+    then a step of each, all at once; with `server`, the web process's RSS before, at its peak
+    and after the races are deleted."""
     rss = [server.rss()] if server else []
 
     async def sample_rss() -> None:
@@ -572,22 +590,39 @@ async def attack_race_steps(
             await asyncio.sleep(0.25)
 
     sampler = asyncio.create_task(sample_rss())
-    async with http_client(base, timeout=deadline + 10) as http:
-        created = []
+    addresses = sources or [_attacker[-1]]
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(http_client(base, a, timeout=deadline + 10))
+                   for a in addresses]
+        created: list[tuple[str, str | None, httpx.AsyncClient]] = []
         create_codes = []
-        for _ in range(races):
-            response = await http.post("/api/races",
-                                       json={"config": RACE_CONFIG, "racers": RACERS})
-            create_codes.append(response.status_code)
-            if response.status_code == 201:
-                body = response.json()
-                created.append((body["id"], body.get("owner_token")))
+
+        async def create(http: httpx.AsyncClient) -> tuple[httpx.AsyncClient, httpx.Response]:
+            return http, await http.post("/api/races",
+                                         json={"config": RACE_CONFIG, "racers": RACERS})
+
+        creating = time.monotonic()
+        for start in range(0, races, 10):  # ten at a time
+            for http, response in await asyncio.gather(*(
+                create(clients[index % len(clients)])
+                for index in range(start, min(races, start + 10))
+            )):
+                create_codes.append(response.status_code)
+                if response.status_code == 201:
+                    body = response.json()
+                    created.append((body["id"], body.get("owner_token"), http))
         began = time.monotonic()
 
-        async def step(race_id: str, token: str | None) -> tuple[int, float, str | None]:
+        async def step(
+            race_id: str, token: str | None, http: httpx.AsyncClient
+        ) -> tuple[int, float, str | None]:
             try:
-                response = await http.post(f"/api/races/{race_id}/step",
-                                           json={"epochs": epochs}, headers=bearer(token))
+                try:
+                    response = await http.post(f"/api/races/{race_id}/step",
+                                               json={"epochs": epochs}, headers=bearer(token))
+                except httpx.RemoteProtocolError:  # a keep-alive connection the server closed
+                    response = await http.post(f"/api/races/{race_id}/step",
+                                               json={"epochs": epochs}, headers=bearer(token))
             except httpx.HTTPError:
                 return -1, time.monotonic() - began, None
             first = time.monotonic() - began
@@ -597,7 +632,7 @@ async def attack_race_steps(
         results = await asyncio.gather(*(step(*race) for race in created))
         elapsed = time.monotonic() - began
         window = (began, time.monotonic())
-        for race_id, token in created:
+        for race_id, token, http in created:
             with contextlib.suppress(httpx.HTTPError):
                 await http.delete(f"/api/races/{race_id}", headers=bearer(token))
     sampler.cancel()
@@ -609,7 +644,8 @@ async def attack_race_steps(
     codes = [code for code, _, _ in results]
     firsts = [first for _, first, _ in results]
     return Outcome(
-        f"{races} races ({statuses(create_codes)}), {len(created)} steps of {epochs} epochs "
+        f"{races} races ({statuses(create_codes)} in {began - creating:.1f} s), "
+        f"{len(created)} steps of {epochs} epochs "
         f"x {len(RACERS)} racers at once: {statuses(codes)}; first answers by "
         f"{max(firsts, default=0):.2f} s, all done in {elapsed:.1f} s{memory}",
         {"create_codes": create_codes, "codes": codes, "first_answers": firsts,
@@ -619,7 +655,7 @@ async def attack_race_steps(
 
 
 async def attack_grab(
-    base: str, count: int = 200, one_token: bool = False, source: str = ATTACKER,
+    base: str, count: int = 200, one_token: bool = False, source: str | None = None,
     deadline: float = 20.0,
 ) -> Outcome:
     """`count` creates from one address, 10 at a time (each a new owner, or one owner's token
@@ -671,9 +707,10 @@ async def attack_grab(
     )
 
 
-def raw_websocket(port: int, path: str, source: str = ATTACKER, receive_buffer: int = 4096,
+def raw_websocket(port: int, path: str, source: str | None = None, receive_buffer: int = 4096,
                   extra_headers: str = "", host: str | None = None) -> socket.socket:
     """A websocket upgrade on a plain socket that will never be read (tiny receive buffer)."""
+    source = source or _attacker[-1]
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     sock.bind((source, 0))
@@ -702,7 +739,8 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 
 async def attack_non_readers(
-    server: Server, sockets: int = 100, hold: float = 15.0, config: dict[str, Any] | None = None
+    server: Server, sockets: int = 100, hold: float = 15.0, config: dict[str, Any] | None = None,
+    sources: list[str] | None = None,
 ) -> Outcome:
     """`sockets` websockets that never read, on one session playing flat out with big frames;
     held `hold` seconds, then counted: which the server closed, its RSS at the peak and after."""
@@ -713,7 +751,9 @@ async def attack_non_readers(
         await command(http, session["id"], {"type": "play"}, token)
         rss_before = server.tree_rss()
         began = time.monotonic()
-        opened = [raw_websocket(server.port, session["ws_url"]) for _ in range(sockets)]
+        addresses = sources or [_attacker[-1]]
+        opened = [raw_websocket(server.port, session["ws_url"], addresses[i % len(addresses)])
+                  for i in range(sockets)]
         window_end = began
         peak = rss_before
         closed_at: dict[int, float] = {}

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from bench.abuse_lib import ATTACKER, Figures, Monitor, Server, figures
+from bench.abuse_lib import Figures, Monitor, Server, figures
 
 T = TypeVar("T")
 
@@ -25,18 +25,29 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
-@pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    """A real server for the module; its env comes from the module's `SERVER_ENV`."""
-    env: dict[str, str] = getattr(request.module, "SERVER_ENV", {})
-    workers: int | None = getattr(request.module, "SERVER_WORKERS", None)
-    with Server(workers=workers, env=env) as started:
+# One server for all the attack tests (a start and its first session cost ~5-10 s here):
+# websocket send deadline 2 s and unwatched pause 2 s, so those tests are short; the rate
+# limit is the default one, and each test attacks from its own loopback address.
+SERVER_ENV = {
+    "NN_PLAYGROUND_SEND_TIMEOUT_SECONDS": "2",
+    "NN_PLAYGROUND_UNWATCHED_PAUSE_SECONDS": "2",
+}
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    """The real server of the attack tests, warm (its first session already made)."""
+    with Server(env=SERVER_ENV) as started:
+        with httpx.Client(base_url=started.base, timeout=60) as client:
+            warm = client.post("/api/sessions", json={}).json()
+            client.delete(f"/api/sessions/{warm['id']}",
+                          headers={"Authorization": f"Bearer {warm['owner_token']}"})
         yield started
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def monitor(server: Server) -> Iterator[Monitor]:
-    """The prober and the canary, for the module's server."""
+    """The prober and the canary, for the shared server."""
     with Monitor(server) as started:
         yield started
 
@@ -71,7 +82,7 @@ def assert_responsive(quiet: Figures, attacked: Figures, what: str) -> None:
     assert attacked.failed == 0, f"/health failed {attacked.failed} times during {what}"
 
 
-def http(server: Server, source: str = ATTACKER) -> httpx.Client:
+def http(server: Server, source: str) -> httpx.Client:
     """A plain HTTP client whose connections come from `source` (a loopback address)."""
     transport = httpx.HTTPTransport(local_address=source)
     return httpx.Client(base_url=server.base, transport=transport, timeout=30)

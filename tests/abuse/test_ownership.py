@@ -1,6 +1,6 @@
 """Issue 9, "anyone can read, change or delete any session": owners against a real server.
 
-A victim (127.0.0.1) creates a session; an attacker from another address (127.0.0.2) knows its
+A victim (127.0.0.1) creates a session; an attacker from another address (127.0.0.40) knows its
 id. Before: the attacker listed, exported, PATCHed and deleted it (200/200/204), and a
 DNS-rebinding page (Origin and Host both evil.example) got the websocket (101).
 """
@@ -14,6 +14,8 @@ from websockets.sync.client import connect
 
 from bench.abuse_lib import VICTIM, Server, raw_websocket
 from tests.abuse.conftest import http
+
+ATTACKER = "127.0.0.40"
 
 
 def victim_session(server: Server) -> tuple[str, str]:
@@ -31,7 +33,7 @@ def test_a_foreign_client_cannot_list_read_change_or_delete(server: Server) -> N
     shows only the caller's own sessions; the owner can still do everything afterwards."""
     session_id, token = victim_session(server)
     path = f"/api/sessions/{session_id}"
-    with http(server) as attacker:
+    with http(server, ATTACKER) as attacker:
         assert session_id not in {s["id"] for s in attacker.get("/api/sessions").json()}
         own = attacker.post("/api/sessions", json={}).json()
         other = {"Authorization": f"Bearer {own['owner_token']}"}
@@ -68,7 +70,7 @@ def test_a_rebinding_host_is_refused(server: Server) -> None:
     refused by the Host allow-list and the websocket upgrade is not accepted (no 101)."""
     session_id, token = victim_session(server)
     evil = f"evil.example:{server.port}"
-    with http(server) as attacker:
+    with http(server, ATTACKER) as attacker:
         rest = attacker.get(f"/api/sessions/{session_id}", headers={"Host": evil})
         assert rest.status_code == 400, (rest.status_code, rest.text)
         # A body-less POST (no preflight from a browser) needs the token even from a page.
@@ -76,7 +78,7 @@ def test_a_rebinding_host_is_refused(server: Server) -> None:
                                  headers={"Origin": f"http://{evil}"})
         assert bodiless.status_code in (401, 403), bodiless.status_code
     for host in (evil, f"127.0.0.1:{server.port}"):
-        sock = raw_websocket(server.port, f"/ws/sessions/{session_id}", host=host,
+        sock = raw_websocket(server.port, f"/ws/sessions/{session_id}", ATTACKER, host=host,
                              extra_headers=f"Origin: http://{evil}\r\n")
         status_line = sock.recv(200).split(b"\r\n", 1)[0]
         sock.close()

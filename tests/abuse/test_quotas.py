@@ -18,8 +18,6 @@ from websockets.sync.client import connect
 from bench.abuse_lib import VICTIM, Server, attack_grab, http_client
 from tests.abuse.conftest import http, run
 
-SERVER_ENV = {"NN_PLAYGROUND_UNWATCHED_PAUSE_SECONDS": "1"}
-
 
 def test_a_200_session_grab_meets_the_per_address_quota(server: Server) -> None:
     """200 creates from one address, each as a new owner: at most max_sessions_per_address
@@ -41,7 +39,7 @@ def test_one_owner_meets_its_session_and_running_quotas(server: Server) -> None:
     (max_running_per_owner), the 5th play a 429 naming it, both with Retry-After."""
     outcome = run(attack_grab(server.base, 12, one_token=True, source="127.0.0.3"))
     codes = outcome.facts["codes"]
-    assert codes == [201] * 10 + [429] * 2, outcome.summary
+    assert sorted(codes) == [201] * 10 + [429] * 2, outcome.summary
     assert any("max_sessions_per_owner" in d for d in outcome.facts["details"]), outcome.facts
     with http(server, "127.0.0.3") as owner:
         made = [owner.post("/api/sessions", json={}).json() for _ in range(5)]
@@ -85,13 +83,13 @@ def test_the_rate_limit_stops_a_flood_but_not_the_victim(server: Server) -> None
 
 def test_an_unwatched_session_pauses_and_resumes_when_watched(server: Server) -> None:
     """A playing session that nobody watches or calls is paused after unwatched_pause_seconds
-    (1 s here): it stops training; a new websocket subscriber resumes it."""
+    (2 s on the tests' server): it stops training; a new websocket subscriber resumes it."""
     with http(server, "127.0.0.5") as owner:
         created = owner.post("/api/sessions", json={"speed": 100}).json()
         auth = {"Authorization": f"Bearer {created['owner_token']}"}
         path = f"/api/sessions/{created['id']}"
         assert owner.post(f"{path}/commands", json={"type": "play"}, headers=auth).is_success
-        time.sleep(4.0)  # no call, no watcher: the janitor's turn comes within this
+        time.sleep(5.0)  # no call, no watcher: 2 s, then the janitor's turn (every 2 s)
         first = owner.get(path).json()
         time.sleep(0.5)
         second = owner.get(path).json()
