@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     command_timeout_seconds: float = 60.0
     max_history_in_hello: int = 100_000
     max_pending_epochs: int = 200_000
-    max_ws_message_bytes: int = 65_536
+    # A websocket message (the server's ws_max_size): a `set` carrying max_samples points is
+    # ~0.4 MB, as its REST PATCH is (max_body_bytes); anything longer is closed with 1009.
+    max_ws_message_bytes: int = 1_000_000
     grid_extent: float = 6.0
     max_import_bytes: int = 64_000_000
     max_rows_per_frame: int = 160
