@@ -16,7 +16,7 @@ LIMIT_NAMES = (
     "max_sessions", "max_hidden_layers", "max_units_per_layer", "max_samples",
     "max_grid_resolution", "max_frame_rate", "default_frame_rate", "max_speed", "max_epoch_budget",
     "max_upload_bytes", "max_batch_size", "session_idle_seconds", "max_step_epochs",
-    "max_predict_points", "grid_extent",
+    "max_predict_points", "grid_extent", "max_body_bytes", "max_ws_message_bytes",
 )
 
 
