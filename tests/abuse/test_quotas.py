@@ -94,7 +94,10 @@ def test_an_unwatched_session_pauses_and_resumes_when_watched(server: Server) ->
         time.sleep(0.5)
         second = owner.get(path).json()
         assert first["status"] == "paused" and second["epoch"] == first["epoch"], (first, second)
-        with connect(f"{server.ws_base}{created['ws_url']}", max_size=None) as ws:
+        # max_queue=None: this client reads only the hello, and with a bounded queue it would
+        # stop reading and wait out its close_timeout (10 s) behind the frames that follow.
+        with connect(f"{server.ws_base}{created['ws_url']}", max_size=None,
+                     max_queue=None) as ws:
             assert json.loads(ws.recv(5))["type"] == "hello"
             time.sleep(0.5)
             resumed = owner.get(path).json()
