@@ -214,8 +214,9 @@ def test_waiting_paced_sessions_cost_the_worker_almost_no_cpu(
     cpu, elapsed = thread_cpu_seconds(thread) - cpu, time.monotonic() - began
     epochs = [client.epoch(f"s{i}") for i in range(10)]
     assert all(4 <= e <= 7 for e in epochs), epochs  # they did train, at the pace
-    # A loop that spun while waiting would use the whole 2 s (or half, sharing the GIL).
-    assert cpu < 0.05 * elapsed, f"worker used {cpu:.3f} CPU-s in {elapsed:.2f} s"
+    # A loop that spun while waiting would use the whole 2 s (or half, sharing the GIL); the
+    # 20 epochs and frames themselves take 0.10-0.13 CPU-s here (10 ms clock ticks).
+    assert cpu < 0.2 * elapsed, f"worker used {cpu:.3f} CPU-s in {elapsed:.2f} s"
 
 
 def test_the_catch_up_after_falling_behind_is_a_quarter_second_of_epochs() -> None:
