@@ -119,17 +119,22 @@ async def session_call_error(request: Request, error: Exception) -> JSONResponse
     return JSONResponse({"detail": _finite(detail)}, status_code=error.status, headers=headers)
 
 
+def _leaf_routes(routes: Any) -> Any:
+    """Every route, inside FastAPI's included-router wrappers too."""
+    for route in routes:
+        if hasattr(route, "effective_candidates"):  # fastapi's _IncludedRouter
+            yield from _leaf_routes(route.effective_candidates())
+        elif hasattr(route, "routes") and not hasattr(route, "methods"):
+            yield from _leaf_routes(route.routes)
+        else:
+            yield route
+
+
 async def method_not_allowed(request: Request, error: Exception) -> JSONResponse:
     """405 with `Allow` naming every method of the path (Starlette names only one route's)."""
     allowed: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        methods = getattr(route, "methods", None)
-        if match != Match.NONE and methods:
-            allowed |= set(methods)
-    for route in request.app.router.routes:  # a path only served for non-GET methods
-        methods = getattr(route, "methods", None) or set()
-        for method in methods:
+    for route in _leaf_routes(request.app.router.routes):
+        for method in getattr(route, "methods", None) or ():
             match, _ = route.matches({**request.scope, "method": method})
             if match == Match.FULL:
                 allowed.add(method)

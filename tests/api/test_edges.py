@@ -256,3 +256,13 @@ def test_the_server_caps_websocket_messages_at_the_documented_size(server: LiveS
             while True:
                 ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+def test_a_405_names_every_method_of_the_path(client: TestClient) -> None:
+    """schemathesis ST205: a 405 lacked `Allow` or named one route's methods only."""
+    assert client.put("/api/sessions").headers["allow"] == "GET, POST"
+    assert client.put("/api/sessions/abc").headers["allow"] == "DELETE, GET, PATCH"
+    assert client.get("/api/datasets/parse-csv").headers["allow"] == "POST"
+    # GET .../timetravel/fork is not a frame of epoch "fork": a 405 naming POST.
+    fork = client.get("/api/sessions/abc/timetravel/fork")
+    assert fork.status_code == 405 and fork.headers["allow"] == "POST"
