@@ -51,7 +51,9 @@ def _trim_soon(loop: asyncio.AbstractEventLoop) -> None:
     def trim() -> None:
         global _trim_pending
         _trim_pending = False
-        _malloc_trim(0)
+        # In a thread: trimming a few hundred MB of heap takes milliseconds, and ctypes
+        # releases the GIL for the call, so the event loop never waits for it.
+        loop.run_in_executor(None, _malloc_trim, 0)
 
     loop.call_later(TRIM_DELAY, trim)
 
