@@ -7,7 +7,7 @@ request 23.9 s. Now /health p99 stays under 50 ms while a canary session keeps i
 work answers 202 with a job within job_wait_seconds, and a job can be cancelled.
 
 The 42 races come from 42 addresses (a class, each student stepping a race), so the per-address
-rate limit (tested in test_quotas.py) does not stop them at the door: they meet the jobs.
+rate limit (tested in test_quotas_attack.py) does not stop them at the door: they meet the jobs.
 """
 
 from __future__ import annotations
