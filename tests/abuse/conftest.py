@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -34,10 +35,25 @@ SERVER_ENV = {
 }
 
 
+# The shared server and monitor, stopped as soon as the last attack test is done: the canary
+# trains at speed 60 and would otherwise load the machine for the rest of the suite.
+RUNNING: list[Server | Monitor] = []
+HERE = Path(__file__).parent
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the last test of this directory, stop the monitor, then the server (both may be
+    stopped again by their fixtures' own teardown: stopping twice is harmless)."""
+    if nextitem is None or Path(str(nextitem.path)).parent != HERE:
+        while RUNNING:
+            RUNNING.pop().__exit__(None, None, None)
+
+
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
     """The real server of the attack tests, warm (its first session already made)."""
     with Server(env=SERVER_ENV) as started:
+        RUNNING.append(started)
         with httpx.Client(base_url=started.base, timeout=60) as client:
             warm = client.post("/api/sessions", json={}).json()
             client.delete(f"/api/sessions/{warm['id']}",
@@ -49,6 +65,7 @@ def server() -> Iterator[Server]:
 def monitor(server: Server) -> Iterator[Monitor]:
     """The prober and the canary, for the shared server."""
     with Monitor(server) as started:
+        RUNNING.append(started)
         yield started
 
 
