@@ -132,12 +132,17 @@ def _leaf_routes(routes: Any) -> Any:
 
 async def method_not_allowed(request: Request, error: Exception) -> JSONResponse:
     """405 with `Allow` naming every method of the path (Starlette names only one route's)."""
-    allowed: set[str] = set()
+    static: set[str] = set()
+    templated: set[str] = set()
     for route in _leaf_routes(request.app.router.routes):
         for method in getattr(route, "methods", None) or ():
             match, _ = route.matches({**request.scope, "method": method})
             if match == Match.FULL:
-                allowed.add(method)
+                is_static = "{" not in getattr(route, "path", "{")
+                (static if is_static else templated).add(method)
+    # A path that names a resource of its own (/api/sessions/import) is that resource, as the
+    # schema documents it, even though /api/sessions/{session_id} would also match its text.
+    allowed = static or templated
     detail = error.detail if isinstance(error, HTTPException) else "Method Not Allowed"
     return JSONResponse({"detail": detail}, status_code=405,
                         headers={"Allow": ", ".join(sorted(allowed))})

@@ -266,3 +266,5 @@ def test_a_405_names_every_method_of_the_path(client: TestClient) -> None:
     # GET .../timetravel/fork is not a frame of epoch "fork": a 405 naming POST.
     fork = client.get("/api/sessions/abc/timetravel/fork")
     assert fork.status_code == 405 and fork.headers["allow"] == "POST"
+    # /api/sessions/import is its own resource (POST), though /api/sessions/{id} matches its text.
+    assert client.options("/api/sessions/import").headers["allow"] == "POST"
