@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.sessions.manager import SessionCallError, SessionManager, WorkerHandle
+    from app.sessions.manager import SessionCallError, SessionManager
+    from app.sessions.worker_link import WorkerHandle
     from app.settings import Settings
 
 JOB_KINDS = ("race_step", "replay", "step")

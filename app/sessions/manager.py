@@ -1,4 +1,4 @@
-"""The web process's side of the sessions: worker handles, session handles, subscribers.
+"""The web process's side of the sessions: session handles, subscribers, owners and quotas.
 
 Every session lives in exactly one worker (app/sessions/worker.py); REST routes and websockets
 both reach it through `SessionManager.call`, so they always see the same state. A reader thread
@@ -16,11 +16,8 @@ import contextlib
 import itertools
 import json
 import logging
-import multiprocessing
 import os
-import queue
 import secrets
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -32,13 +29,12 @@ from app.ops import events
 from app.sessions.bodies import RAW
 from app.sessions.frames import FramePart, merge_parts
 from app.sessions.jobs import JobBoard
-from app.sessions.worker import worker_main
+from app.sessions.worker_link import WorkerHandle
 from app.settings import Settings
 
 logger = logging.getLogger("nn_playground.sessions")
 
 MAX_CONTROL_MESSAGES = 64
-READ_BATCH = 64  # pipe messages handed to the event loop per wake-up, at most
 
 
 class SessionCallError(Exception):
@@ -108,109 +104,6 @@ class SessionHandle:
     status: str = "paused"  # as of the worker's last reply about it ("running" = training)
     paused_unwatched: bool = False  # the manager paused it: nobody watched or called it
     starting: int = 0  # commands in flight that may start a run (counted as running: no race)
-
-
-class WorkerHandle:
-    """One worker (process or thread), its pipe, and the threads that write and read the pipe.
-
-    Writes go through a queue to a writer thread, never from the event loop: a pipe write
-    blocks until the worker reads, and a worker busy for seconds (validating a 3.9 MB body,
-    a long slice) would otherwise have frozen every client (issue 9). The queue keeps order.
-    """
-
-    def __init__(self, index: int, use_process: bool, manager: SessionManager) -> None:
-        self.index = index
-        self.manager = manager
-        self.conn, child = multiprocessing.Pipe(duplex=True)
-        self.send_lock = threading.Lock()
-        self.outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
-        self.sessions = 0
-        self.alive = True
-        self.taken: set[str] = set()  # sessions whose frame a client took, not yet told
-        self.runner: multiprocessing.process.BaseProcess | threading.Thread
-        if use_process:
-            # spawn, not fork: the web process has threads (event loop, readers) by now.
-            context = multiprocessing.get_context("spawn")
-            self.runner = context.Process(
-                target=worker_main, args=(child,), name=f"nn-worker-{index}", daemon=True
-            )
-        else:
-            self.runner = threading.Thread(
-                target=worker_main, args=(child,), name=f"nn-worker-{index}", daemon=True
-            )
-        self.runner.start()
-        if use_process:
-            # Only the child uses its end: closing ours lets recv() see EOF when it exits.
-            child.close()
-        self.reader = threading.Thread(
-            target=self._read, name=f"nn-worker-{index}-reader", daemon=True
-        )
-        self.reader.start()
-        self.writer = threading.Thread(
-            target=self._write, name=f"nn-worker-{index}-writer", daemon=True
-        )
-        self.writer.start()
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        """Queue one message for the worker (thread-safe, never blocks; order is kept)."""
-        self.outbox.put(message)
-
-    def _write(self) -> None:
-        """Write queued messages to the pipe until the sentinel (None) or a closed pipe."""
-        while True:
-            message = self.outbox.get()
-            if message is None:
-                return
-            try:
-                with self.send_lock:
-                    self.conn.send(message)
-            except (OSError, ValueError):
-                return  # the worker is gone: the reader sees EOF and reports it
-
-    def tell_taken(self, session_id: str) -> None:
-        """Runs on the event loop: the worker may build this session's next frame.
-
-        Batched: one pipe message per pass of the event loop, however many clients took one.
-        """
-        if not self.taken:
-            self.manager.loop.call_soon(self._flush_taken)
-        self.taken.add(session_id)
-
-    def _flush_taken(self) -> None:
-        taken, self.taken = list(self.taken), set()
-        if self.alive:
-            with contextlib.suppress(OSError):
-                self.send(("taken", taken))
-
-    def _read(self) -> None:
-        """Hand every message to the event loop, in order, until the pipe closes."""
-        loop = self.manager.loop
-        while True:
-            try:
-                batch = [self.conn.recv()]
-                # Whatever else is already waiting goes in the same wake-up of the loop.
-                while len(batch) < READ_BATCH and self.conn.poll():
-                    batch.append(self.conn.recv())
-            except (EOFError, OSError):
-                break  # the worker ended and closed its end of the pipe
-            try:
-                loop.call_soon_threadsafe(self.manager.dispatch_all, batch)
-            except RuntimeError:
-                return  # the event loop is closed: nobody is left to tell
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self.manager.worker_lost, self)
-
-    def stop(self, timeout: float) -> None:
-        """Ask the worker to stop and wait for it; its closed pipe end then ends the reader."""
-        self.send(("stop",))
-        self.outbox.put(None)
-        self.runner.join(timeout)
-        if isinstance(self.runner, multiprocessing.process.BaseProcess) and self.runner.is_alive():
-            self.runner.terminate()
-            self.runner.join(timeout)
-        self.reader.join(timeout)
-        self.writer.join(timeout)
-        self.conn.close()
 
 
 class SessionManager:
