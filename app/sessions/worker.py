@@ -233,6 +233,13 @@ class Worker:
             if result is not _DEFERRED:
                 self._send(("reply", request_id, 200, result))
 
+    def _stop_jobs_of(self, target: str, why: str) -> None:
+        """Cancel the jobs working on a session or race that is going away (404 results)."""
+        for job in self.jobs.values():
+            if job.target == target:
+                job.stop("cancelled", why, 404)
+        self._report_jobs()
+
     def _runner(self, session_id: str) -> Runner:
         runner = self.runners.get(session_id)
         if runner is None:
@@ -263,10 +270,7 @@ class Worker:
             return session.public()
         if op == "delete":
             self._flush_replies(runner)
-            for job in self.jobs.values():
-                if job.target == session_id:
-                    job.stop("cancelled", f"session {session_id!r} was deleted", 404)
-            self._report_jobs()
+            self._stop_jobs_of(session_id, f"session {session_id!r} was deleted")
             self.replays.pop(session_id, None)
             del self.runners[session_id]
             return None
@@ -401,10 +405,7 @@ class Worker:
             return {"body": race_public(target, race, 1, True), "bytes": race.nbytes()}
         if op == "race_delete":
             self._race(target)
-            for job in self.jobs.values():
-                if job.target == target:
-                    job.stop("cancelled", f"race {target!r} was deleted", 404)
-            self._report_jobs()
+            self._stop_jobs_of(target, f"race {target!r} was deleted")
             del self.races[target]
             return None
         if op == "race_step":
