@@ -44,6 +44,7 @@ from app.engine import fast
 from app.instruments.race import Race, RaceCreate, start_race
 from app.instruments.session_trace import trace_session
 from app.instruments.timetravel import Replay, begin_replay
+from app.runs.snapshot import run_call
 from app.sessions import bodies
 from app.sessions.config import SessionConfig
 from app.sessions.export import SessionExport, export_session, import_session
@@ -264,6 +265,12 @@ class Worker:
             session = import_session(data, session_id)
             self.runners[session_id] = Runner(session)
             return session.public()
+        if op == "run":  # a saved run's record or view (app/runs/snapshot.py)
+            found = self.runners.get(session_id)
+            try:
+                return run_call(found.session if found else None, payload)
+            except LookupError:
+                raise WorkerError(404, f"session {session_id!r} not found") from None
         runner = self._runner(session_id)
         session = runner.session
         if op == "get":

@@ -1,0 +1,106 @@
+"""The worker side of saved runs: a run's record from a live session, a saved run's view.
+
+Both run in a worker process (op "run", app/sessions/worker.py), never on the web process's
+event loop: the export's JSON, its gzip and the thumbnail's forward pass are CPU work. A view
+imports the saved export into a transient TrainingSession that no worker registers (nothing
+trains it, nobody can command it), builds the same full-history frame a websocket's hello
+carries, and drops it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from app.datasets import featurize
+from app.sessions.build import grid_points
+from app.sessions.export import SessionExport, export_session, import_session
+from app.sessions.frame_builder import build_part
+from app.sessions.frames import FramePart
+from app.sessions.session import TrainingSession
+
+Array = npt.NDArray[np.float64]
+GZIP_LEVEL = 6  # ~4x smaller than level 1 on a history's repr floats for ~2x the time
+
+
+def run_call(session: TrainingSession | None, payload: dict[str, Any]) -> dict[str, Any]:
+    """The worker's op "run": {"kind": "snapshot", ...} on a live session, or {"kind": "view",
+    "export": gzip bytes, ...} on a saved run (`session` is then None)."""
+    kind = payload.get("kind")
+    if kind == "snapshot":
+        if session is None:
+            raise LookupError("snapshot needs a live session")
+        return snapshot(session, payload["thumbnail_size"], payload["extent"])
+    if kind == "view":
+        return view(payload["export"], payload["session_id"], payload["max_rows"])
+    raise ValueError(f"unknown run operation {kind!r}; expected snapshot or view")
+
+
+def snapshot(session: TrainingSession, thumbnail_size: int, extent: float) -> dict[str, Any]:
+    """A run's record: the summary columns, the gzip of the full export, the thumbnail."""
+    exported = json.dumps(export_session(session), allow_nan=False).encode()
+    return {
+        **summary(session),
+        "export": gzip.compress(exported, GZIP_LEVEL, mtime=0),
+        "export_bytes": len(exported),
+        "thumbnail": thumbnail(session, thumbnail_size, extent),
+        "thumbnail_size": thumbnail_size,
+    }
+
+
+def summary(session: TrainingSession) -> dict[str, Any]:
+    """What the gallery lists: data, problem, shape ("2-4-2-1"), parameters, epochs, losses."""
+    config = session.config
+    problem = config.resolved_problem()
+    outputs = config.n_classes() if problem == "multiclass" else 1
+    units = [len(config.features), *(layer.units for layer in config.layers), outputs]
+    parameters = sum(int(p.size) for p in session.model.parameters().values())
+    metrics = session.metrics()
+    return {
+        "dataset": "user" if config.points is not None else config.dataset,
+        "problem": problem,
+        "shape": "-".join(str(u) for u in units),
+        "parameters": parameters,
+        "epochs": session.epoch,
+        "optimizer": config.optimizer,
+        "train_loss": _finite(metrics["train_loss"]),
+        "test_loss": _finite(metrics["test_loss"]),
+    }
+
+
+def thumbnail(session: TrainingSession, size: int, extent: float) -> bytes:
+    """The decision boundary on a size x size grid, uint8 row-major, row 0 at the top.
+
+    binary: 255 * P(class 1); regression: the prediction clipped to [-1, 1], mapped to 0..255;
+    multiclass: the predicted class index (0..k-1). docs/protocol.md "Runs and the gallery".
+    """
+    points = featurize(grid_points(size, extent), session.config.features)
+    with np.errstate(all="ignore"):
+        output = session.model.predict(points)
+    problem = session.config.resolved_problem()
+    if problem == "multiclass":
+        codes = np.argmax(np.nan_to_num(output, nan=0.0), axis=1)
+    else:
+        values = np.nan_to_num(output[:, 0], nan=0.5 if problem == "binary" else 0.0)
+        if problem == "regression":
+            values = (np.clip(values, -1.0, 1.0) + 1.0) / 2.0
+        codes = np.rint(np.clip(values, 0.0, 1.0) * 255.0)
+    return bytes(codes.astype(np.uint8))
+
+
+def view(export_gz: bytes, session_id: str, max_rows: int) -> dict[str, Any]:
+    """A saved run as a websocket hello would show it: SessionPublic and its first FramePart
+    (the whole history up to `max_rows`, the grids, the weights), from a transient session."""
+    data = SessionExport.model_validate_json(gzip.decompress(export_gz))
+    session = import_session(data, session_id)
+    part: FramePart = build_part(session, max(1, session.epoch - max_rows + 1))
+    return {"session": session.public(), "part": part}
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
