@@ -79,7 +79,7 @@ FRAME_BATCH = 8  # frames queued before the batch goes out in the middle of a ro
 # the epochs), except the ones right after a command and any this overdue (frames never stop).
 BEHIND = 0.05
 FRAME_STARVE = 0.25
-WORKER_NICE = 5  # a worker process's niceness above the web process's (see worker_main)
+WORKER_NICE = 10  # a worker process's niceness above the web process's (see worker_main)
 
 
 @dataclass
