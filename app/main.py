@@ -1,7 +1,9 @@
 """Builds the FastAPI app and runs it (the `nn-playground` console script)."""
 
+import asyncio
 import gc
 import os
+import sys
 
 # BLAS threads on 2 shared cores made small matmuls 5-15x slower (RECIPES); set before numpy.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -33,6 +35,7 @@ from app.api.routes import (
     metrics,
     races,
     registry,
+    runs,
     sessions,
     stream,
     timetravel,
@@ -46,6 +49,7 @@ from app.ops.metrics import Metrics, RequestMetrics
 from app.ops.ratelimit import RateLimit
 from app.sessions.manager import SessionCallError, SessionManager
 from app.settings import Settings, get_settings
+from app.storage import SchemaTooNew, Storage
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -64,13 +68,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        manager = SessionManager(settings, app.state.owners)
-        await manager.start()
-        app.state.manager = manager
+        # The database (app/storage): created and migrated in a thread, off the event loop.
+        storage = Storage(settings)
         try:
-            yield
+            await storage.call(storage.migrate)
+            app.state.storage = storage
+            manager = SessionManager(settings, app.state.owners, storage)
+            await manager.start()
+            app.state.manager = manager
+            try:
+                yield
+            finally:
+                await manager.stop()
         finally:
-            await manager.stop()
+            await asyncio.to_thread(storage.close)
 
     # /docs is served from vendored Swagger UI assets (a CDN is unreachable offline); no ReDoc.
     app = FastAPI(
@@ -117,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(races.router)
     app.include_router(timetravel.router)
     app.include_router(jobs_routes.router)
+    app.include_router(runs.router)  # saved runs, /r/{slug}, /gallery (issue 10)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
@@ -152,6 +164,18 @@ def allowed_hosts(settings: Settings) -> list[str]:
     return hosts + [f"[{h}]" for h in hosts if ":" in h and not h.startswith("[")]
 
 
+def check_database(settings: Settings) -> None:
+    """Migrate the database before serving; a schema newer than this release exits with a
+    one-line message instead of uvicorn's traceback of a failed startup."""
+    storage = Storage(settings)
+    try:
+        storage.migrate()
+    except SchemaTooNew as error:
+        sys.exit(f"nn-playground: {error}")
+    finally:
+        storage.close()
+
+
 app = create_app()
 
 
@@ -163,6 +187,7 @@ def run(argv: Sequence[str] | None = None) -> None:
     # Compile the numba kernel in a child process now (not in create_app: tests build many
     # apps), so the first session trains on the fast path instead of waiting ~10 s for it.
     fast.start_warm_up()
+    check_database(settings)
     print(start_message(settings), flush=True)
     # Everything imported so far (numpy, pydantic, fastapi: ~135,000 objects) lives as long as
     # the process: out of the collector's sight, a full collection takes ~40 ms instead of

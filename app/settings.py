@@ -1,6 +1,7 @@
 """Every limit and knob of the server, in one place, overridable by NN_PLAYGROUND_* env vars."""
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -82,6 +83,32 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = []  # IPs/CIDRs whose X-Forwarded-For names the client
     metrics_enabled: bool = True  # serve GET /metrics (Prometheus text format)
     log_level: str = "INFO"  # level of the JSON-lines log of the nn_playground logger
+
+    # ---- classroom (issue 10, H5: app/classroom, app/api/routes/classes.py) ----
+    max_classes: int = 1000  # classes the server keeps in all (429 beyond)
+    max_classes_per_owner: int = 5  # classes created with one owner token (Authorization)
+    max_classes_per_address: int = 20  # classes created from one client address
+    max_learners_per_class: int = 100  # sessions attached to one class (429 beyond)
+    max_class_watchers: int = 4  # dashboards open on one class at once (4429 beyond)
+    tile_fps: float = 4.0  # a dashboard's tiles refresh at most this often (per learner)
+    tile_size: int = 24  # a tile is tile_size x tile_size uint8 (the learner's output grid)
+    max_preset_bytes: int = 262_144  # body of a pushed preset (validated once, then sent to all)
+
+    # ---- saved runs, share links, gallery (issue 10: app/runs, app/api/routes/runs.py) ----
+    max_runs_per_owner: int = 50  # saved runs one owner token may keep (429 when reached)
+    max_run_title_chars: int = 120  # a run's title (the runs.title column holds 120)
+    max_run_bytes: int = 32_000_000  # a run's gzip export stored in the database
+    run_thumbnail_size: int = 32  # the boundary thumbnail's grid (size x size bytes)
+    max_gallery_runs: int = 100  # most runs one GET /api/runs answers (its `limit`)
+    max_gallery_offset: int = 10_000  # deepest page of the gallery (its `offset`)
+    run_view_cache_bytes: int = 64_000_000  # built /r/{slug} views kept in memory (immutable)
+
+    # ---- storage: the database of sessions, runs and classes (issue 10, app/storage) ----
+    data_dir: Path = Path("data")  # created on start; holds playground.db unless database_url
+    database_url: str | None = None  # e.g. postgresql+psycopg://user@host/db; None = SQLite
+    checkpoint_seconds: float = 5.0  # a changing session is checkpointed at most this often
+    database_threads: int = 4  # threads (and pooled connections) that run database calls
+    max_checkpoint_backlog_bytes: int = 256_000_000  # unwritten checkpoints held; more dropped
 
 
 @lru_cache

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import re
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,11 +24,23 @@ from app.api.ws_protocol import uvicorn_options
 from app.main import create_app
 from app.settings import Settings
 
+# Every app of the test run keeps its database in a directory of its own under this one
+# (tests never write ./data); removed when the run ends.
+TEST_DATA_ROOT = tempfile.mkdtemp(prefix="nn-playground-tests-")
+atexit.register(shutil.rmtree, TEST_DATA_ROOT, True)
+
+
+def fresh_data_dir() -> str:
+    """A new empty data directory (a fresh SQLite database) for one app."""
+    return tempfile.mkdtemp(dir=TEST_DATA_ROOT)
+
 
 def make_settings(**overrides: Any) -> Settings:
-    """Test settings: one worker thread in-process (fast start) unless overridden."""
+    """Test settings: one worker thread in-process (fast start) and a fresh data directory
+    (its own SQLite database) unless overridden."""
     # rate_limit_per_second: only tests/ops and tests/abuse meet the per-address rate limit.
     values: dict[str, Any] = {"worker_processes": 0, "rate_limit_per_second": 1e6, **overrides}
+    values.setdefault("data_dir", fresh_data_dir())
     # TestClient's Host is "testserver": it joins the Host allow-list (TrustedHostMiddleware).
     values.setdefault("allowed_hosts", ["127.0.0.1", "localhost", "::1", "testserver"])
     values.setdefault("rate_limit_per_second", 1e6)

@@ -31,6 +31,7 @@ from app.sessions.frames import FramePart, merge_parts
 from app.sessions.jobs import JobBoard
 from app.sessions.worker_link import WorkerHandle
 from app.settings import Settings
+from app.storage import Storage
 
 logger = logging.getLogger("nn_playground.sessions")
 
@@ -109,8 +110,14 @@ class SessionHandle:
 class SessionManager:
     """Creates sessions on the least-loaded worker and routes every call and frame."""
 
-    def __init__(self, settings: Settings, owners: OwnerRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        owners: OwnerRegistry | None = None,
+        storage: Storage | None = None,
+    ) -> None:
         self.settings = settings
+        self.storage = storage  # the database (app/storage); None: sessions live in memory only
         self.owners = owners if owners is not None else OwnerRegistry(settings.max_owners)
         self.owners.holders.append(self.owner_in_use)
         # ---- jobs (app/sessions/jobs.py): races, replays and long steps in the workers ----
@@ -293,6 +300,10 @@ class SessionManager:
             handle.starting -= 1
         self._track(handle, result)
         return result
+
+    async def call_worker(self, worker: WorkerHandle, op: str, payload: Any = None) -> Any:
+        """An operation on a worker itself, about no one session (the classroom's tiles)."""
+        return await self._request(worker, op, "", payload)
 
     # ---- owners and quotas -----------------------------------------------------------------
 
