@@ -28,6 +28,7 @@ from app.api import openapi as openapi_fixes
 from app.api.limits import BodySizeLimit
 from app.api.owners import OwnerRegistry
 from app.api.routes import (
+    classes,
     datasets,
     health,
     instruments,
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(races.router)
     app.include_router(timetravel.router)
     app.include_router(jobs_routes.router)
+    app.include_router(classes.router)  # the classroom, /class/{code} (issue 10)
     app.include_router(runs.router)  # saved runs, /r/{slug}, /gallery (issue 10)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -94,6 +94,16 @@ class Settings(BaseSettings):
     tile_size: int = 24  # a tile is tile_size x tile_size uint8 (the learner's output grid)
     max_preset_bytes: int = 262_144  # body of a pushed preset (validated once, then sent to all)
 
+    # ---- classroom (issue 10, H5: app/classroom, app/api/routes/classes.py) ----
+    max_classes: int = 1000  # classes the server keeps in all (429 beyond)
+    max_classes_per_owner: int = 5  # classes created with one owner token (Authorization)
+    max_classes_per_address: int = 20  # classes created from one client address
+    max_learners_per_class: int = 100  # sessions attached to one class (429 beyond)
+    max_class_watchers: int = 4  # dashboards open on one class at once (4429 beyond)
+    tile_fps: float = 4.0  # a dashboard's tiles refresh at most this often (per learner)
+    tile_size: int = 24  # a tile is tile_size x tile_size uint8 (the learner's output grid)
+    max_preset_bytes: int = 262_144  # body of a pushed preset (validated once, then sent to all)
+
     # ---- saved runs, share links, gallery (issue 10: app/runs, app/api/routes/runs.py) ----
     max_runs_per_owner: int = 50  # saved runs one owner token may keep (429 when reached)
     max_run_title_chars: int = 120  # a run's title (the runs.title column holds 120)

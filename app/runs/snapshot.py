@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import struct
 from typing import Any
 
 import numpy as np
@@ -21,14 +22,15 @@ from app.datasets import featurize
 from app.sessions.build import grid_points
 from app.sessions.export import SessionExport, export_session, import_session
 from app.sessions.frame_builder import build_part
-from app.sessions.frames import FramePart
+from app.sessions.frames import frame_bytes
 from app.sessions.session import TrainingSession
 
 Array = npt.NDArray[np.float64]
+VIEW_FORMAT = "nn-playground-run-view"
 GZIP_LEVEL = 6  # ~4x smaller than level 1 on a history's repr floats for ~2x the time
 
 
-def run_call(session: TrainingSession | None, payload: dict[str, Any]) -> dict[str, Any]:
+def run_call(session: TrainingSession | None, payload: dict[str, Any]) -> Any:
     """The worker's op "run": {"kind": "snapshot", ...} on a live session, or {"kind": "view",
     "export": gzip bytes, ...} on a saved run (`session` is then None)."""
     kind = payload.get("kind")
@@ -37,7 +39,7 @@ def run_call(session: TrainingSession | None, payload: dict[str, Any]) -> dict[s
             raise LookupError("snapshot needs a live session")
         return snapshot(session, payload["thumbnail_size"], payload["extent"])
     if kind == "view":
-        return view(payload["export"], payload["session_id"], payload["max_rows"])
+        return view(payload["export"], payload["session_id"], payload["run"])
     raise ValueError(f"unknown run operation {kind!r}; expected snapshot or view")
 
 
@@ -93,13 +95,17 @@ def thumbnail(session: TrainingSession, size: int, extent: float) -> bytes:
     return bytes(codes.astype(np.uint8))
 
 
-def view(export_gz: bytes, session_id: str, max_rows: int) -> dict[str, Any]:
-    """A saved run as a websocket hello would show it: SessionPublic and its first FramePart
-    (the whole history up to `max_rows`, the grids, the weights), from a transient session."""
+def view(export_gz: bytes, session_id: str, run: dict[str, Any]) -> bytes:
+    """A saved run as a websocket's hello shows a session, from a transient session: a hello
+    JSON message (`run` and SessionPublic), then the full-history frame (grids, weights, every
+    epoch's row), each prefixed by its 4-byte big-endian length (docs/protocol.md)."""
     data = SessionExport.model_validate_json(gzip.decompress(export_gz))
     session = import_session(data, session_id)
-    part: FramePart = build_part(session, max(1, session.epoch - max_rows + 1))
-    return {"session": session.public(), "part": part}
+    hello = {"type": "hello", "protocol": 1, "format": VIEW_FORMAT, "run": run,
+             "session": session.public()}
+    text = json.dumps(hello, allow_nan=False, default=str).encode()
+    frame = frame_bytes(build_part(session, 1), 0)
+    return b"".join(struct.pack(">I", len(m)) + m for m in (text, frame))
 
 
 def _finite(value: float | None) -> float | None:

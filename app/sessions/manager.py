@@ -305,6 +305,10 @@ class SessionManager:
         """An operation on a worker itself, about no one session (the classroom's tiles)."""
         return await self._request(worker, op, "", payload)
 
+    async def call_worker(self, worker: WorkerHandle, op: str, payload: Any = None) -> Any:
+        """An operation on a worker itself, about no one session (the classroom's tiles)."""
+        return await self._request(worker, op, "", payload)
+
     # ---- owners and quotas -----------------------------------------------------------------
 
     def owner_of(self, session_id: str) -> str:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from app.classroom.tiles import class_tiles
 from app.datasets import to_csv
 from app.engine import fast
 from app.instruments.race import Race, RaceCreate, start_race
@@ -271,6 +272,8 @@ class Worker:
                 return run_call(found.session if found else None, payload)
             except LookupError:
                 raise WorkerError(404, f"session {session_id!r} not found") from None
+        if op == "class_tiles":  # a classroom's low-res boundaries (app/classroom/tiles.py)
+            return class_tiles({s: r.session for s, r in self.runners.items()}, payload)
         runner = self._runner(session_id)
         session = runner.session
         if op == "get":

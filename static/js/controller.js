@@ -48,6 +48,12 @@ export class Controller extends Playground {
     controls.update(this.state, this.resolvedProblem());
     this.writeHash();
     window.addEventListener('hashchange', () => this.applyHash());
+    // A share link (/r/{slug}) shows its saved run at once (run_view.js, wired by main.js).
+    const runView = /** @type {any} */ (this).runView;
+    if (runView && await runView.openFromLocation()) {
+      this.drawer.afterFirstFrame = () => this.loadThumbnails();
+      return;
+    }
     if (await this.reopen()) {
       this.drawer.afterFirstFrame = () => this.loadThumbnails();
       return;

@@ -8,6 +8,7 @@ import { LossChartView } from './views/losschart.js';
 import { MetricsView } from './views/metrics.js';
 import { NetworkView } from './views/network.js';
 import { OutputView } from './views/output.js';
+import { RunView } from './run_view.js';
 
 const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -37,6 +38,10 @@ const views = {
 };
 
 const controller = new Controller(views);
+// Saved runs: the save bar, and a share link (/r/{slug}) shown at once, then Continue (run_view.js).
+const runView = new RunView(controller);
+runView.bind();
+controller.runView = runView;
 
 views.controls.bindChange((key, value) => controller.change(key, value));
 views.controls.bindTransport({

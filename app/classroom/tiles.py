@@ -1,0 +1,105 @@
+"""A learner's tile: the decision boundary at low resolution, for the teacher's dashboard.
+
+Runs in the worker (op "class_tiles", app/sessions/worker.py), off the web process's event
+loop, only when a dashboard asks: the classroom hub asks each worker for the tiles of the
+learners it holds at most `tile_fps` times a second, and a tile whose session did not change
+since the last one the hub has (same `key`) is skipped, so a class that is paused costs
+nothing but the question.
+
+Encoding (docs/protocol.md "Classroom"): `size` x `size` uint8, row-major, row 0 at the top
+(x2 = +extent), the same cells as the page's output grid at that resolution.
+- kind "value" (binary and regression): byte b stands for v = 2 b / 255 - 1 in [-1, 1]: a binary
+  output P(class 1) is drawn as 2 P - 1, a regression output clipped to [-1, 1], as the page's
+  output heatmap draws them (static/js/views/output.js).
+- kind "class" (multi-class): the predicted class index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from app.datasets import featurize
+from app.engine import fast
+from app.sessions.build import grid_points
+from app.sessions.session import TrainingSession
+
+_FEATURES: dict[tuple[int, float, tuple[str, ...]], npt.NDArray[np.float32]] = {}
+_MAX_FEATURES = 16
+
+
+def tile_key(session: TrainingSession) -> str:
+    """What a tile depends on: the run, its epoch, its status and its weights."""
+    return f"{session.history_id}:{session.epoch}:{session.status}:{session.weights_hash()}"
+
+
+def _features(size: int, extent: float, names: tuple[str, ...]) -> npt.NDArray[np.float32]:
+    """The size*size cell centres as features (cached: every learner of a class shares them)."""
+    key = (size, extent, names)
+    features = _FEATURES.get(key)
+    if features is None:
+        if len(_FEATURES) >= _MAX_FEATURES:
+            _FEATURES.clear()
+        features = featurize(grid_points(size, extent), list(names)).astype(np.float32)
+        features.flags.writeable = False
+        _FEATURES[key] = features
+    return features
+
+
+def _output(session: TrainingSession, x: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+    """The model's output at the points (a copy: the fast forward reuses its buffers)."""
+    try:
+        return np.array(fast.forward_all(session.model, x, np.float32, shared=True)[-1])
+    except (AttributeError, ValueError):  # a model the fast forward does not take
+        out: npt.NDArray[Any] = x.astype(np.float64)
+        for layer in session.model.layers:
+            out = layer.forward(out, training=False)
+        return out
+
+
+def tile_grid(session: TrainingSession, size: int, extent: float) -> tuple[str, bytes]:
+    """The session's boundary as (kind, size*size bytes), encoded as the module says."""
+    config = session.config
+    output = _output(session, _features(size, extent, tuple(config.features)))
+    with np.errstate(all="ignore"):
+        if config.resolved_problem() == "multiclass":
+            return "class", np.argmax(output, axis=1).astype(np.uint8).tobytes()
+        values = output[:, 0].astype(np.float64)
+        if config.resolved_problem() == "binary":
+            values = 2.0 * values - 1.0
+        values = np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=-1.0)
+        codes = np.rint((np.clip(values, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    return "value", codes.tobytes()
+
+
+def session_tile(session: TrainingSession, size: int, extent: float) -> dict[str, Any]:
+    """One learner's tile: the grid and what the dashboard prints under it."""
+    kind, grid = tile_grid(session, size, extent)
+    metrics = session.metrics()
+    return {
+        "session": session.id,
+        "key": tile_key(session),
+        "epoch": session.epoch,
+        "status": session.status,
+        "test_loss": metrics["test_loss"],
+        "train_loss": metrics["train_loss"],
+        "problem": session.config.resolved_problem(),
+        "kind": kind,
+        "size": size,
+        "grid": grid,
+    }
+
+
+def class_tiles(sessions: Mapping[str, TrainingSession], payload: dict[str, Any]) -> list[Any]:
+    """The worker's answer to "class_tiles": a tile for every asked session it holds whose key
+    differs from the one the hub has (`payload["sessions"]`: id -> key or None)."""
+    size, extent = int(payload["size"]), float(payload["extent"])
+    tiles = []
+    for session_id, known in payload["sessions"].items():
+        session = sessions.get(session_id)
+        if session is not None and tile_key(session) != known:
+            tiles.append(session_tile(session, size, extent))
+    return tiles
