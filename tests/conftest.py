@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import glob
 import json
+import os
 import re
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +27,7 @@ from fastapi.testclient import TestClient
 from app.api.ws_protocol import uvicorn_options
 from app.main import create_app
 from app.settings import Settings
+from app.storage import Storage, tables
 
 # Every app of the test run keeps its database in a directory of its own under this one
 # (tests never write ./data); removed when the run ends.
@@ -190,3 +195,77 @@ def live_server() -> Iterator[str]:
     """
     with LiveServer(worker_processes=1) as server:
         yield server.url
+
+
+# ---- the database (issue 10): a real PostgreSQL server, and `storage` on both backends ----
+
+POSTGRES_MISSING = (
+    "PostgreSQL's server binaries (/usr/lib/postgresql/*/bin/initdb, pg_ctl) are missing: "
+    "install Debian's `postgresql` package (apt-get install -y postgresql; scripts/test.sh "
+    "does) - the storage tests run against a real server, never a mock"
+)
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a real PostgreSQL server for the whole test run (SQLAlchemy + psycopg 3).
+
+    initdb and pg_ctl on a temporary directory and a free loopback port (as the `postgres`
+    user when we are root: the server refuses to run as root); no fsync (a test database);
+    stopped and removed at the end. One database, `playground`: tests clean their own rows.
+    """
+    initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not initdbs:
+        pytest.fail(POSTGRES_MISSING, pytrace=False)
+    bindir = Path(initdbs[-1]).parent
+    root = Path(tempfile.mkdtemp(prefix="nn-playground-pg-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", free_port()
+
+    def run(*command: str | Path) -> None:
+        done = subprocess.run(
+            [*as_postgres, *map(str, command)], capture_output=True, text=True, timeout=60
+        )
+        if done.returncode:
+            log = (root / "log").read_text() if (root / "log").exists() else ""
+            pytest.fail(f"{command[0]} failed: {done.stdout}{done.stderr}{log}", pytrace=False)
+
+    run(bindir / "initdb", "-D", data, "-A", "trust", "-U", "nn", "--no-sync", "-E", "UTF8")
+    options = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off"
+    )
+    run(bindir / "pg_ctl", "-D", data, "-o", options, "-l", root / "log", "-w", "start")
+    try:
+        run(bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "nn", "playground")
+        yield f"postgresql+psycopg://nn@127.0.0.1:{port}/playground"
+    finally:
+        run(bindir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A migrated Storage, once on a fresh SQLite file and once on the PostgreSQL server
+    (its tables emptied first: the server's one database is shared by the whole run)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    store = Storage(make_settings(data_dir=tmp_path, database_url=url))
+    store.migrate()
+    if url is not None:
+        with store.engine.begin() as conn:
+            for table in reversed(tables.metadata.sorted_tables):
+                conn.execute(table.delete())
+    try:
+        yield store
+    finally:
+        store.close()
