@@ -109,11 +109,17 @@ class CheckpointWriter:
         with self._cond:
             self.submitted += 1
             sid = cp.session_id
+            queue = self._queues.get(sid)
+            last = queue[-1] if queue else None
+            merged = coalesce(last, cp) if isinstance(last, SessionCheckpoint) else None
+            growth = cp.size
+            if merged is not None and isinstance(last, SessionCheckpoint):
+                growth = merged.size - last.size
             dropped = (
                 self._stopping
                 or sid in self._deleted
                 or (sid in self._holes and not cp.reset_history)
-                or self._backlog + cp.size > self.max_backlog_bytes
+                or self._backlog + growth > self.max_backlog_bytes
             )
             if not dropped:
                 self._holes.discard(sid)
