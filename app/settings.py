@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 1_000_000
     max_batch_size: int = 1000
     session_idle_seconds: float = 600.0
-    checkpoint_memory_bytes: int = 32_000_000
+    # Time travel: the full-state checkpoints each live session records (H3, issue 10).
+    checkpoint_memory_bytes: int = 2_000_000
     allowed_origins: list[str] = [
         "http://127.0.0.1:8000",
         "http://localhost:8000",

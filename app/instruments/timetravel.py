@@ -1,26 +1,31 @@
-"""Time travel over a session's past epochs, by deterministic replay into a checkpoint store.
+"""Time travel over a session's past epochs, restored from the checkpoints it recorded.
 
-A live session lives in a worker process and keeps no past weights. Training is deterministic
-(same config and same commands give bit-identical weights), so replaying the session's config
-from epoch 0 to its current epoch reproduces every epoch's weights; the replay keeps them in a
-memory-bounded CheckpointStore. `verified` says whether the replay ended on exactly the live
-weights: it does not when settings or weights were changed during the run, and the page says so.
+A live session in a worker records its own past (app/instruments/checkpoints.py): before each
+epoch, when the epoch is a multiple of the store's stride, the full state the epoch starts from
+(weights, optimizer slots and iterations, every RNG state, early stopping, the config in force).
+Nothing is replayed: a frame of a past epoch shows exactly the weights the run had then, and a
+fork restores that state, so it continues bit-identically to the original run (as long as the
+fork keeps the settings), even when settings were changed mid-run.
+
+`Replay` (the name kept from when this was a replay) is the view a `POST .../timetravel` opens:
+the live session, its store and a scratch session to draw frames of past configs. The live
+epoch itself is always a stop (captured when asked), whatever the stride.
 """
 
-import contextlib
+from __future__ import annotations
+
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.instruments.checkpoints import Checkpoint, CheckpointStore
+from app.instruments.checkpoints import Checkpoint, CheckpointStore, attach, capture
 from app.instruments.race import session_bytes
 from app.sessions.config import LIVE_FIELDS, merge_config
-from app.sessions.export import export_session
+from app.sessions.export import FORMAT, export_nested
 from app.sessions.frame_builder import build_part
 from app.sessions.frames import EPOCH_COLUMNS, encode_frame
-from app.sessions.history import History
 from app.sessions.session import TrainingSession
-from app.settings import get_settings
 
 # A fork keeps the weights, so it may change anything that does not reshape them.
 FORK_FIELDS = LIVE_FIELDS | {"optimizer"}
@@ -28,47 +33,70 @@ FORK_FIELDS = LIVE_FIELDS | {"optimizer"}
 
 @dataclass
 class Replay:
-    """A session replayed epoch by epoch, its checkpoints, and whether it matched the live run."""
+    """The time-travel view of a live session: its recorded checkpoints and its epoch now."""
 
-    session: TrainingSession
+    session: TrainingSession  # the live session
     checkpoints: CheckpointStore
-    live_epoch: int
-    verified: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _scratch: TrainingSession | None = None  # draws frames of past configs
+
+    @property
+    def live_epoch(self) -> int:
+        """The live session's epoch now."""
+        return self.session.epoch
+
+    @property
+    def verified(self) -> bool:
+        """Always: every stop is a recorded state of the live run, not a replay of it."""
+        return True
 
     def nbytes(self) -> int:
-        """Memory the replay holds: its checkpoints and its session."""
-        return self.checkpoints.nbytes + session_bytes(self.session)
+        """Memory the view may hold beyond the live session's own recording: a scratch session
+        to draw frames (as large as the live one; never 0, which the board reads as none)."""
+        return session_bytes(self._scratch if self._scratch is not None else self.session)
+
+    def epochs(self) -> list[int]:
+        """The slider's stops: every stored epoch and the live one."""
+        stored = self.checkpoints.epochs
+        return stored if stored and stored[-1] == self.live_epoch else [*stored, self.live_epoch]
 
     def summary(self) -> dict[str, Any]:
         """What the slider needs: the epochs it can show and how they were kept."""
-        with self.lock:  # a new recording may be extending this replay meanwhile
-            return self._summary()
+        with self.lock:
+            return {
+                "session_id": self.session.id,
+                "live_epoch": self.live_epoch,
+                "replayed_epoch": self.live_epoch,
+                "verified": True,
+                "epochs": self.epochs(),
+                "stride": self.checkpoints.stride,
+                "checkpoint_bytes": self.checkpoints.nbytes,
+                "checkpoint_memory_bytes": self.checkpoints.memory_bytes,
+                "history": self.session.history.to_columns(),
+            }
 
-    def _summary(self) -> dict[str, Any]:
-        return {
-            "session_id": self.session.id,
-            "live_epoch": self.live_epoch,
-            "replayed_epoch": self.session.epoch,
-            "verified": self.verified,
-            "epochs": self.checkpoints.epochs,
-            "stride": self.checkpoints.stride,
-            "checkpoint_bytes": self.checkpoints.nbytes,
-            "checkpoint_memory_bytes": self.checkpoints.memory_bytes,
-            "history": self.session.history.to_columns(),
-        }
+    def checkpoint(self, epoch: int) -> Checkpoint:
+        """The full state at the stop nearest to `epoch` (the live state for the live epoch)."""
+        live = self.live_epoch
+        if len(self.checkpoints) == 0:
+            return capture(self.session)
+        nearest = self.checkpoints.nearest(epoch)
+        if nearest == live or abs(live - epoch) < abs(nearest - epoch):
+            return capture(self.session)
+        return self.checkpoints.get(nearest)
 
     def frame_at(self, epoch: int) -> bytes:
-        """A binary frame (docs/protocol.md layout) of the network at the stored epoch nearest
-        to `epoch`: weights, output grid and neuron grids, as the page renders a live frame."""
+        """A binary frame (docs/protocol.md layout) of the network at the stop nearest to
+        `epoch`: weights, output grid and neuron grids, as the page renders a live frame."""
         with self.lock:
-            checkpoint = self.checkpoints.get(epoch)
-            live_weights = self.session.model.get_weights()
-            try:
-                self.session.model.set_weights(checkpoint.weights)
-                part = build_part(self.session, self.session.epoch + 1)
-            finally:
-                self.session.model.set_weights(live_weights)
+            checkpoint = self.checkpoint(epoch)
+            config = checkpoint.config or self.session.config
+            scratch = self._scratch
+            if scratch is None or scratch.config != config:
+                scratch = self._scratch = TrainingSession(config, self.session.id)
+            scratch.model.set_weights(checkpoint.weights)
+            scratch.epoch = checkpoint.epoch
+            part = build_part(scratch, scratch.epoch + 1)
         header = {
             **part.header,
             "epoch": checkpoint.epoch,
@@ -78,20 +106,23 @@ class Replay:
                 "requested_epoch": epoch,
                 "epoch": checkpoint.epoch,
                 "stride": self.checkpoints.stride,
-                "verified": self.verified,
+                "verified": True,
             },
         }
         return encode_frame(header, part.sections)
 
     def _metrics(self, epoch: int) -> dict[str, float | None]:
-        columns = self.session.history.to_columns()
-        if epoch == 0:
+        history = self.session.history
+        if not 0 < epoch <= len(history):
             return dict.fromkeys(EPOCH_COLUMNS)
-        return {name: columns[name][epoch - 1] for name in EPOCH_COLUMNS}
+        values = [float(v) for v in history._table[epoch - 1, : len(EPOCH_COLUMNS)]]
+        return {name: v if math.isfinite(v) else None
+                for name, v in zip(EPOCH_COLUMNS, values, strict=True)}
 
     def fork_export(self, epoch: int, changes: dict[str, Any]) -> dict[str, Any]:
-        """A SessionExport of a new session: the config with `changes`, the stored weights
-        nearest to `epoch`, the history up to there, a fresh optimizer state."""
+        """A SessionExport of a new session: the full state at the stop nearest to `epoch`
+        (optimizer and RNG states included: it continues as the original did), the history up
+        to there, and the config with `changes` (a new optimizer starts with fresh slots)."""
         refused = sorted(set(changes) - FORK_FIELDS)
         if refused:
             raise ValueError(
@@ -99,122 +130,104 @@ class Replay:
                 f"it may change: {', '.join(sorted(FORK_FIELDS))}"
             )
         with self.lock:
-            checkpoint: Checkpoint = self.checkpoints.get(epoch)
+            checkpoint = self.checkpoint(epoch)
             columns = self.session.history.to_columns()
-            config = merge_config(self.session.config, changes)
-        fork = TrainingSession(config, f"{self.session.id}-fork")
-        fork.model.set_weights(checkpoint.weights)
-        fork.epoch = checkpoint.epoch
-        fork.history = History.from_columns(
-            {name: values[: checkpoint.epoch] for name, values in columns.items()}
-        )
-        return export_session(fork)
+        return checkpoint_export(checkpoint, columns, changes)
 
 
-def replay(
-    live: TrainingSession, previous: Replay | None = None, memory_bytes: int | None = None
-) -> Replay:
-    """Replay `live`'s config from epoch 0 to its epoch, keeping checkpoints within the bound.
+def checkpoint_export(
+    checkpoint: Checkpoint, columns: dict[str, list[float | None]],
+    changes: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The SessionExport dict of a complete checkpoint, its history cut to its epoch, paused."""
+    if checkpoint.config is None:
+        raise ValueError(f"the checkpoint of epoch {checkpoint.epoch} holds weights only")
+    config = merge_config(checkpoint.config, changes or {})
+    same_optimizer = config.optimizer == checkpoint.config.optimizer
+    best = checkpoint.best_test_loss
+    return {
+        "format": FORMAT,
+        "version": 1,
+        "config": config.model_dump(),
+        "status": "paused",
+        "status_reason": None,
+        "epoch": checkpoint.epoch,
+        "weights": [export_nested(w) for w in checkpoint.weights],
+        "optimizer": {
+            "iterations": checkpoint.iterations if same_optimizer else 0,
+            "state": {
+                key: {slot: export_nested(value) for slot, value in slots.items()}
+                for key, slots in checkpoint.optimizer.items()
+            } if same_optimizer else {},
+        },
+        "rng": checkpoint.rng,
+        "history": {name: values[: checkpoint.epoch] for name, values in columns.items()},
+        "early_stopping": {"best": best if math.isfinite(best) else None,
+                           "wait": checkpoint.wait},
+    }
 
-    A `previous` replay of the same session that matched the live run and has the same config
-    is extended from where it stopped instead of starting again. `memory_bytes` defaults to
-    Settings.checkpoint_memory_bytes.
-    """
-    run = begin_replay(live, previous, memory_bytes)
-    while not run.advance():
-        pass
-    return run.finish()
+
+def open_replay(live: TrainingSession, previous: Replay | None = None) -> Replay:
+    """The time-travel view of `live` (the previous one while it views the same session)."""
+    if previous is not None and previous.session is live:
+        return previous
+    return Replay(live, attach(live))
 
 
 @dataclass
 class ReplayRun:
-    """A replay under way, trained epoch by epoch (`advance`) in a worker's slices.
+    """Kept for the job interface (worker_jobs.ReplayJob): opening the view is one step."""
 
-    The live run is recorded when the replay starts (its epoch and weights), so the live
-    session may go on training meanwhile: `verified` compares with that record.
-    """
+    replay: Replay
 
-    session: TrainingSession
-    checkpoints: CheckpointStore
-    live_epoch: int
-    live_hash: str
-    previous: Replay | None  # the replay being extended, or None for a new one
-    first_epoch: int  # where this run started (0, or where the previous one stopped)
+    @property
+    def session(self) -> TrainingSession:
+        """The live session viewed."""
+        return self.replay.session
+
+    @property
+    def checkpoints(self) -> CheckpointStore:
+        """Its recorded checkpoints."""
+        return self.replay.checkpoints
+
+    @property
+    def live_epoch(self) -> int:
+        """The live epoch (the stops end there)."""
+        return self.replay.live_epoch
 
     @property
     def done(self) -> int:
-        """Epochs replayed by this run."""
-        return self.session.epoch - self.first_epoch
+        """Epochs covered (all of them: nothing is replayed)."""
+        return self.live_epoch
 
     @property
     def total(self) -> int:
-        """Epochs this run has to replay."""
-        return self.live_epoch - self.first_epoch
+        """Epochs to cover."""
+        return self.live_epoch
 
     def advance(self) -> bool:
-        """Replay one epoch (storing it); True once the replay reached the live epoch or the
-        session stopped by itself (diverged, finished)."""
-        if self.finished:
-            return True
-        lock = self.previous.lock if self.previous is not None else None
-        with lock or contextlib.nullcontext():
-            self.session.train_one_epoch()
-            self.checkpoints.add(self.session.epoch, self.session.model.get_weights())
-        return self.finished
+        """Nothing to replay: done at once."""
+        return True
 
     @property
     def finished(self) -> bool:
-        """Nothing is left to replay."""
-        return self.session.epoch >= self.live_epoch or self.session.status != "paused"
+        """Always."""
+        return True
 
     def finish(self) -> Replay:
-        """The replay: the previous one extended, or a new one."""
-        verified = (
-            self.session.epoch == self.live_epoch and self.session.weights_hash() == self.live_hash
-        )
-        if self.previous is not None:
-            with self.previous.lock:
-                self.previous.live_epoch = self.live_epoch
-                self.previous.verified = verified
-            return self.previous
-        return Replay(self.session, self.checkpoints, self.live_epoch, verified)
+        """The view."""
+        return self.replay
 
     def nbytes(self) -> int:
-        """Memory the replay holds: its checkpoints and its session."""
-        return self.checkpoints.nbytes + session_bytes(self.session)
+        """Memory the view holds."""
+        return self.replay.nbytes()
 
 
-def begin_replay(
-    live: TrainingSession, previous: Replay | None = None, memory_bytes: int | None = None
-) -> ReplayRun:
-    """A replay of `live` up to its epoch now, to be trained by `ReplayRun.advance`."""
-    limit = get_settings().max_step_epochs
-    if live.epoch > limit:
-        raise ValueError(
-            f"epoch = {live.epoch} is too long to replay; max_step_epochs = {limit}"
-        )
-    if previous is not None and _extendable(previous, live):
-        # The same object, under its own lock, so a frame being drawn from it stays consistent.
-        return ReplayRun(
-            previous.session, previous.checkpoints, live.epoch, live.weights_hash(), previous,
-            previous.session.epoch,
-        )
-    session = TrainingSession(live.config, live.id)
-    store = CheckpointStore() if memory_bytes is None else CheckpointStore(memory_bytes)
-    store.add(0, session.model.get_weights())
-    return ReplayRun(session, store, live.epoch, live.weights_hash(), None, 0)
+def begin_replay(live: TrainingSession, previous: Replay | None = None) -> ReplayRun:
+    """Open the time-travel view of `live` (a job of one step; see ReplayJob)."""
+    return ReplayRun(open_replay(live, previous))
 
 
-def _matches(session: TrainingSession, live: TrainingSession) -> bool:
-    """Whether the replay stands exactly where the live session does."""
-    return session.epoch == live.epoch and session.weights_hash() == live.weights_hash()
-
-
-def _extendable(previous: Replay, live: TrainingSession) -> bool:
-    """Whether `live` is `previous`'s run gone further (same config, matched, not past it)."""
-    return (
-        previous.verified
-        and previous.session.config == live.config
-        and previous.session.epoch <= live.epoch
-        and previous.session.status == "paused"
-    )
+def replay(live: TrainingSession, previous: Replay | None = None) -> Replay:
+    """The time-travel view of `live`, at once."""
+    return begin_replay(live, previous).finish()

@@ -90,9 +90,13 @@ def _generators(session: TrainingSession) -> dict[str, np.random.Generator]:
     }
 
 
-def _nested(array: Array) -> list[Any]:
+def export_nested(array: Array) -> list[Any]:
+    """An array as the export's nested lists of floats."""
     values = json_nested(array)
     return values if isinstance(values, list) else [values]
+
+
+_nested = export_nested
 
 
 def export_session(session: TrainingSession) -> dict[str, Any]:

@@ -8,7 +8,7 @@ command sequence always give bit-identical weights (every draw comes from seeded
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,9 @@ from app.sessions.frames import weights_hash
 from app.sessions.history import History
 from app.sessions.stability import StabilityDetector, explain
 from app.settings import get_settings
+
+if TYPE_CHECKING:
+    from app.instruments.checkpoints import CheckpointStore
 
 Array = npt.NDArray[np.float64]
 Status = Literal["paused", "running", "finished", "diverged"]
@@ -52,6 +55,9 @@ class TrainingSession:
         self.id = session_id
         self.config = config
         self.history_id = 0
+        # Time travel's recording (app/instruments/checkpoints.py): a live session in a worker
+        # keeps its past states there; None (races, traces, scratch sessions) records nothing.
+        self.timetravel: CheckpointStore | None = None
         self.status: Status = "paused"
         self.status_reason: str | None = None
         self.steps_remaining = 0
@@ -66,6 +72,8 @@ class TrainingSession:
     def _rebuild_model(self, built: BuiltModel | None = None) -> None:
         """Fresh weights from seed and init_draw (or the model just built), epoch 0, no history."""
         self.built: BuiltModel = built or make_model(self.config)
+        if self.timetravel is not None:
+            self.timetravel.clear()  # another run: its past is not this one's
         self._problem = self.config.resolved_problem()
         self.last_prediction = None
         self.epoch = 0
@@ -241,6 +249,8 @@ class TrainingSession:
 
     def train_one_epoch(self) -> None:
         """One epoch, its losses and metrics, then the status checks; never raises."""
+        if self.timetravel is not None:
+            self.timetravel.record(self)  # the state this epoch starts from, config included
         x, y = self.data.x_train, self.data.y_train
         # Overflow in a diverging net is expected: it is reported as `diverged`, not warned.
         with np.errstate(all="ignore"):

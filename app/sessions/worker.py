@@ -42,6 +42,7 @@ from pydantic import ValidationError
 from app.classroom.tiles import class_tiles
 from app.datasets import to_csv
 from app.engine import fast
+from app.instruments.checkpoints import attach
 from app.instruments.race import Race, RaceCreate, start_race
 from app.instruments.session_trace import trace_session
 from app.instruments.timetravel import Replay, begin_replay
@@ -101,6 +102,10 @@ class Runner:
     pace_speed: float | None = None
     next_epoch_at: float = 0.0
     in_flight: int = 0  # frames the web process has not reported taken (flow control)
+
+    def __post_init__(self) -> None:
+        # Time travel (issue 10): a live session records its past states (checkpoints.py).
+        attach(self.session)
 
     def restart_pace(self, now: float) -> None:
         """Start the pace clock again (play, step, a new speed): the next epoch is due now."""

@@ -150,7 +150,8 @@ class RaceStepJob(WorkerJob):
 
 @dataclass(eq=False)
 class ReplayJob(WorkerJob):
-    """A time-travel replay of a session up to its epoch when the job started."""
+    """Opening a session's time-travel view: its recorded checkpoints, so done in one turn
+    (kept a job so the route and its budgets stay as they were when this was a replay)."""
 
     run: ReplayRun | None = None
     replays: dict[str, Replay] = field(default_factory=dict)  # the worker's, to store it in
@@ -228,7 +229,6 @@ class StepJob(WorkerJob):
 
 
 def estimate_replay_bytes(run: ReplayRun) -> int:
-    """The most a replay may hold once done: its session and its checkpoint bound."""
-    one = sum(int(w.nbytes) for w in run.session.model.get_weights())
-    checkpoints = min(run.checkpoints.memory_bytes, (run.live_epoch + 1) * one)
-    return session_bytes(run.session) + max(checkpoints, run.checkpoints.nbytes)
+    """The most a time-travel view may hold: a scratch session to draw past epochs' frames
+    (the checkpoints themselves are the live session's recording, bounded per session)."""
+    return session_bytes(run.session)
