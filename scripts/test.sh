@@ -12,6 +12,13 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq && apt-get install -y -qq chromium
 fi
 
+# The storage tests also run against a real PostgreSQL server, started by the tests on a
+# temporary directory and a loopback port (tests/conftest.py postgres_url): Debian's package.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq postgresql
+fi
+
 .venv/bin/ruff check app tests bench examples
 .venv/bin/mypy --strict app
 .venv/bin/pytest "$@"
