@@ -233,6 +233,12 @@ export class SessionLink {
       this.lostConnection();
     } else if (message.type === 'lost') {
       this.workerLost(message.detail);
+    } else if (message.type === 'class') {
+      // The session's class (docs/protocol.md "Classroom"): a preset pushed, the class paused or deleted.
+      if (message.session) page.adoptExternal(message.session);
+      const said = { preset: 'Your teacher pushed a preset', pause: 'Your teacher paused the class' };
+      page.showError(said[/** @type {'preset' | 'pause'} */ (message.event)] ?? message.detail ?? 'Class message', 8000, 'class');
+      window.dispatchEvent(new CustomEvent('nn-class', { detail: message }));
     } else if (message.type === 'job') {
       jobs.receive(message.job);
       if (message.job?.state !== 'running') this.jobEnded(message.job);
