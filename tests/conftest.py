@@ -213,6 +213,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def postgres_bindir() -> Path:
+    """The newest installed PostgreSQL's bin directory; fails the test (never skips) with
+    what to install when there is none."""
+    initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not initdbs:
+        pytest.fail(POSTGRES_MISSING, pytrace=False)
+    return Path(initdbs[-1]).parent
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a real PostgreSQL server for the whole test run (SQLAlchemy + psycopg 3).
@@ -221,10 +230,7 @@ def postgres_url() -> Iterator[str]:
     user when we are root: the server refuses to run as root); no fsync (a test database);
     stopped and removed at the end. One database, `playground`: tests clean their own rows.
     """
-    initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not initdbs:
-        pytest.fail(POSTGRES_MISSING, pytrace=False)
-    bindir = Path(initdbs[-1]).parent
+    bindir = postgres_bindir()
     root = Path(tempfile.mkdtemp(prefix="nn-playground-pg-"))
     as_postgres: list[str] = []
     if os.geteuid() == 0:

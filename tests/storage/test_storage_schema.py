@@ -20,6 +20,7 @@ from app.main import check_database, create_app
 from app.settings import Settings
 from app.storage import SchemaTooNew, Storage
 from app.storage.tables import metadata
+from tests import conftest
 from tests.conftest import make_settings
 
 FUTURE = "9999_from_a_newer_release"
@@ -121,3 +122,11 @@ def test_start_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
         assert isinstance(storage.session_ids("stored"), list)
         assert client.get("/health").status_code == 200
     assert not (tmp_path / "playground.db").exists()
+
+
+def test_missing_postgresql_fails_naming_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without PostgreSQL's binaries the fixture fails (not skips) and says what to install."""
+    monkeypatch.setattr(conftest.glob, "glob", lambda _pattern: [])
+    with pytest.raises(pytest.fail.Exception) as failure:
+        conftest.postgres_bindir()
+    assert "apt-get install -y postgresql" in str(failure.value)

@@ -7,6 +7,7 @@ compares what load_session returns with them, value for value.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import numpy as np
@@ -169,3 +170,40 @@ def test_long_history_is_written_incrementally(storage: Storage) -> None:
     stored = storage.load_session("s1")
     assert stored is not None and stored.epoch == 100_000
     np.testing.assert_array_equal(stored.history, rows(1, 100_000))
+
+
+def test_concurrent_calls_do_not_fail(storage: Storage) -> None:
+    """A writer thread saving checkpoints while four threads read and update other rows (what
+    the database threads do): no "database is locked", every row where it belongs."""
+    for session in ("r0", "r1", "r2", "r3"):
+        storage.save_checkpoint(checkpoint(session))
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for first in range(1, 401, 10):
+                storage.save_checkpoint(checkpoint("w", first_epoch=first, count=10))
+        except BaseException as error:
+            errors.append(error)
+
+    def read_and_update(session: str) -> None:
+        try:
+            for turn in range(41):  # ends "live"
+                storage.set_state(session, "stored" if turn % 2 else "live")
+                assert storage.load_session(session) is not None
+                storage.session_ids("stored")
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=write)] + [
+        threading.Thread(target=read_and_update, args=(f"r{i}",)) for i in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30.0)
+    assert errors == []
+    stored = storage.load_session("w")
+    assert stored is not None
+    np.testing.assert_array_equal(stored.history, rows(1, 400))
+    assert sorted(storage.session_ids("live")) == ["r0", "r1", "r2", "r3", "w"]
