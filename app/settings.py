@@ -95,16 +95,6 @@ class Settings(BaseSettings):
     tile_size: int = 24  # a tile is tile_size x tile_size uint8 (the learner's output grid)
     max_preset_bytes: int = 262_144  # body of a pushed preset (validated once, then sent to all)
 
-    # ---- classroom (issue 10, H5: app/classroom, app/api/routes/classes.py) ----
-    max_classes: int = 1000  # classes the server keeps in all (429 beyond)
-    max_classes_per_owner: int = 5  # classes created with one owner token (Authorization)
-    max_classes_per_address: int = 20  # classes created from one client address
-    max_learners_per_class: int = 100  # sessions attached to one class (429 beyond)
-    max_class_watchers: int = 4  # dashboards open on one class at once (4429 beyond)
-    tile_fps: float = 4.0  # a dashboard's tiles refresh at most this often (per learner)
-    tile_size: int = 24  # a tile is tile_size x tile_size uint8 (the learner's output grid)
-    max_preset_bytes: int = 262_144  # body of a pushed preset (validated once, then sent to all)
-
     # ---- saved runs, share links, gallery (issue 10: app/runs, app/api/routes/runs.py) ----
     max_runs_per_owner: int = 50  # saved runs one owner token may keep (429 when reached)
     max_run_title_chars: int = 120  # a run's title (the runs.title column holds 120)
@@ -120,6 +110,11 @@ class Settings(BaseSettings):
     checkpoint_seconds: float = 5.0  # a changing session is checkpointed at most this often
     database_threads: int = 4  # threads (and pooled connections) that run database calls
     max_checkpoint_backlog_bytes: int = 256_000_000  # unwritten checkpoints held; more dropped
+
+    # ---- sessions that last (issue 10, H2: app/sessions/checkpointing.py, restore.py) ----
+    # checkpoint_seconds <= 0 turns checkpoints (and restores) off: sessions live in memory only.
+    standby_worker: bool = True  # a warmed spare worker process replaces a dead one at once
+    max_stored_sessions_per_owner: int = 100  # live + stored (idle-evicted) sessions per owner
 
 
 @lru_cache

@@ -48,9 +48,10 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 async def get_session(session_id: str, manager: ManagerDep) -> SessionHandle:
-    """The handle of a live session (which worker owns it), or 404."""
+    """The handle of a live session (which worker owns it), or 404. A session stored by idle
+    expiry is restored first, and one whose worker died is waited for (manager.ensure)."""
     try:
-        return manager.get(session_id)
+        return await manager.ensure(session_id)
     except SessionCallError as error:
         raise HTTPException(error.status, error.detail) from None
 

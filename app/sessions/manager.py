@@ -7,6 +7,11 @@ per worker receives replies and frames and hands them to the event loop with
 (epoch rows merged, never dropped), so a slow client costs one slot, not a queue. When a
 client's sender takes a frame from its slot, the worker is told ("taken", batched per pass of
 the event loop): it builds a session's next frame only then (flow control, worker.py).
+
+With a database (issue 10, app/sessions/restore.py): workers checkpoint their sessions; a dead
+worker's sessions come back on a fresh one (a warmed standby process takes its place at once),
+a server start brings back every live session, idle expiry stores a session instead of deleting
+it, and `ensure` restores a stored one on its next request.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.api.owners import OwnerRegistry, hashes_match, token_hash
 from app.ops import events
@@ -31,11 +36,15 @@ from app.sessions.frames import FramePart, merge_parts
 from app.sessions.jobs import JobBoard
 from app.sessions.worker_link import WorkerHandle
 from app.settings import Settings
-from app.storage import Storage
+from app.storage import SessionCheckpoint, Storage
+
+if TYPE_CHECKING:
+    from app.sessions.restore import Persistence
 
 logger = logging.getLogger("nn_playground.sessions")
 
 MAX_CONTROL_MESSAGES = 64
+STANDBY_DELAY = 3.0  # seconds after start before the spare worker process starts
 
 
 class SessionCallError(Exception):
@@ -105,6 +114,7 @@ class SessionHandle:
     status: str = "paused"  # as of the worker's last reply about it ("running" = training)
     paused_unwatched: bool = False  # the manager paused it: nobody watched or called it
     starting: int = 0  # commands in flight that may start a run (counted as running: no race)
+    ready: bool = True  # False while its create or restore is in flight (never idle then)
 
 
 class SessionManager:
@@ -118,6 +128,9 @@ class SessionManager:
     ) -> None:
         self.settings = settings
         self.storage = storage  # the database (app/storage); None: sessions live in memory only
+        # Sessions that last (restore.py): None without storage or with checkpoint_seconds <= 0.
+        self.persistence: Persistence | None = None
+        self.standby: WorkerHandle | None = None  # a warmed spare that replaces a dead worker
         self.owners = owners if owners is not None else OwnerRegistry(settings.max_owners)
         self.owners.holders.append(self.owner_in_use)
         # ---- jobs (app/sessions/jobs.py): races, replays and long steps in the workers ----
@@ -150,8 +163,36 @@ class SessionManager:
         if count is None:
             count = os.cpu_count() or 1
         self.use_processes = count > 0
+        if self.storage is not None and self.settings.checkpoint_seconds > 0:
+            from app.sessions.restore import Persistence  # imports the storage writer
+
+            self.persistence = Persistence(self, self.storage)
         self.workers = [WorkerHandle(i, self.use_processes, self) for i in range(max(1, count))]
+        # The spare starts once the workers had their start (two cold starts at once on a
+        # loaded machine delayed the first create past a client's 5 s timeout).
+        self.loop.call_later(STANDBY_DELAY, self._start_standby)
+        if self.persistence is not None:
+            await self.persistence.start()  # every live session back, paused
         self.janitor = asyncio.create_task(self._expire_idle())
+
+    @property
+    def checkpoint_seconds(self) -> float | None:
+        """The workers' checkpoint period (None: no checkpoints)."""
+        return self.settings.checkpoint_seconds if self.persistence is not None else None
+
+    def _start_standby(self) -> None:
+        """A spare worker process, started (and warmed) ahead: a crashed worker's sessions come
+        back within ~0.1 s instead of waiting ~2.5 s for a new process to import and warm up."""
+        if (
+            self.use_processes and self.settings.standby_worker and not self.stopping
+            and self.standby is None and self.workers
+        ):
+            self.standby = WorkerHandle(len(self.workers), True, self)
+
+    def on_checkpoint(self, checkpoint: SessionCheckpoint) -> None:
+        """Runs in a pipe's reader thread: a worker's checkpoint goes to the storage's writer."""
+        if self.persistence is not None:
+            self.persistence.on_checkpoint(checkpoint)
 
     async def stop(self) -> None:
         """Tell subscribers, stop the janitor and the workers, fail pending calls."""
@@ -165,12 +206,17 @@ class SessionManager:
                 subscriber.closing = True
                 subscriber.event.set()
         workers, self.workers = self.workers, []
+        if self.standby is not None:
+            workers.append(self.standby)
+            self.standby = None
 
         def stop_all() -> None:
             for worker in workers:
-                worker.stop(5.0)
+                worker.stop(5.0)  # a stopping worker sends its sessions' last checkpoints
 
         await asyncio.to_thread(stop_all)
+        if self.persistence is not None:
+            await self.persistence.stop()  # every checkpoint handed over is written
         for future, _, _ in self.pending.values():
             if not future.done():
                 future.set_exception(SessionCallError(503, "the server is shutting down"))
@@ -223,22 +269,66 @@ class SessionManager:
             handle.worker.tell_taken(session_id)
 
     def worker_lost(self, worker: WorkerHandle) -> None:
-        """A worker's pipe closed: its sessions are gone, its calls fail (503), a new one starts."""
+        """A worker's pipe closed: its calls fail (503), a fresh worker takes its place, and its
+        sessions come back there from their last checkpoints (without a database: lost)."""
         worker.alive = False
+        if worker is self.standby:  # the spare itself died: start another
+            self.standby = None
+            if not self.stopping:
+                self.loop.call_later(STANDBY_DELAY, self._start_standby)
+            return
         if not self.stopping:
             events.worker_lost(self, worker)  # count the restart, log it (app/ops)
-        for session_id in [s for s, h in self.handles.items() if h.worker is worker]:
-            # Not a delete: watchers get {"type": "lost"} and close code 1011 (stream.py).
-            self._drop(session_id, lost=f"worker {worker.index} stopped; the session is lost")
         for request_id, (future, _, target) in list(self.pending.items()):
             if target is worker and not future.done():
                 future.set_exception(SessionCallError(503, f"worker {worker.index} stopped"))
                 del self.pending[request_id]
+        fresh: WorkerHandle | None = None
         if not self.stopping and worker in self.workers:
-            # A crashed worker (e.g. killed for memory) is replaced, so capacity comes back.
-            self.workers[self.workers.index(worker)] = WorkerHandle(
-                worker.index, self.use_processes, self
-            )
+            # A crashed worker (e.g. killed for memory) is replaced, so capacity comes back:
+            # by the warmed standby when there is one (then a new standby starts).
+            fresh, self.standby = self.standby, None
+            if fresh is None or not fresh.alive:
+                fresh = WorkerHandle(worker.index, self.use_processes, self)
+            fresh.index = worker.index
+            self.workers[self.workers.index(worker)] = fresh
+            # A new spare, once the restores below had the CPU.
+            self.loop.call_later(STANDBY_DELAY, self._start_standby)
+        orphans = [h for h in self.handles.values() if h.worker is worker]
+        if fresh is None or self.persistence is None:
+            for handle in orphans:
+                # Not a delete: watchers get {"type": "lost"} and close code 1011 (stream.py).
+                self.lose(handle.session_id,
+                          f"worker {worker.index} stopped; the session is lost")
+            return
+        for handle in orphans:
+            worker.sessions -= 1
+            handle.ready = False  # not idle while it is being restored
+            # Calls to it wait for its restore (ensure) instead of failing on the dead worker.
+            self.persistence.restoring.setdefault(handle.session_id, self.loop.create_future())
+            for subscriber in handle.subscribers:
+                # Frames of the dead worker are moot: the restored hello frame replaces them.
+                subscriber.part, subscriber.seeded = None, False
+        if orphans:
+            self.loop.create_task(self.persistence.recover(orphans, fresh))
+
+    async def ensure(self, session_id: str) -> SessionHandle:
+        """The handle of a live session, restoring a stored one first (404 when unknown).
+
+        A session whose worker died waits here for its restore. Cheap for a live session and
+        for an unknown id (no database call: stored ids are known in memory).
+        """
+        persistence = self.persistence
+        if persistence is not None:
+            pending = persistence.restoring.get(session_id)
+            if pending is not None:
+                await asyncio.shield(pending)
+            elif session_id not in self.handles and session_id in persistence.stored:
+                if len(self.handles) >= self.settings.max_sessions:
+                    raise self.quota_error(f"{len(self.handles)} sessions are live; "
+                                           f"max_sessions = {self.settings.max_sessions}")
+                await persistence.restore_stored(session_id, reason="request")
+        return self.get(session_id)
 
     def get(self, session_id: str) -> SessionHandle:
         """The handle of a live session, or 404."""
@@ -247,6 +337,12 @@ class SessionManager:
             raise SessionCallError(404, f"session {session_id!r} not found")
         handle.last_active = time.monotonic()
         return handle
+
+    async def request(
+        self, worker: WorkerHandle, op: str, session_id: str, payload: Any = None
+    ) -> Any:
+        """One operation on a worker, answered (restore.py's restores and evictions)."""
+        return await self._request(worker, op, session_id, payload)
 
     async def _request(
         self,
@@ -278,8 +374,9 @@ class SessionManager:
         A command that may start training (play, step; a raw REST command's type is only known
         in the worker) carries "run_quota" when the owner or address is at its running quota:
         the worker then refuses it with 429 unless the session is already training.
+        A stored session is restored first (ensure).
         """
-        handle = self.get(session_id)
+        handle = await self.ensure(session_id)
         starts = op == "command" and isinstance(payload, dict) and (
             RAW in payload or payload.get("type") in ("play", "step")
         )
@@ -305,10 +402,6 @@ class SessionManager:
         """An operation on a worker itself, about no one session (the classroom's tiles)."""
         return await self._request(worker, op, "", payload)
 
-    async def call_worker(self, worker: WorkerHandle, op: str, payload: Any = None) -> Any:
-        """An operation on a worker itself, about no one session (the classroom's tiles)."""
-        return await self._request(worker, op, "", payload)
-
     # ---- owners and quotas -----------------------------------------------------------------
 
     def owner_of(self, session_id: str) -> str:
@@ -326,8 +419,9 @@ class SessionManager:
         return hashes_match(token_hash(token), handle.owner)
 
     def owner_in_use(self, owner: str) -> bool:
-        """Whether the owner still has a live session (the registry keeps such owners)."""
-        return any(h.owner == owner for h in self.handles.values())
+        """Whether the owner still has a live or stored session (the registry keeps them)."""
+        stored = self.persistence is not None and owner in self.persistence.stored_owners
+        return stored or any(h.owner == owner for h in self.handles.values())
 
     def sessions_of(self, owner: str) -> list[str]:
         """The ids of the owner's live sessions, oldest first."""
@@ -349,6 +443,13 @@ class SessionManager:
             raise self.quota_error(
                 f"this owner has {owned} live sessions; max_sessions_per_owner = "
                 f"{settings.max_sessions_per_owner} (delete one, or wait for one to expire)"
+            )
+        stored = self.persistence.stored_owners.get(owner, 0) if self.persistence else 0
+        if owner and owned + stored >= settings.max_stored_sessions_per_owner:
+            raise self.quota_error(
+                f"this owner has {owned} live and {stored} stored sessions; "
+                f"max_stored_sessions_per_owner = {settings.max_stored_sessions_per_owner} "
+                "(delete one)"
             )
         from_address = sum(h.address == address for h in self.handles.values())
         if address and from_address >= settings.max_sessions_per_address:
@@ -394,6 +495,10 @@ class SessionManager:
             )
         return None
 
+    def track_status(self, handle: SessionHandle, reply: Any) -> None:
+        """Keep the session's status from a worker reply (restore.py)."""
+        self._track(handle, reply)
+
     @staticmethod
     def _track(handle: SessionHandle, reply: Any) -> None:
         """Keep the session's status from a worker reply that carries it (SessionPublic)."""
@@ -413,15 +518,12 @@ class SessionManager:
         if len(self.handles) >= limit:
             raise self.quota_error(f"{len(self.handles)} sessions exist; max_sessions = {limit}")
         self._check_session_quotas(owner, address)
-        live = [w for w in self.workers if w.alive]
-        if not live:
-            raise SessionCallError(503, "no worker is running")
-        worker = min(live, key=lambda w: w.sessions)
+        worker = self.idlest_worker()
         session_id = secrets.token_urlsafe(9)
         # Reserve the slot first so concurrent creates cannot overshoot max_sessions.
-        handle = SessionHandle(session_id, worker, owner=owner, address=address)
-        self.handles[session_id] = handle
-        worker.sessions += 1
+        handle = self.new_handle(session_id, worker, owner, address)
+        if self.persistence is not None:  # its first checkpoint goes out before the reply
+            self.persistence.track(session_id, owner, address)
         try:
             public: dict[str, Any] = await self._request(worker, op, session_id, payload)
         except BaseException as error:
@@ -431,17 +533,45 @@ class SessionManager:
                 self._forget(worker, session_id, "delete")
             raise
         self._track(handle, public)
+        handle.ready, handle.last_active = True, time.monotonic()
         if owner:
             self.owners.add(owner)
         return public
 
+    def idlest_worker(self) -> WorkerHandle:
+        """The live worker with the fewest sessions (503 when none runs)."""
+        live = [w for w in self.workers if w.alive]
+        if not live:
+            raise SessionCallError(503, "no worker is running")
+        return min(live, key=lambda w: w.sessions)
+
+    def new_handle(
+        self, session_id: str, worker: WorkerHandle, owner: str, address: str
+    ) -> SessionHandle:
+        """Register a session's handle on `worker` (the worker creates it next)."""
+        handle = SessionHandle(session_id, worker, owner=owner, address=address, ready=False)
+        self.handles[session_id] = handle
+        worker.sessions += 1
+        return handle
+
     async def delete(self, session_id: str) -> None:
-        """Remove a session; its subscribers get {"type": "removed"} and are closed."""
-        handle = self.get(session_id)
+        """Remove a session (and its stored row); its subscribers get {"type": "removed"}."""
+        handle = await self.ensure(session_id)
         try:
             await self._request(handle.worker, "delete", session_id)
         finally:
             self._drop(session_id)
+            if self.persistence is not None:
+                await self.persistence.forget(session_id)
+
+    def discard(self, session_id: str) -> None:
+        """Forget a session's handle without telling anyone (restore.py: evicted, or a failed
+        restore)."""
+        self._drop(session_id)
+
+    def lose(self, session_id: str, detail: str) -> None:
+        """Forget a session whose worker died: its watchers get "lost" and close code 1011."""
+        self._drop(session_id, lost=detail)
 
     def _drop(self, session_id: str, lost: str | None = None) -> None:
         """Forget a session; its watchers get "removed" (deleted) or "lost" (its worker died)."""
@@ -462,10 +592,23 @@ class SessionManager:
 
     async def subscribe(self, session_id: str) -> Subscriber:
         """Register a websocket client; its slot is seeded with the full-history first frame."""
-        handle = self.get(session_id)
-        worker = handle.worker
-        subscriber = Subscriber(session_id, on_taken=lambda: worker.tell_taken(session_id))
+        handle = await self.ensure(session_id)
+        # The handle's worker as of each frame taken: a restored session moves to a new one.
+        subscriber = Subscriber(
+            session_id, on_taken=lambda: handle.worker.tell_taken(session_id)
+        )
         handle.subscribers.add(subscriber)
+        try:
+            await self._seed(handle, subscriber)
+        except BaseException:
+            handle.subscribers.discard(subscriber)
+            raise
+        if handle.paused_unwatched:
+            await self._resume(handle)
+        return subscriber
+
+    async def _seed(self, handle: SessionHandle, subscriber: Subscriber) -> None:
+        """Subscribe in the worker; its reply pushes the hello and the full-history frame."""
 
         def seed(reply: dict[str, Any]) -> None:
             # Runs in pipe order, so later frames merge after this one and none is missed.
@@ -474,14 +617,17 @@ class SessionManager:
             subscriber.seeded = True
             subscriber.event.set()
 
+        await self._request(handle.worker, "subscribe", handle.session_id, None, seed)
+
+    async def reseed(self, handle: SessionHandle, subscriber: Subscriber) -> None:
+        """A restored session's watcher: a fresh hello and full frame on the same connection
+        (if that fails, the watcher is closed as lost)."""
         try:
-            await self._request(handle.worker, "subscribe", session_id, None, seed)
-        except BaseException:
-            handle.subscribers.discard(subscriber)
-            raise
-        if handle.paused_unwatched:
-            await self._resume(handle)
-        return subscriber
+            await self._seed(handle, subscriber)
+        except SessionCallError as error:
+            subscriber.push_control({"type": "lost", "detail": str(error.detail)})
+            subscriber.lost = subscriber.closing = True
+            subscriber.event.set()
 
     async def _resume(self, handle: SessionHandle) -> None:
         """Play a session the manager paused for want of watchers (within the running quota)."""
@@ -506,6 +652,10 @@ class SessionManager:
         handle.last_active = time.monotonic()
         self._forget(handle.worker, subscriber.session_id, "unsubscribe")
 
+    def forget_call(self, worker: WorkerHandle, session_id: str, op: str) -> None:
+        """An operation whose answer nobody awaits; safe from any thread (restore.py)."""
+        self._forget(worker, session_id, op)
+
     def _forget(self, worker: WorkerHandle, session_id: str, op: str) -> None:
         """Send an operation whose answer nobody awaits (dispatch drops unknown replies)."""
         if worker.alive:
@@ -525,11 +675,15 @@ class SessionManager:
             await asyncio.sleep(min(5.0, max(0.05, period / 4)))
             now = time.monotonic()
             for session_id, handle in list(self.handles.items()):
-                if handle.subscribers:
+                if handle.subscribers or not handle.ready:
                     continue
                 if now - handle.last_active > idle:
                     with contextlib.suppress(SessionCallError):
-                        await self.delete(session_id)
+                        if self.persistence is not None:
+                            # Out of memory, not out of the database: back on its next request.
+                            await self.persistence.evict(handle)
+                        else:
+                            await self.delete(session_id)
                 elif (
                     unwatched > 0
                     and handle.status == "running"

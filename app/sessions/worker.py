@@ -11,6 +11,9 @@ Pipe messages (tuples, pickled by multiprocessing between our own processes only
   worker -> web  ("reply", request_id, status_code, payload)
                  | ("frames", [(session_id, FramePart), ...])
                  | ("job", JobPublic, end, memory)  (app/sessions/worker_jobs.py)
+                 | ("checkpoint", SessionCheckpoint)  (app/sessions/checkpointing.py)
+Checkpoints are built between slices (never inside one) and sent before the reply of the call
+that made them urgent; "stop" sends every session's pending checkpoint before the worker ends.
 Frames go out in batches (a pass of the loop, or FRAME_BATCH of them), each batch before any
 reply that follows it, so pipe order is kept: one pickle, one write and one wake-up of the web
 process's reader per batch instead of per frame.
@@ -48,8 +51,15 @@ from app.instruments.session_trace import trace_session
 from app.instruments.timetravel import Replay, begin_replay
 from app.runs.snapshot import run_call
 from app.sessions import bodies
+from app.sessions.checkpointing import (
+    CheckpointState,
+    TimetravelDrain,
+    build_checkpoint,
+    restore_session,
+)
 from app.sessions.config import SessionConfig
 from app.sessions.export import SessionExport, export_session, import_session
+from app.sessions.export_binary import export_compact
 from app.sessions.frame_builder import build_part, flat_weights
 from app.sessions.frames import FramePart, preencode
 from app.sessions.session import CommandRefused, TrainingSession
@@ -102,6 +112,9 @@ class Runner:
     pace_speed: float | None = None
     next_epoch_at: float = 0.0
     in_flight: int = 0  # frames the web process has not reported taken (flow control)
+    # Sessions that last (checkpointing.py): what is stored, and time travel's new checkpoints.
+    checkpoint: CheckpointState = field(default_factory=CheckpointState)
+    timetravel: TimetravelDrain | None = None
 
     def __post_init__(self) -> None:
         # Time travel (issue 10): a live session records its past states (checkpoints.py).
@@ -156,8 +169,10 @@ def validation_detail(error: ValidationError) -> list[dict[str, Any]]:
 class Worker:
     """The loop of one worker: serve calls, train running sessions, emit due frames."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, checkpoint_seconds: float | None = None) -> None:
         self.conn = conn
+        # None (or <= 0): no checkpoints (the web process has no storage).
+        self.checkpoint_seconds = checkpoint_seconds if checkpoint_seconds else None
         self.runners: dict[str, Runner] = {}
         self.turn = 0
         self.stopping = False
@@ -181,7 +196,10 @@ class Worker:
                 self._train_round(self._ready())
                 self._report_jobs()
                 self._emit_idle_frames()
+                self._checkpoint_due()
                 self._flush_frames()
+            self._checkpoint_due(final=True)  # a stop: nothing changed is left unstored
+            self._flush_frames()
         except (EOFError, OSError, BrokenPipeError):
             pass  # the web process went away: nothing left to serve
 
@@ -204,6 +222,8 @@ class Worker:
                 due.append(r.next_epoch_at)
             if r.may_emit and r.dirty and self._frame_waits_for_clock(r):
                 due.append(r.next_frame_at)
+            if self.checkpoint_seconds is not None and r.checkpoint.dirty:
+                due.append(r.checkpoint.next_at(self.checkpoint_seconds))
         return max(0.0, min(due) - time.monotonic())
 
     def _serve_calls(self, timeout: float) -> None:
@@ -237,6 +257,8 @@ class Worker:
             except Exception:  # never let one bad call take the worker and its sessions down
                 self._send(("reply", request_id, 500, traceback.format_exc(limit=3)))
                 continue
+            if op in CHANGING_OPS:
+                self._checkpoint_now(session_id)  # before the reply: a pause is stored first
             if result is not _DEFERRED:
                 self._send(("reply", request_id, 200, result))
 
@@ -271,6 +293,8 @@ class Worker:
             session = import_session(data, session_id)
             self.runners[session_id] = Runner(session)
             return session.public()
+        if op == "restore":  # a stored session comes back, paused (checkpointing.py)
+            return self._restore(session_id, payload)
         if op == "run":  # a saved run's record or view (app/runs/snapshot.py)
             found = self.runners.get(session_id)
             try:
@@ -283,6 +307,13 @@ class Worker:
         session = runner.session
         if op == "get":
             return session.public()
+        if op == "checkpoint_whole":  # the writer dropped one: the next carries every row
+            runner.checkpoint.history_id = -1
+            runner.checkpoint.touch(urgent=True)
+            return None
+        if op == "evict":  # idle expiry: stored (its last checkpoint first), then forgotten
+            self._checkpoint_now(session_id, force=True)
+            op = "delete"
         if op == "delete":
             self._flush_replies(runner)
             self._stop_jobs_of(session_id, f"session {session_id!r} was deleted")
@@ -293,6 +324,8 @@ class Worker:
             return export_session(session)
         if op == "export_json":
             return json.dumps(export_session(session), allow_nan=False).encode()
+        if op == "export_compact":  # gzip'd, history as binary columns (export_binary.py)
+            return export_compact(session)
         if op == "data_csv":
             dataset = session.data.dataset
             return to_csv(
@@ -321,6 +354,7 @@ class Worker:
             return None
         if op == "update":
             session.update(payload)
+            runner.checkpoint.touch(urgent=True)
             return self._after_command(runner)
         if op == "command":
             return self._command(request_id, runner, payload)
@@ -337,6 +371,7 @@ class Worker:
             runner.restart_pace(time.monotonic())
         elif kind == "pause":
             session.pause()
+            runner.checkpoint.touch(urgent=True)
         elif kind == "step":
             n = command.get("n", 1)
             if command.get("wait") or command.get("job"):
@@ -353,14 +388,18 @@ class Worker:
                 return _DEFERRED
         elif kind == "reset":
             session.reset(bool(command.get("same_start", False)))
+            runner.checkpoint.touch(urgent=True)
         elif kind == "regenerate":
             session.regenerate(command.get("seed"))
+            runner.checkpoint.touch(urgent=True)
         elif kind == "set":
             session.update(command["config"])
+            runner.checkpoint.touch(urgent=True)
         elif kind == "edit_weight":
             session.edit_weight(
                 command["layer"], command["param"], list(command["index"]), command["value"]
             )
+            runner.checkpoint.touch(urgent=True)
         elif kind == "predict":
             return {"outputs": session.predict(command["points"])}
         else:
@@ -396,6 +435,53 @@ class Worker:
             for request_id in runner.waiting_replies:
                 self._send(("reply", request_id, 200, public))
             runner.waiting_replies.clear()
+
+    # ---- checkpoints (checkpointing.py) ----------------------------------------------------
+
+    def _restore(self, session_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Build a stored session from its checkpoint, paused; what is stored is clean."""
+        if session_id in self.runners:
+            raise WorkerError(409, f"session {session_id!r} is already live")
+        session = restore_session(
+            session_id, payload["snapshot"], list(payload["history_columns"]), payload["history"]
+        )
+        runner = Runner(session)
+        state = runner.checkpoint
+        state.stored_epoch, state.history_id, state.status = (
+            session.epoch, session.history_id, session.status
+        )
+        # Stored as it was: only a new change (or the status, if it was running) is sent.
+        state.dirty = state.urgent = payload.get("status") == "running"
+        state.last_at = time.monotonic()
+        self.runners[session_id] = runner
+        return session.public()
+
+    def _checkpoint_now(self, session_id: str, force: bool = False) -> None:
+        """Send this session's urgent checkpoint now (force: any pending change)."""
+        runner = self.runners.get(session_id)
+        if runner is None or self.checkpoint_seconds is None:
+            return
+        state = runner.checkpoint
+        state.watch(runner.session)
+        if state.dirty and (state.urgent or force):
+            self._send_checkpoint(runner)
+
+    def _checkpoint_due(self, final: bool = False) -> None:
+        """Between slices: every session whose checkpoint is due (final: every changed one)."""
+        if self.checkpoint_seconds is None:
+            return
+        now = time.monotonic()
+        for runner in list(self.runners.values()):
+            state = runner.checkpoint
+            state.watch(runner.session)
+            if (final and state.dirty) or state.due(now, self.checkpoint_seconds):
+                self._send_checkpoint(runner)
+
+    def _send_checkpoint(self, runner: Runner) -> None:
+        checkpoint = build_checkpoint(
+            runner.session, runner.checkpoint, time.monotonic(), runner.timetravel
+        )
+        self._send(("checkpoint", checkpoint))
 
     # ---- jobs (worker_jobs.py) -------------------------------------------------------------
 
@@ -665,9 +751,11 @@ class Worker:
 
 
 _DEFERRED = object()
+# Calls after which a session's urgent checkpoint goes out before the reply.
+CHANGING_OPS = frozenset({"create", "import", "update", "command"})
 
 
-def worker_main(conn: Connection) -> None:
+def worker_main(conn: Connection, checkpoint_seconds: float | None = None) -> None:
     """Entry point of a worker process (or thread): load the compiled kernel, then serve.
 
     A worker process runs at a lower CPU priority (WORKER_NICE) than the web process: training
@@ -684,6 +772,6 @@ def worker_main(conn: Connection) -> None:
     with contextlib.suppress(Exception):  # no fast path just means the numpy path
         fast.warm_up()
     try:
-        Worker(conn).serve_forever()
+        Worker(conn, checkpoint_seconds).serve_forever()
     finally:
         conn.close()  # the web side's reader sees EOF and ends

@@ -38,11 +38,13 @@ class WorkerHandle:
             # spawn, not fork: the web process has threads (event loop, readers) by now.
             context = multiprocessing.get_context("spawn")
             self.runner = context.Process(
-                target=worker_main, args=(child,), name=f"nn-worker-{index}", daemon=True
+                target=worker_main, args=(child, manager.checkpoint_seconds),
+                name=f"nn-worker-{index}", daemon=True,
             )
         else:
             self.runner = threading.Thread(
-                target=worker_main, args=(child,), name=f"nn-worker-{index}", daemon=True
+                target=worker_main, args=(child, manager.checkpoint_seconds),
+                name=f"nn-worker-{index}", daemon=True,
             )
         self.runner.start()
         if use_process:
@@ -88,22 +90,37 @@ class WorkerHandle:
                 self.send(("taken", taken))
 
     def _read(self) -> None:
-        """Hand every message to the event loop, in order, until the pipe closes."""
+        """Hand every message to the event loop, in order, until the pipe closes.
+
+        Checkpoints never reach the event loop: they go to the storage's writer from this
+        thread, as they arrive, so one is handed over before any later reply is dispatched.
+        """
         loop = self.manager.loop
         while True:
             try:
-                batch = [self.conn.recv()]
+                batch = self._receive([])
                 # Whatever else is already waiting goes in the same wake-up of the loop.
                 while len(batch) < READ_BATCH and self.conn.poll():
-                    batch.append(self.conn.recv())
+                    self._receive(batch)
             except (EOFError, OSError):
                 break  # the worker ended and closed its end of the pipe
+            if not batch:
+                continue
             try:
                 loop.call_soon_threadsafe(self.manager.dispatch_all, batch)
             except RuntimeError:
                 return  # the event loop is closed: nobody is left to tell
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self.manager.worker_lost, self)
+
+    def _receive(self, batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Read one message: a checkpoint goes to the writer, anything else into `batch`."""
+        message = self.conn.recv()
+        if message[0] == "checkpoint":
+            self.manager.on_checkpoint(message[1])
+        else:
+            batch.append(message)
+        return batch
 
     def stop(self, timeout: float) -> None:
         """Ask the worker to stop and wait for it; its closed pipe end then ends the reader."""

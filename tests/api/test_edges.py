@@ -226,8 +226,12 @@ def test_closing_during_a_long_hello_is_noticed_at_once(server: LiveServer) -> N
 
 
 def test_a_worker_crash_is_lost_with_1011_not_a_delete() -> None:
-    """A worker crash looked like a delete (`removed`, 1000); now `lost` and 1011."""
-    with LiveServer(worker_processes=1) as live, httpx.Client(base_url=live.url) as http:
+    """A worker crash looked like a delete (`removed`, 1000); now `lost` and 1011 when the
+    session cannot come back (checkpoints off: checkpoint_seconds = 0; with them, it is
+    restored: tests/persistence/test_persist_worker_kill.py)."""
+    with LiveServer(worker_processes=1, checkpoint_seconds=0) as live, httpx.Client(
+        base_url=live.url
+    ) as http:
         created = http.post("/api/sessions", json={}, timeout=30).json()
         ws_url = live.url.replace("http", "ws", 1) + created["ws_url"]
         with connect(ws_url, compression=None) as ws:

@@ -213,14 +213,23 @@ def test_body_over_the_limit_is_413() -> None:
         assert response.status_code == 413
 
 
-def test_idle_sessions_are_removed() -> None:
+def test_idle_sessions_leave_memory_and_come_back_on_request() -> None:
+    """Issue 10: idle expiry deleted a session. Now it leaves memory (stored in the database)
+    and its next request restores it, same epoch and weights; only a DELETE removes it."""
     with TestClient(create_app(make_settings(session_idle_seconds=0.2))) as client:
-        sid = create(client)["id"]
+        created = create(client)
+        sid = created["id"]
         deadline = time.monotonic() + 5.0
         # /health does not touch a session, so it does not keep it alive.
         while client.get("/health").json()["sessions"] == 1:
-            assert time.monotonic() < deadline, "idle session was not removed"
+            assert time.monotonic() < deadline, "idle session was not evicted"
             time.sleep(0.1)
+        back = client.get(f"/api/sessions/{sid}")
+        assert back.status_code == 200
+        assert (back.json()["epoch"], back.json()["weights_hash"]) == (
+            created["epoch"], created["weights_hash"])
+        owner = {"authorization": f"Bearer {created['owner_token']}"}
+        assert client.delete(f"/api/sessions/{sid}", headers=owner).status_code == 204
         assert client.get(f"/api/sessions/{sid}").status_code == 404
 
 
