@@ -20,6 +20,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -167,13 +168,16 @@ def allowed_hosts(settings: Settings) -> list[str]:
 
 
 def check_database(settings: Settings) -> None:
-    """Migrate the database before serving; a schema newer than this release exits with a
-    one-line message instead of uvicorn's traceback of a failed startup."""
+    """Migrate the database before serving; a schema newer than this release, or a database
+    that cannot be opened, exits with a one-line message instead of uvicorn's traceback."""
     storage = Storage(settings)
     try:
         storage.migrate()
     except SchemaTooNew as error:
         sys.exit(f"nn-playground: {error}")
+    except OperationalError as error:  # unreachable server, wrong password, unwritable file
+        where = storage.engine.url.render_as_string(hide_password=True)
+        sys.exit(f"nn-playground: cannot open the database {where}: {error.orig}")
     finally:
         storage.close()
 
