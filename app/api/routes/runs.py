@@ -47,7 +47,7 @@ from app.storage import runs as queries
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[3] / "templates")
 SLUG = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 SLUG_BYTES = 9  # secrets.token_urlsafe(9): 12 characters, 72 random bits
-VIEW_FORMAT = "nn-playground-run-view"
+GZIP_LEVEL = 1  # of the stored export: see create_run
 Problem = Literal["binary", "multiclass", "regression"]
 Sort = Literal["test_loss", "created", "epochs"]
 DATASET_NAMES = [*DATASETS, "user"]
@@ -152,10 +152,12 @@ async def read_row(request: Request, slug: str, with_export: bool) -> queries.Ru
     return row
 
 
-def query_error(name: str, value: Any, message: str) -> RequestValidationError:
-    """FastAPI's 422 shape for a query parameter, naming it, its value and the limit."""
+def query_error(
+    name: str, value: Any, message: str, where: str = "query"
+) -> RequestValidationError:
+    """FastAPI's 422 shape for a query (or path) parameter, naming it, its value and the limit."""
     return RequestValidationError(
-        [{"loc": ["query", name], "msg": message, "type": "value_error", "input": value}]
+        [{"loc": [where, name], "msg": message, "type": "value_error", "input": value}]
     )
 
 
@@ -185,12 +187,15 @@ async def create_run(
         "kind": "snapshot", "thumbnail_size": settings.run_thumbnail_size,
         "extent": settings.grid_extent,
     })
+    # Level 1: 0.5 s and 6.4 MB for a 100,000-epoch export of 14.6 MB (level 6: 2.7 s, 5.9 MB).
+    record["export"] = await asyncio.to_thread(
+        gzip.compress, record.pop("export_json"), GZIP_LEVEL, mtime=0
+    )
     if len(record["export"]) > settings.max_run_bytes:
         raise query_error("session_id", handle.session_id, (
             f"the session's export is {len(record['export'])} bytes compressed; "
             f"max_run_bytes = {settings.max_run_bytes} (a shorter run fits)"
-        ))
-    record.pop("export_bytes", None)
+        ), "path")
     record.update(
         owner_hash=handle.owner, source_session=handle.session_id,
         title=body.title or default_title(record), public=body.public, created_at=time.time(),
