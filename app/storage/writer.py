@@ -227,6 +227,9 @@ class CheckpointWriter:
             session_id, queue = taken
             done, retry = 0, False
             for item in queue:
+                if self._after_hole(session_id, item):
+                    done += 1
+                    continue
                 try:
                     self._write(item)
                 except TRANSIENT_ERRORS:
@@ -238,7 +241,7 @@ class CheckpointWriter:
                 except Exception:  # not the database's state but the checkpoint's: drop it
                     self.failures += 1
                     log.exception("checkpoint of %s could not be written (dropped)", session_id)
-                    self._lose(session_id)
+                    self._lose(session_id, queued_after=True)
                 done += 1
             else:
                 failures = 0
@@ -260,13 +263,35 @@ class CheckpointWriter:
             if retry:
                 self._stop.wait(RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1])
 
-    def _lose(self, session_id: str) -> None:
-        """A checkpoint of the session is lost: only a full one may follow (module docstring)."""
+    def _after_hole(self, session_id: str, item: SessionCheckpoint | _Op) -> bool:
+        """True (and counted as dropped) for a partial checkpoint queued behind one that could
+        not be written: storing it would leave a hole in the history."""
+        if not isinstance(item, SessionCheckpoint) or item.reset_history:
+            return False
+        with self._cond:
+            if session_id not in self._holes:
+                return False
+            self.dropped += 1
+            return True
+
+    def _lose(self, session_id: str, queued_after: bool = False) -> None:
+        """A checkpoint of the session is lost: only a full one may follow (module docstring).
+        queued_after: it was being written, so the session's queued checkpoints came after it
+        and the partial ones among them go too."""
         with self._cond:
             self.dropped += 1
             if session_id in self._deleted:
                 return
             self._holes.add(session_id)
+            queue = self._queues.get(session_id, []) if queued_after else []
+            kept: list[SessionCheckpoint | _Op] = []
+            for item in queue:
+                if isinstance(item, SessionCheckpoint) and not item.reset_history:
+                    self._backlog -= item.size
+                    self.dropped += 1
+                else:
+                    kept.append(item)
+            queue[:] = kept
         if self.on_dropped is not None:
             self.on_dropped(session_id)
 

@@ -164,3 +164,23 @@ def test_close_flushes_and_after_runs_in_order(
         np.testing.assert_array_equal(loaded.history, rows(1, 100))
     writer.submit(checkpoint("a", first_epoch=101))  # after close: dropped, never blocks
     assert writer.pending() == 0
+
+
+def test_unwritable_checkpoint_is_dropped_not_retried(
+    storage: Storage, writer: CheckpointWriter
+) -> None:
+    """A checkpoint the database can never take (rows that are not whole rows) is dropped at
+    once, on_dropped asks for a full one, partial ones are refused until it comes."""
+    lost: list[str] = []
+    writer.on_dropped = lost.append
+    writer.submit(checkpoint(count=10))
+    writer.submit(checkpoint(first_epoch=11, count=10, rows=b"12345"))
+    assert writer.flush(10.0)
+    assert lost == ["s1"] and writer.failures == 1
+    writer.submit(checkpoint(first_epoch=11, count=10))
+    assert lost == ["s1", "s1"]
+    writer.submit(checkpoint(first_epoch=1, count=20, reset_history=True))
+    assert writer.flush(10.0)
+    stored = storage.load_session("s1")
+    assert stored is not None
+    np.testing.assert_array_equal(stored.history, rows(1, 20))
