@@ -44,8 +44,9 @@ def test_class_dashboard_shows_every_learners_live_tile(
 ) -> None:
     """Gold: the learners the test made (one joined through the page's "Join a class", two
     over REST) each get a 24x24 tile with their name that is drawn (more than one colour) and
-    whose epoch advances while they train; a wrong token gets the refusal and no tile; a
-    tile's link opens that session read-only in the playground."""
+    whose epoch advances while they train; a tile's link opens that session read-only in the
+    playground; "Pause all" pauses all three (their tiles say so, the learner's page is told);
+    a wrong token gets the refusal and no tile."""
     created = httpx.post(f"{live_server}/api/classes", json={"title": "Period 3"}).json()
     code, token = created["code"], created["teacher_token"]
     # A learner in the page: its own session, joined by typing the code and a name.
@@ -94,6 +95,14 @@ def test_class_dashboard_shows_every_learners_live_tile(
         watched.wait_for_selector("#read-only", state="visible")
         watched.evaluate("() => window.playground.leave()")
         watched.close()
+        # Pause all: every learner's tile says paused, and the learner's page is told.
+        dashboard.click("#class-pause")
+        dashboard.wait_for_function("""() => document.getElementById('class-result')
+            .textContent.startsWith('Paused 3 sessions')""")
+        dashboard.wait_for_function("""() => [...document.querySelectorAll('.tile')]
+            .every((t) => t.classList.contains('status-paused'))""")
+        page.wait_for_function("""() => document.getElementById('error')
+            .textContent.includes('paused the class')""")
     finally:
         teacher.close()
 
