@@ -38,7 +38,7 @@ from app.api.deps import (
 )
 from app.api.routes.sessions import CREATE_ERRORS, OWNER_ERRORS, SessionCreated, created
 from app.datasets import DATASETS
-from app.sessions.config import at_most
+from app.sessions.config import Boolean, at_most
 from app.sessions.export import SessionExport
 from app.sessions.manager import SessionCallError, SessionManager
 from app.settings import Settings, get_settings
@@ -70,7 +70,7 @@ class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(default="", json_schema_extra=at_most("max_run_title_chars", "maxLength"))
-    public: bool = False
+    public: Boolean = False
 
     @field_validator("title")
     @classmethod
