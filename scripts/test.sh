@@ -21,4 +21,11 @@ fi
 
 .venv/bin/ruff check app tests bench examples
 .venv/bin/mypy --strict app
-.venv/bin/pytest "$@"
+# First the tests that assert values, in two processes; then, alone, the ones that measure time
+# or drive Chromium (the `serial` marker, tests/conftest.py). Exit code 5 = nothing selected.
+status=0
+.venv/bin/pytest -n 2 --dist loadfile -m "not serial" "$@" || status=$?
+[ "$status" -eq 0 ] || [ "$status" -eq 5 ] || exit "$status"
+status=0
+.venv/bin/pytest -m serial -p no:xdist "$@" || status=$?
+[ "$status" -eq 0 ] || [ "$status" -eq 5 ] || exit "$status"

@@ -275,3 +275,26 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
         yield store
     finally:
         store.close()
+
+
+# ---- which tests run alone (scripts/test.sh runs the rest in two xdist processes first) -------
+# These assert wall-clock figures (latency percentiles, frames per second, deadlines, a restore
+# within 2 s) or drive real Chromium; on 2 shared cores a neighbouring test process would make
+# them measure their neighbour. Everything else asserts values, which load cannot change.
+SERIAL_PATHS = (
+    "tests/abuse/", "tests/browser/", "tests/persistence/",
+    "tests/api/test_edges.py", "tests/api/test_jobs.py", "tests/api/test_live_server.py",
+    "tests/api/test_main.py", "tests/api/test_paced_api.py", "tests/api/test_slow_consumers.py",
+    "tests/api/test_stream.py", "tests/api/test_classes.py", "tests/sessions/test_pace.py",
+    "tests/sessions/test_unwatched_pause.py", "tests/sessions/test_stability.py",
+    "tests/ops/",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests of SERIAL_PATHS `serial`."""
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        if where.startswith(SERIAL_PATHS):
+            item.add_marker(pytest.mark.serial)
