@@ -186,7 +186,10 @@ def restore_session(
     }
     session = import_session(SessionExport.model_validate(validated), session_id)
     if nulls:
-        session.model.set_weights([_nan_array(w) for w in weights])
+        # In place, past set_weights' finiteness check (the arrays are shared, as there).
+        slot_list = [slot for layer in session.model.layers for slot in layer.weight_slots()]
+        for (store, key), value in zip(slot_list, weights, strict=True):
+            store[key][...] = _nan_array(value)
         optimizer = session.model.optimizer
         for key, saved in slots.items():
             for slot, value in saved.items():
