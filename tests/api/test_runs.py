@@ -162,10 +162,13 @@ def test_saving_and_deleting_need_the_owner(bare: TestClient) -> None:
     assert other.status_code == 403
     assert other.json()["detail"].startswith(f"run '{slug}' belongs to another owner")
     assert bare.delete(f"/api/runs/{slug}", headers=auth(token)).status_code == 204
-    for path in (f"/api/runs/{slug}", f"/api/runs/{slug}/view", f"/r/{slug}"):
+    for path in (f"/api/runs/{slug}", f"/api/runs/{slug}/view"):
         gone = bare.get(path)
         assert gone.status_code == 404, path
         assert gone.json()["detail"] == f"run '{slug}' not found (slugs are 12 characters)"
+    page = bare.get(f"/r/{slug}")  # a person: a page that says so
+    assert page.status_code == 404 and "This run does not exist" in page.text
+    assert f"run &#x27;{slug}&#x27; not found" in page.text
 
 
 def test_the_run_quota_is_per_owner(bare: TestClient) -> None:

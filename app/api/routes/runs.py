@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import html
 import json
 import re
 import secrets
@@ -62,6 +63,14 @@ RUN_QUOTA: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(tags=["runs"], responses=ERRORS)
+NOT_FOUND_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Run not found · nn-playground</title>
+<link rel="stylesheet" href="/static/css/playground.css"></head>
+<body><header class="masthead"><h1>nn-playground</h1></header>
+<main style="padding: 24px"><h2>This run does not exist</h2><p>{detail}. Its owner may have
+deleted it.</p><p><a href="/gallery">Browse the gallery</a> or <a href="/">open the
+playground</a>.</p></main></body></html>
+"""
 
 
 class RunCreate(BaseModel):
@@ -384,7 +393,11 @@ async def build_view(
 @router.get("/r/{slug}", response_class=HTMLResponse, include_in_schema=False)
 async def read_run_page(request: Request, slug: str) -> HTMLResponse:
     """The playground page on a saved run (static/js/run_view.js draws it; 404 when unknown)."""
-    await read_row(request, slug, with_export=False)
+    try:
+        await read_row(request, slug, with_export=False)
+    except HTTPException as error:
+        # A person followed the link: a page that says so (the API answers JSON).
+        return HTMLResponse(NOT_FOUND_PAGE.format(detail=html.escape(str(error.detail))), 404)
     return TEMPLATES.TemplateResponse(request, "index.html")
 
 
