@@ -1,6 +1,7 @@
 """A class of learners training at once, with the teacher's dashboard open (issue 10).
 
     .venv/bin/python bench/classroom.py [--learners 60] [--speed 60] [--seconds 15] [--warmup 5]
+    .venv/bin/python bench/classroom.py --split 200   (CPU cost of a tile, in-process)
 
 A real server in its own process (as scripts/run.sh serves it; 2 worker processes on this
 2-core machine, a temporary data directory, so checkpointing is on as in production). A teacher
@@ -217,6 +218,51 @@ async def run(base: str, server: int, learners: int, speed: float, seconds: floa
     report("2. learners + the teacher's dashboard", watched, speed, True)
 
 
+def cost_split(rounds: int, learners: int) -> None:
+    """CPU microseconds of the tiles on one thread, in-process: a worker drawing a changed tile
+    (float32 forward of 24x24 points, encoding), checking an unchanged one (its key), and the
+    web process's share per tile (base64, the dashboard's JSON)."""
+    from app.classroom.hub import ClassHub, ClassRoom
+    from app.classroom.tiles import class_tiles, tile_key
+    from app.engine import fast
+    from app.sessions.config import SessionConfig
+    from app.sessions.session import TrainingSession
+
+    fast.warm_up()
+    sessions = {f"s{i}": TrainingSession(SessionConfig(seed=i), f"s{i}") for i in range(30)}
+    for session in sessions.values():
+        session.step(20)
+        while session.is_training:
+            session.train_one_epoch()
+    asked = {"size": 24, "extent": 6.0}
+
+    def per_tile(known: dict[str, str | None]) -> float:
+        results = []
+        for _ in range(5):
+            began = time.thread_time()
+            for _ in range(rounds):
+                class_tiles(sessions, {**asked, "sessions": known})
+            results.append((time.thread_time() - began) / rounds / len(sessions) * 1e6)
+        return statistics.median(results)
+
+    drawn = per_tile(dict.fromkeys(sessions))
+    checked = per_tile({sid: tile_key(s) for sid, s in sessions.items()})
+    tiles = class_tiles(sessions, {**asked, "sessions": dict.fromkeys(sessions)})
+    room = ClassRoom("BENCH1", "Bench", "", 0.0, None, learners={sid: sid for sid in sessions})
+    began = time.thread_time()
+    for _ in range(rounds):
+        message = json.dumps({"type": "tiles", "tiles": [
+            ClassHub._entry(room, {**tile}) for tile in tiles]})
+    web = (time.thread_time() - began) / rounds / len(tiles) * 1e6
+    fps = 4.0
+    print(f"== tile cost (CPU us on one thread, default net): drawn {drawn:.0f}, unchanged "
+          f"(key only) {checked:.0f}; web process per tile sent {web:.0f} "
+          f"(a message of {len(tiles)} tiles is {len(message)} bytes)")
+    print(f"   {learners} learners all changing, tile_fps {fps:g}: workers "
+          f"{learners * fps * drawn / 1e6 * 100:.2f}% of a core, web process "
+          f"{learners * fps * web / 1e6 * 100:.2f}% (one dashboard)")
+
+
 def main() -> int:
     """Start a server, run both windows, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -224,8 +270,14 @@ def main() -> int:
     parser.add_argument("--speed", type=float, default=60.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--split", type=int, default=0, metavar="ROUNDS",
+                        help="only print the CPU cost of a tile (in-process)")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
+    if args.split:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        cost_split(args.split, args.learners)
+        return 0
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="nn-classroom-") as data_dir:
