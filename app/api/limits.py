@@ -24,6 +24,7 @@ from app.settings import Settings
 CSV_JSON_FACTOR = 2
 CSV_JSON_SLACK = 256
 IMPORT_PATH = "/api/sessions/import"
+GZIP_MAGIC = b"\x1f\x8b"  # an import body in the compact format (app/sessions/export_binary.py)
 PARSE_CSV_PATH = "/api/datasets/parse-csv"
 
 # A \uD800-\uDFFF escape (the backslash may itself be escaped: checked by counting).
@@ -115,18 +116,20 @@ class BodySizeLimit:
                 await _refuse(send, 413, _too_large(int(value), limit, setting))
                 return
         received = 0
-        scan = SurrogateScan()
+        scan: SurrogateScan | None = SurrogateScan()
         started = False
 
         async def checked_receive() -> Message:
-            nonlocal received
+            nonlocal received, scan
             message = await receive()
             if message["type"] == "http.request":
                 body = message.get("body", b"")
+                if received == 0 and body[:2] == GZIP_MAGIC and scope["path"] == IMPORT_PATH:
+                    scan = None  # a compact export (binary, not JSON): nothing to scan
                 received += len(body)
                 if received > limit:
                     raise HTTPException(413, _too_large(received, limit, setting))
-                at = scan.feed(body, final=not message.get("more_body", False))
+                at = scan.feed(body, final=not message.get("more_body", False)) if scan else None
                 if at is not None:
                     raise HTTPException(400, _lone_surrogate(at))
             return message

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 
 from app.api.schemas import Command, PredictRequest
 from app.sessions.config import SessionConfig, SessionConfigUpdate
+from app.sessions.export_binary import import_compact, is_compact
 
 COMMANDS: TypeAdapter[Any] = TypeAdapter(Command)
 RAW = "raw"  # a command payload {"raw": <bytes>, **extra}: the body plus the server's own keys
@@ -32,10 +33,14 @@ def decode(op: str, payload: Any) -> Any:
     """The payload of `op` as the worker takes it: raw JSON bytes parsed and validated here.
 
     create: a SessionConfig; update: the set fields of a SessionConfigUpdate; predict: the
-    points; command: {"raw": bytes, ...} -> the command's dict plus the other keys. Anything
-    else (already validated by the web process, e.g. a websocket command) is returned as is.
+    points; import in the compact format (export_binary.py): a SessionExport (a JSON import
+    stays bytes: the worker validates it); command: {"raw": bytes, ...} -> the command's dict
+    plus the other keys. Anything else (already validated by the web process, e.g. a
+    websocket command) is returned as is.
     """
     if isinstance(payload, bytes):
+        if op == "import" and is_compact(payload):
+            return import_compact(payload)  # a SessionExport (the worker validates JSON itself)
         if op == "create":
             return SessionConfig.model_validate_json(payload)
         if op == "update":

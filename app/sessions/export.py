@@ -11,10 +11,10 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from app.sessions.config import Integer, SessionConfig
-from app.sessions.frames import json_nested
+from app.sessions.frames import EPOCH_COLUMNS, json_nested
 from app.sessions.history import History
 from app.sessions.session import Status, TrainingSession
 
@@ -77,6 +77,9 @@ class SessionExport(BaseModel):
     rng: dict[str, GeneratorState]
     history: dict[str, list[float | None]]
     early_stopping: EarlyStoppingState
+    # The compact format (export_binary.py) carries the history as a table, not as lists:
+    # (column names, float64 rows x columns), used instead of `history` when set.
+    _history_table: tuple[list[str], Array] | None = PrivateAttr(default=None)
 
 
 def _generators(session: TrainingSession) -> dict[str, np.random.Generator]:
@@ -99,8 +102,9 @@ def export_nested(array: Array) -> list[Any]:
 _nested = export_nested
 
 
-def export_session(session: TrainingSession) -> dict[str, Any]:
-    """The SessionExport dict of `session` (JSON-ready)."""
+def export_session(session: TrainingSession, history: bool = True) -> dict[str, Any]:
+    """The SessionExport dict of `session` (JSON-ready); without "history" when not `history`
+    (the compact format writes it as binary columns)."""
     optimizer = session.model.optimizer
     best = session.best_test_loss
     return {
@@ -119,9 +123,25 @@ def export_session(session: TrainingSession) -> dict[str, Any]:
             },
         },
         "rng": {name: gen.bit_generator.state for name, gen in _generators(session).items()},
-        "history": session.history.to_columns(),
+        **({"history": session.history.to_columns()} if history else {}),
         "early_stopping": {"best": best if math.isfinite(best) else None, "wait": session.wait},
     }
+
+
+def history_from_table(columns: list[str], rows: Array, norm_count: int) -> History:
+    """A History from float64 rows whose columns are named `columns` (NaN = null): the
+    session's own columns, or only the four epoch columns of an export from before the
+    gradient norms (their norms are NaN)."""
+    history = History(norm_count)
+    if columns != history.columns and columns != list(EPOCH_COLUMNS):
+        raise ValueError(
+            f"history has columns {', '.join(columns)}; expected {', '.join(history.columns)}"
+        )
+    n = len(rows)
+    table = np.full((max(n, 64), len(history.columns)), np.nan)
+    table[:n, : len(columns)] = rows
+    history._table, history._length = table, n
+    return history
 
 
 def _numbers(value: Any, where: str) -> Array:
@@ -175,7 +195,11 @@ def import_session(data: SessionExport, session_id: str) -> TrainingSession:
         # Assigning the state keeps the same Generator object, which the layers share.
         generators[name].bit_generator.state = saved.model_dump()
     # An export from before the gradient-norm columns existed imports with NaN norms.
-    session.history = History.from_columns(data.history, session.history.norm_count)
+    if data._history_table is not None:
+        names, rows = data._history_table
+        session.history = history_from_table(names, rows, session.history.norm_count)
+    else:
+        session.history = History.from_columns(data.history, session.history.norm_count)
     if len(session.history) != data.epoch:
         raise ValueError(f"history has {len(session.history)} rows; epoch is {data.epoch}")
     session.epoch = data.epoch

@@ -8,9 +8,9 @@ validated in the worker (app/sessions/bodies.py), never parsed on the event loop
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 
@@ -27,6 +27,8 @@ from app.api.schemas import (
     SessionUpdate,
 )
 from app.sessions.bodies import RAW, command_dict
+from app.sessions.export_binary import MEDIA_TYPE as COMPACT_TYPE
+from app.sessions.export_binary import SUFFIX as COMPACT_SUFFIX
 from app.sessions.manager import SessionCallError
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -119,16 +121,20 @@ async def read_sessions(caller: CallerDep, manager: ManagerDep) -> list[SessionP
     responses=CREATE_ERRORS,
     openapi_extra={"requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionExport"}}},
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/SessionExport"}},
+            COMPACT_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        },
     }},
 )
 async def create_imported_session(
     request: Request, creator: CreatorDep, manager: ManagerDep
 ) -> SessionCreated:
-    """A new session from an export (SessionExport); it continues bit-identically.
+    """A new session from an export (SessionExport JSON, or the compact format, told apart by
+    its gzip magic bytes); it continues bit-identically.
 
-    The body goes to the worker as raw bytes: a long history is megabytes of JSON, parsed and
-    validated there rather than on the event loop.
+    The body goes to the worker as raw bytes: a long history is megabytes, parsed and
+    validated there rather than on the event loop (both formats within max_import_bytes).
     """
     body = await request.body()
     public = await manager.create("import", body, creator.token_hash, creator.address)
@@ -202,12 +208,28 @@ async def create_prediction(
     return PredictPublic(outputs=outputs)
 
 
-@router.get("/{session_id}/export", response_model=SessionImport, responses=OWNER_ERRORS)
-async def read_session_export(handle: OwnedSessionDep, manager: ManagerDep) -> Response:
-    """The whole session as JSON: config, weights, optimizer and rng state, history. Owner only.
+@router.get(
+    "/{session_id}/export", response_model=SessionImport,
+    responses={**OWNER_ERRORS, 200: {"content": {COMPACT_TYPE: {}}, "description": (
+        "The export: JSON (SessionExport), or with format=compact the compact format "
+        "(docs/protocol.md \"Export and import\")")}},
+)
+async def read_session_export(
+    handle: OwnedSessionDep, manager: ManagerDep,
+    format: Literal["json", "compact"] = Query(
+        "json", description="json: SessionExport; compact: gzip'd, the history as float64 "
+        "columns (~3x smaller; what the page downloads)"),
+) -> Response:
+    """The whole session: config, weights, optimizer and rng state, history. Owner only.
 
-    The worker writes the JSON itself (exact floats, repr precision): nothing heavy on the loop.
+    The worker writes it itself (JSON with exact floats, or the compact binary columns):
+    nothing heavy on the loop.
     """
+    if format == "compact":
+        body = await manager.call(handle.session_id, "export_compact")
+        return Response(body, media_type=COMPACT_TYPE, headers={
+            "Content-Disposition": f'attachment; filename="{handle.session_id}{COMPACT_SUFFIX}"'
+        })
     body = await manager.call(handle.session_id, "export_json")
     return Response(body, media_type="application/json")
 
