@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     max_gallery_runs: int = 100  # most runs one GET /api/runs answers (its `limit`)
     max_gallery_offset: int = 10_000  # deepest page of the gallery (its `offset`)
     run_view_cache_bytes: int = 64_000_000  # built /r/{slug} views kept in memory (immutable)
+    max_run_view_builds: int = 2  # /r/{slug} views a worker builds at once (others wait)
 
     # ---- storage: the database of sessions, runs and classes (issue 10, app/storage) ----
     data_dir: Path = Path("data")  # created on start; holds playground.db unless database_url

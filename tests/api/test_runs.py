@@ -9,6 +9,7 @@ gallery's order is the test losses sorted by hand.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app.api.routes.runs import ViewCache
 from app.main import create_app
 from app.sessions.frames import decode_frame
 from app.storage import Storage
@@ -275,3 +277,35 @@ def test_run_queries_on_sqlite_and_postgresql(storage: Storage) -> None:
     assert row is not None and row.export == b"\x1f\x8b" and row.owner_hash == "other"
     assert queries.delete_run(engine, "hidden") and not queries.delete_run(engine, "hidden")
     assert queries.read_run(engine, "hidden", with_export=False) is None
+
+
+def test_the_view_cache_shares_builds_and_keeps_to_its_budget() -> None:
+    """Three concurrent requests for one cold view cost one build; at most `builds` builds run
+    at once; views past the byte budget push out the least recently used."""
+    calls: list[str] = []
+    running = [0, 0]  # now, most at once
+
+    async def scenario() -> None:
+        cache = ViewCache(budget=25, builds=1)
+
+        def maker(slug: str, size: int) -> Any:
+            async def make() -> bytes:
+                calls.append(slug)
+                running[0] += 1
+                running[1] = max(running[1], running[0])
+                await asyncio.sleep(0.01)
+                running[0] -= 1
+                return slug.encode() * size
+            return make
+
+        first = await asyncio.gather(*(cache.build("a", maker("a", 10)) for _ in range(3)),
+                                     cache.build("b", maker("b", 10)))
+        assert first == [b"a" * 10] * 3 + [b"b" * 10]
+        assert cache.get("a") == b"a" * 10  # "a" is now the most recently used
+        await cache.build("c", maker("c", 10))
+        assert cache.get("b") is None and cache.get("a") is not None and cache.size == 20
+        await cache.build("huge", maker("h", 30))  # over the budget: served, not kept
+        assert cache.get("huge") is None and cache.building == {}
+
+    asyncio.run(scenario())
+    assert calls == ["a", "b", "c", "h"] and running[1] == 1

@@ -20,6 +20,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -285,10 +286,7 @@ async def read_run_view(request: Request, slug: str, manager: ManagerDep) -> Res
     cache: ViewCache = view_cache(request)
     body = cache.get(slug)
     if body is None:
-        row = await read_row(request, slug, with_export=True)
-        summary = summary_of(row.summary)
-        body = await build_view(manager, row, summary)
-        cache.put(slug, body)
+        body = await cache.build(slug, lambda: build_view(request, manager, slug))
     return Response(body, media_type="application/octet-stream",
                     headers={"Cache-Control": "public, max-age=3600, immutable"})
 
@@ -330,13 +328,41 @@ async def delete_run(request: Request, slug: str, caller: CallerDep) -> Response
 class ViewCache:
     """Built views by slug, least recently used out first, at most `budget` bytes in all.
 
-    A run never changes, so a cached view is never stale (a deleted run's is dropped).
+    A run never changes, so a cached view is never stale (a deleted run's is dropped). Builds
+    cost a worker up to ~1 s for a 100,000-epoch run: concurrent requests for one slug share
+    one build, and at most `builds` run at once (a crowd of cold links waits its turn instead
+    of filling every worker).
     """
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int, builds: int) -> None:
         self.budget = budget
         self.items: OrderedDict[str, bytes] = OrderedDict()
         self.size = 0
+        self.building: dict[str, asyncio.Future[bytes]] = {}  # builds under way, by slug
+        self.slots = asyncio.Semaphore(max(1, builds))
+
+    async def build(self, slug: str, make: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The view of `slug` from `make()`, shared with concurrent callers, then kept.
+
+        The build is a task of its own: a caller that goes away does not cancel it for the
+        others (each awaits it shielded).
+        """
+        task = self.building.get(slug)
+        if task is None:
+            task = asyncio.ensure_future(self._build(slug, make))
+            # Its error is read even when every caller went away (no "never retrieved").
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self.building[slug] = task
+        return await asyncio.shield(task)
+
+    async def _build(self, slug: str, make: Callable[[], Awaitable[bytes]]) -> bytes:
+        try:
+            async with self.slots:
+                body = await make()
+            self.put(slug, body)
+            return body
+        finally:
+            del self.building[slug]
 
     def get(self, slug: str) -> bytes | None:
         """The view of `slug`, if kept."""
@@ -368,15 +394,15 @@ def view_cache(request: Request) -> ViewCache:
     cache: ViewCache | None = getattr(request.app.state, "run_views", None)
     if cache is None:
         settings: Settings = request.app.state.settings
-        cache = ViewCache(settings.run_view_cache_bytes)
+        cache = ViewCache(settings.run_view_cache_bytes, settings.max_run_view_builds)
         request.app.state.run_views = cache
     return cache
 
 
-async def build_view(
-    manager: SessionManager, row: queries.RunRow, summary: dict[str, Any]
-) -> bytes:
+async def build_view(request: Request, manager: SessionManager, slug: str) -> bytes:
     """The view's bytes, from the idlest worker (a transient session, never registered)."""
+    row = await read_row(request, slug, with_export=True)
+    summary = summary_of(row.summary)
     live = [w for w in manager.workers if w.alive]
     if not live:
         raise SessionCallError(503, "no worker is running")
