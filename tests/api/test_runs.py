@@ -248,6 +248,31 @@ def test_the_gallery_lists_public_runs_by_test_loss(bare: TestClient) -> None:
     assert bare.get(f"/r/{listed[0]['slug']}").status_code == 200
 
 
+def test_thumbnails_of_multiclass_and_regression_runs(bare: TestClient) -> None:
+    """Gold: the saved network's own predictions on the thumbnail's grid (POST predict at the
+    cell centres): multiclass thumbnails hold the argmax class, regression ones the prediction
+    clipped to [-1, 1] and mapped to 0..255."""
+    size, extent = 32, 6.0
+    step_size = 2 * extent / size
+    centres = -extent + (np.arange(size) + 0.5) * step_size
+    x1, x2 = np.meshgrid(centres, centres[::-1])
+    grid = np.column_stack([x1.ravel(), x2.ravel()]).tolist()
+    for dataset, problem in (("blobs-3", "multiclass"), ("reg-plane", "regression")):
+        session_id, token = new_session(bare, {"dataset": dataset})
+        step(bare, session_id, token, 20)
+        outputs = np.array(bare.post(f"/api/sessions/{session_id}/predict",
+                                     json={"points": grid}, headers=auth(token)).json()["outputs"])
+        run = save(bare, session_id, token)
+        assert run["problem"] == problem
+        codes = np.frombuffer(base64.b64decode(run["thumbnail"]["base64"]), np.uint8)
+        if problem == "multiclass":
+            assert run["shape"] == "2-4-2-3"
+            np.testing.assert_array_equal(codes, np.argmax(outputs, axis=1))
+        else:
+            expected = np.rint((np.clip(outputs[:, 0], -1, 1) + 1) / 2 * 255)
+            np.testing.assert_allclose(codes, expected, atol=1)
+
+
 def record(slug: str, owner: str, test_loss: float | None, public: bool = True,
            dataset: str = "circle") -> dict[str, Any]:
     """A runs row as the save route writes it (the export is not read by these queries)."""
