@@ -58,24 +58,33 @@ export function deleteSession(id) {
   return request(`/api/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' });
 }
 
+/** The compact export's media type (docs/protocol.md "Export and import"). */
+export const COMPACT_EXPORT_TYPE = 'application/vnd.nn-playground.session+gzip';
+
 /**
- * A SessionExport as the server wrote it. Kept as text: its generator states are 128-bit
- * integers that JSON.parse would round to doubles, and the import would then be refused.
+ * The session in the compact export format (gzip, the history as binary columns: any length
+ * the server trains imports back), kept as the bytes the server wrote.
  * @param {string} id
- * @returns {Promise<string>}
+ * @returns {Promise<Blob>}
  */
 export async function exportSession(id) {
-  const response = await authorizedFetch(`/api/sessions/${encodeURIComponent(id)}/export`);
-  return response.text();
+  const response = await authorizedFetch(`/api/sessions/${encodeURIComponent(id)}/export?format=compact`);
+  return response.blob();
 }
 
 /**
- * Continue from a SessionExport, sent exactly as read from the file.
- * @param {string} exportedText
+ * Continue from an export, sent exactly as read from the file: a SessionExport JSON text
+ * (kept as text: its 128-bit generator states would not survive JSON.parse), or a compact
+ * export (a Blob; the server tells the formats apart by their first bytes).
+ * @param {string | Blob} exported
  * @returns {Promise<SessionPublic>}
  */
-export function importSession(exportedText) {
-  return request('/api/sessions/import', { method: 'POST', body: exportedText }, { create: true, label: 'Importing the model' });
+export function importSession(exported) {
+  /** @type {RequestInit} */
+  const init = typeof exported === 'string'
+    ? { method: 'POST', body: exported }
+    : { method: 'POST', body: exported, headers: { 'Content-Type': COMPACT_EXPORT_TYPE } };
+  return request('/api/sessions/import', init, { create: true, label: 'Importing the model' });
 }
 
 /**

@@ -352,15 +352,14 @@ export class Controller extends Playground {
     }
   }
 
-  /** Download the trained model as JSON. */
+  /** Download the trained model (the compact export: any length imports back). */
   async exportModel() {
     if (!this.session) return;
     try {
-      const exported = await api.exportSession(this.session.id);
-      const blob = new Blob([exported], { type: 'application/json' });
+      const blob = await api.exportSession(this.session.id);
       const link = document.createElement('a');
       link.href = URL.createObjectURL(blob);
-      link.download = `nn-playground-epoch-${this.lastEpoch}.json`;
+      link.download = `nn-playground-epoch-${this.lastEpoch}.nnpg.gz`;
       link.click();
       setTimeout(() => URL.revokeObjectURL(link.href), 1000);
     } catch (error) {
@@ -373,12 +372,17 @@ export class Controller extends Playground {
    * @param {File} file
    */
   async importModel(file) {
-    const exported = await file.text();
-    try {
-      JSON.parse(exported); // only to say "not JSON" here rather than as a server error
-    } catch {
-      this.showError(`Import: ${file.name} is not JSON.`);
-      return;
+    const magic = new Uint8Array(await file.slice(0, 2).arrayBuffer());
+    /** @type {string | Blob} */
+    let exported = file; // the compact export (gzip), sent as is
+    if (magic[0] !== 0x1f || magic[1] !== 0x8b) {
+      exported = await file.text();
+      try {
+        JSON.parse(exported); // only to say "not JSON" here rather than as a server error
+      } catch {
+        this.showError(`Import: ${file.name} is neither an export (.nnpg.gz) nor JSON.`);
+        return;
+      }
     }
     await this.openSession(async () => {
       try {
