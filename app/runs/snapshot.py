@@ -23,7 +23,7 @@ from app.sessions.build import grid_points
 from app.sessions.export import SessionExport, export_session, import_session
 from app.sessions.frame_builder import build_part
 from app.sessions.frames import frame_bytes
-from app.sessions.session import TrainingSession
+from app.sessions.session import CommandRefused, TrainingSession
 
 Array = npt.NDArray[np.float64]
 VIEW_FORMAT = "nn-playground-run-view"
@@ -43,7 +43,16 @@ def run_call(session: TrainingSession | None, payload: dict[str, Any]) -> Any:
 
 
 def snapshot(session: TrainingSession, thumbnail_size: int, extent: float) -> dict[str, Any]:
-    """A run's record: the summary columns, the full export's JSON, the thumbnail."""
+    """A run's record: the summary columns, the full export's JSON, the thumbnail.
+
+    A diverged network (weights not finite) is refused: its export could not be imported, so
+    its link could show nothing and continue nothing.
+    """
+    if not all(np.all(np.isfinite(w)) for w in session.model.get_weights()):
+        raise CommandRefused(
+            f"session {session.id!r} diverged: its weights are not finite numbers, so it "
+            "cannot be saved as a run; reset or restart it first"
+        )
     # The JSON only: its gzip runs in a web-process thread (zlib releases the GIL), not here,
     # where it would hold up every session of this worker (2.7 s at 100,000 epochs, level 6).
     return {

@@ -273,6 +273,19 @@ def test_thumbnails_of_multiclass_and_regression_runs(bare: TestClient) -> None:
             np.testing.assert_allclose(codes, expected, atol=1)
 
 
+def test_a_diverged_session_is_not_saved(bare: TestClient) -> None:
+    """A network whose weights are no longer finite cannot be imported, so its link could
+    neither show nor continue it: 409 naming why, and nothing is stored."""
+    session_id, token = new_session(bare, {"dataset": "reg-plane", "learning_rate": 10,
+                                           "layers": [{"units": 8, "activation": "relu"}]})
+    assert step(bare, session_id, token, 200)["status"] == "diverged"
+    refused = bare.post(f"/api/sessions/{session_id}/runs", json={"public": True},
+                        headers=auth(token))
+    assert refused.status_code == 409
+    assert "diverged: its weights are not finite numbers" in refused.json()["detail"]
+    assert bare.get("/api/runs?sort=created").json() == []
+
+
 def record(slug: str, owner: str, test_loss: float | None, public: bool = True,
            dataset: str = "circle") -> dict[str, Any]:
     """A runs row as the save route writes it (the export is not read by these queries)."""

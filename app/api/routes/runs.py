@@ -60,6 +60,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"description": "No worker is running"},
 }
 RUN_QUOTA: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The session diverged (its weights are not finite): nothing to save"},
     429: {"description": "max_runs_per_owner is reached (delete a run); see Retry-After"},
 }
 
