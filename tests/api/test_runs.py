@@ -15,6 +15,7 @@ import json
 import struct
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -271,6 +272,24 @@ def test_thumbnails_of_multiclass_and_regression_runs(bare: TestClient) -> None:
         else:
             expected = np.rint((np.clip(outputs[:, 0], -1, 1) + 1) / 2 * 255)
             np.testing.assert_allclose(codes, expected, atol=1)
+
+
+def test_runs_outlive_the_server(tmp_path: Path) -> None:
+    """Stop the server and start another on the same data directory: the run, its link, its
+    fork and its owner's right to delete it are all still there. Gold: the export read before
+    the restart."""
+    with TestClient(create_app(make_settings(data_dir=tmp_path))) as first:
+        session_id, token = new_session(first)
+        step(first, session_id, token, 10)
+        slug = save(first, session_id, token, public=True)["slug"]
+        before = first.get(f"/api/runs/{slug}").json()
+    with TestClient(create_app(make_settings(data_dir=tmp_path))) as second:
+        assert second.get(f"/api/runs/{slug}").json() == before
+        assert [r["slug"] for r in second.get("/api/runs").json()] == [slug]
+        assert second.get(f"/api/runs/{slug}/view").status_code == 200
+        forked = second.post(f"/api/runs/{slug}/fork")
+        assert forked.status_code == 201 and forked.json()["epoch"] == 10
+        assert second.delete(f"/api/runs/{slug}", headers=auth(token)).status_code == 204
 
 
 def test_a_diverged_session_is_not_saved(bare: TestClient) -> None:
