@@ -30,7 +30,7 @@ from app.api.owners import MAX_TOKEN_CHARS, bearer_token
 from app.api.raw_bodies import raw_body
 from app.api.routes.stream import origin_allowed
 from app.classroom.hub import ClassHub, ClassRoom, Watcher, normalize_code
-from app.sessions.config import SessionConfigUpdate
+from app.sessions.config import SessionConfig, SessionConfigUpdate
 from app.sessions.manager import SessionCallError, SessionManager
 from app.settings import Settings
 from app.storage.classes import save_preset
@@ -278,14 +278,10 @@ async def create_preset(
     if len(body) > settings.max_preset_bytes:
         raise HTTPException(413, f"a preset is {len(body)} bytes; max_preset_bytes = "
                             f"{settings.max_preset_bytes}")
-    try:
-        # In a thread: up to max_preset_bytes of JSON (a preset may carry points).
-        update = await asyncio.to_thread(SessionConfigUpdate.model_validate_json, body)
-    except ValidationError as error:
-        raise RequestValidationError(
-            [{**e, "loc": ["body", *e["loc"]]} for e in error.errors(include_url=False)]
-        ) from None
-    changes: dict[str, Any] = update.model_dump(exclude_unset=True)
+    # In a thread: up to max_preset_bytes of JSON (a preset may carry points).
+    changes, errors = await asyncio.to_thread(validate_preset, body)
+    if errors:
+        raise RequestValidationError([{**e, "loc": ["body", *e["loc"]]} for e in errors])
     if not changes:
         raise RequestValidationError([{
             "loc": ["body"], "type": "value_error", "input": {},
@@ -303,6 +299,23 @@ async def create_preset(
 async def create_pause(room: TaughtRoomDep, hub: HubDep) -> ClassAction:
     """Pause every learner's session (teacher only)."""
     return await _each_learner(hub, room, "command", {"type": "pause"})
+
+
+def validate_preset(body: bytes) -> tuple[dict[str, Any], list[Any]]:
+    """A preset's changes and its errors: a PATCH body's, plus the limits a whole config
+    checks (e.g. max_speed, max_samples). Rules that depend on a learner's own config (a loss
+    that must fit its problem) are its worker's to answer, per learner (`failed`)."""
+    try:
+        changes: dict[str, Any] = SessionConfigUpdate.model_validate_json(body).model_dump(
+            exclude_unset=True
+        )
+    except ValidationError as error:
+        return {}, list(error.errors(include_url=False))
+    try:
+        SessionConfig.model_validate(changes)
+    except ValidationError as error:
+        return changes, list(error.errors(include_url=False))
+    return changes, []
 
 
 async def _live_handle(manager: SessionManager, session_id: str) -> Any:
