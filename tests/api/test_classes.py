@@ -262,3 +262,22 @@ def test_pause_all_pauses_every_learner(bare: TestClient) -> None:
     time.sleep(0.05)
     for session, _ in learners:
         assert bare.get(f"/api/sessions/{session}").json()["status"] == "paused"
+
+
+def test_a_class_outlives_the_server() -> None:
+    """Gold: the database. A class created, given a preset and then read by a new server on
+    the same data directory answers its teacher token (only its hash was stored) with its
+    title and preset; another token is still refused."""
+    settings = make_settings()
+    with TestClient(create_app(settings)) as client:
+        room = new_class(client, "Kept")
+        code, teacher = room["code"], room["teacher_token"]
+        pushed = client.post(f"/api/classes/{code}/preset", json={"dataset": "gauss"},
+                             headers=auth(teacher))
+        assert pushed.status_code == 200, pushed.text
+    with TestClient(create_app(settings)) as client:
+        read = client.get(f"/api/classes/{code}", headers=auth(teacher))
+        assert read.status_code == 200, read.text
+        assert (read.json()["title"], read.json()["preset"]) == ("Kept", {"dataset": "gauss"})
+        other = new_class(client)["teacher_token"]
+        assert client.get(f"/api/classes/{code}", headers=auth(other)).status_code == 403
