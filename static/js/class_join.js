@@ -88,7 +88,36 @@ async function leave() {
   render();
 }
 
+/**
+ * The page moved to a new session of its own (a lost one replaced, a model imported): it joins
+ * the class again under the same name, so the teacher keeps seeing this learner.
+ */
+async function follow() {
+  const current = joined();
+  const page = playground();
+  const session = page?.session;
+  if (!current || !session || page.readOnly || current.session === session.id || following.refused) return;
+  try {
+    const { body } = await callJson(`/api/classes/${encodeURIComponent(current.code)}/join`, {
+      method: 'POST', body: JSON.stringify({ session_id: session.id, name: current.name }),
+    });
+    remember({ ...current, session: body.session_id });
+  } catch (error) {
+    const status = /** @type {{status?: number}} */ (error).status;
+    if (status === 404) remember(null);  // the class is gone
+    else following.refused = true;  // e.g. the class is full: ask no more until a reload
+    say(`Could not rejoin class ${current.code}: ${/** @type {Error} */ (error).message}`);
+  }
+  render();
+}
+
+/** How often the page checks that its class follows its session. */
+const FOLLOW_MS = 3000;
+/** Whether the server refused to move this page's new session into its class. */
+const following = { refused: false };
+
 byId('class-join-form').addEventListener('submit', join);
+window.setInterval(follow, FOLLOW_MS);
 byId('class-leave').addEventListener('click', leave);
 byId('class-join').addEventListener('toggle', render);
 window.addEventListener('nn-class', (event) => {
