@@ -18,6 +18,7 @@ import re
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.sessions.export_binary import MEDIA_TYPE, compact_body_limit
 from app.settings import Settings
 
 # JSON of a CSV text: escaping its newlines (and any quote) at most doubles it, plus the keys.
@@ -25,6 +26,7 @@ CSV_JSON_FACTOR = 2
 CSV_JSON_SLACK = 256
 IMPORT_PATH = "/api/sessions/import"
 GZIP_MAGIC = b"\x1f\x8b"  # an import body in the compact format (app/sessions/export_binary.py)
+COMPACT_TYPE = MEDIA_TYPE.encode()
 PARSE_CSV_PATH = "/api/datasets/parse-csv"
 
 # A \uD800-\uDFFF escape (the backslash may itself be escaped: checked by counting).
@@ -35,9 +37,20 @@ _ESCAPE = 6  # len(b"\\ud800")
 _BACKSLASH_WINDOW = 64  # backslashes before a candidate that are looked at, at most
 
 
-def body_limit(path: str, settings: Settings) -> tuple[int, str]:
-    """The byte limit of a request body on this path and the setting it comes from."""
+def body_limit(path: str, settings: Settings, content_type: bytes = b"") -> tuple[int, str]:
+    """The byte limit of a request body on this path and the setting it comes from.
+
+    A compact export (its media type declared) may be as large as the longest run this server
+    can train makes it (export_binary.compact_body_limit), when that exceeds max_import_bytes.
+    """
     if path == IMPORT_PATH:
+        if content_type.split(b";")[0].strip().lower() == COMPACT_TYPE:
+            limit = compact_body_limit(settings)
+            if limit > settings.max_import_bytes:
+                return limit, (
+                    "the largest compact export of max_epoch_budget epochs of the widest net "
+                    "(max_hidden_layers)"
+                )
         return settings.max_import_bytes, "max_import_bytes"
     if path == PARSE_CSV_PATH:
         limit = settings.max_upload_bytes * CSV_JSON_FACTOR + CSV_JSON_SLACK
@@ -110,7 +123,8 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit, setting = body_limit(scope["path"], self.settings)
+        content_type = next((v for n, v in scope["headers"] if n == b"content-type"), b"")
+        limit, setting = body_limit(scope["path"], self.settings, content_type)
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await _refuse(send, 413, _too_large(int(value), limit, setting))

@@ -22,6 +22,7 @@ import math
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,7 +60,7 @@ class Checkpoint:
     config: SessionConfig | None = None
     config_bytes: int = 0  # the config's JSON length (it is stored with every encoded row)
 
-    @property
+    @cached_property
     def nbytes(self) -> int:
         """Bytes the checkpoint stands for: its arrays, RNG states and config."""
         arrays = [*self.weights, *(a for slots in self.optimizer.values() for a in slots.values())]
@@ -310,14 +311,14 @@ class CheckpointStore:
         epoch = checkpoint.epoch
         if epoch < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch}")
+        size = checkpoint.nbytes
         # Two checkpoints must fit, or thinning could never make room for a newer one.
-        if 2 * checkpoint.nbytes > self.memory_bytes:
+        if 2 * size > self.memory_bytes:
             raise ValueError(
-                f"a checkpoint of {checkpoint.nbytes} bytes needs checkpoint_memory_bytes >= "
-                f"{2 * checkpoint.nbytes}, got {self.memory_bytes}"
+                f"a checkpoint of {size} bytes needs checkpoint_memory_bytes >= "
+                f"{2 * size}, got {self.memory_bytes}"
             )
         self._drop(epoch)
-        size = checkpoint.nbytes
         while True:
             if epoch % self.stride != 0:
                 return False

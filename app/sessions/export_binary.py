@@ -75,13 +75,26 @@ def export_compact(session: TrainingSession) -> bytes:
     return deflate.compress(b"".join(parts)) + deflate.flush()
 
 
+def header_bound(settings: Settings) -> int:
+    """The longest header accepted: twice a create body (a config with max_samples points is
+    ~0.4 MB of max_body_bytes; the weights of the largest net are ~0.1 MB of JSON)."""
+    return 2 * settings.max_body_bytes
+
+
 def compact_bound(settings: Settings) -> int:
-    """The most bytes a compact export of this server can decompress to: a header as large as
-    a whole JSON import, and max_epoch_budget rows of the widest history."""
+    """The most bytes a compact export of this server can decompress to: the longest header
+    and max_epoch_budget rows of the widest history (max_hidden_layers + 1 gradient norms)."""
     columns = len(EPOCH_COLUMNS) + settings.max_hidden_layers + 1
-    return len(MAGIC) + _LENGTH.size + settings.max_import_bytes + (
+    return len(MAGIC) + _LENGTH.size + header_bound(settings) + (
         8 * columns * settings.max_epoch_budget
     )
+
+
+def compact_body_limit(settings: Settings) -> int:
+    """The longest compact import body: compact_bound plus deflate's worst case on data that
+    does not compress (5 bytes per 64 KB stored block) and the gzip header and trailer."""
+    bound = compact_bound(settings)
+    return bound + bound // 10_000 + 1024
 
 
 def _inflate(body: bytes, bound: int) -> bytes:
@@ -120,8 +133,11 @@ def import_compact(body: bytes, settings: Settings | None = None) -> SessionExpo
     if len(content) < start or content[: len(MAGIC)] != MAGIC:
         raise ValueError(f"the compact export does not start with {MAGIC.decode()}")
     (length,) = _LENGTH.unpack_from(content, len(MAGIC))
-    if start + length > len(content):
-        raise ValueError(f"the header length {length} overruns the {len(content)} bytes")
+    if start + length > len(content) or length > header_bound(settings):
+        raise ValueError(
+            f"the header length {length} overruns the {len(content)} bytes or the "
+            f"{header_bound(settings)} bytes a header may have (2 x max_body_bytes)"
+        )
     header = json.loads(content[start : start + length])
     if not isinstance(header, dict):
         raise ValueError("the compact export's header is not a JSON object")

@@ -17,7 +17,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.sessions.export_binary import MAGIC, MEDIA_TYPE, export_compact, import_compact
+from app.sessions.export_binary import (
+    MAGIC,
+    MEDIA_TYPE,
+    compact_body_limit,
+    export_compact,
+    import_compact,
+)
 from app.sessions.session import TrainingSession
 from app.settings import Settings
 from tests.conftest import make_settings, owned_client
@@ -163,3 +169,30 @@ def test_the_compact_export_round_trips_in_process() -> None:
     names, rows = data._history_table
     assert names == session.history.columns
     assert rows.tobytes() == session.history.rows().tobytes()
+
+
+def test_a_declared_compact_import_may_exceed_max_import_bytes_up_to_the_longest_run() -> None:
+    """max_import_bytes = 200 kB, max_epoch_budget = 100,000: a 30,000-epoch compact export
+    (~1.3 MB) imports when its media type is declared (the limit is then the longest run the
+    server can train, ~12 MB), and is a 413 naming max_import_bytes when it is not."""
+    settings = make_settings(max_import_bytes=200_000, max_epoch_budget=100_000,
+                             checkpoint_seconds=0.0)
+    with TestClient(create_app(settings)) as raw:
+        client = owned_client(raw)
+        original = client.post("/api/sessions", json=CONFIG).json()["id"]
+        step(client, original, 3)
+        header, rows = unpack(client.get(f"/api/sessions/{original}/export",
+                                         params={"format": "compact"}).content)
+        body = gzip.compress(gzip.decompress(pack({**header, "epoch": 30_000},
+                                                  synthetic_history(30_000, rows.shape[1]))), 1)
+        assert 1_000_000 < len(body) < compact_body_limit(settings)
+        plain = client.post("/api/sessions/import", content=body)
+        assert plain.status_code == 413 and "max_import_bytes" in plain.text
+        declared = client.post("/api/sessions/import", content=body,
+                               headers={"Content-Type": MEDIA_TYPE})
+        assert declared.status_code == 201, declared.text[:300]
+        assert declared.json()["epoch"] == 30_000
+        too_long = body + b"\0" * compact_body_limit(settings)
+        refused = client.post("/api/sessions/import", content=too_long,
+                              headers={"Content-Type": MEDIA_TYPE})
+        assert refused.status_code == 413 and "max_epoch_budget" in refused.text
