@@ -7,7 +7,7 @@ the hub, which writes it to the database (a database thread) and tells the dashb
 Tiles cost little: while at least one dashboard of a class is open, one task per class asks
 each worker for the tiles of the learners it holds (op "class_tiles", app/classroom/tiles.py),
 at most `tile_fps` times a second, naming the tile each learner last had; a worker draws only
-the ones that changed (24 x 24 by default: ~0.1 ms each). Nobody watching: no task, no cost.
+the ones that changed (24 x 24 by default: ~0.2 ms of CPU each). Nobody watching: no task.
 A dashboard is one websocket for the whole class with a latest-tile-wins slot per learner, so a
 slow dashboard gets fewer tiles, never a queue.
 """
