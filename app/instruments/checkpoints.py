@@ -17,6 +17,7 @@ consecutive change sets into one (a writer that coalesces checkpoints).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import struct
@@ -392,15 +393,22 @@ class CheckpointStore:
 
     def load(self, rows: Iterable[tuple[int, bytes]]) -> None:
         """Replace the store's content by stored rows (as `changes()` gave them): they count
-        as reported; any that no longer fit are reported dropped by the next `changes()`."""
+        as reported; any that no longer fit, or cannot be read (corrupt, or a config today's
+        limits refuse), are reported dropped by the next `changes()`."""
         self.clear()
         configs: dict[str, SessionConfig] = {}
-        checkpoints = sorted(
-            (decode_checkpoint(data, configs) for _, data in rows), key=lambda c: c.epoch
-        )
-        for checkpoint in checkpoints:
-            self.put(checkpoint)
-        self._reported = {cp.epoch: -1 for cp in checkpoints}
+        checkpoints: list[Checkpoint] = []
+        unreadable: list[int] = []
+        for epoch, data in rows:
+            try:
+                checkpoints.append(decode_checkpoint(data, configs))
+            except ValueError:  # corrupt, or a config today's limits refuse: dropped, not fatal
+                unreadable.append(epoch)
+        for checkpoint in sorted(checkpoints, key=lambda c: c.epoch):
+            with contextlib.suppress(ValueError):  # larger than today's whole bound
+                self.put(checkpoint)
+        self._reported = {epoch: -1 for epoch in unreadable}
+        self._reported.update({cp.epoch: -1 for cp in checkpoints})
         self._reported.update(self._serials)
 
     def items(self) -> list[tuple[int, Checkpoint]]:

@@ -210,6 +210,9 @@ def test_rows_round_trip_and_changes_report_adds_and_drops() -> None:
     gold.train(40)
     fork = import_session(SessionExport.model_validate(replay(restored).fork_export(11, {})), "f")
     assert_continues_as(fork, gold, 10)
+    broken = CheckpointStore()
+    broken.load([(0, rows[0]), (1, b"NNTT garbage")])  # a corrupt row: dropped, not fatal
+    assert broken.epochs == [0] and broken.changes() == ([], [1])
     small = CheckpointStore(memory_bytes=4 * one.nbytes)
     small.load(sorted(rows.items()))  # does not fit: thinned, and the thinned rows reported
     added, dropped = small.changes()
