@@ -21,6 +21,10 @@ fi
 
 .venv/bin/ruff check app tests bench examples
 .venv/bin/mypy --strict app
+# Compile the training kernel once into numba's cache (~20 s on a fresh clone): otherwise the
+# two test processes would both compile it, each stalling its first sessions for a minute.
+.venv/bin/python -c "from app.engine import fast; print(f'kernel ready in {fast.warm_up():.1f} s')"
+
 # First the tests that assert values, in two processes; then, alone, the ones that measure time
 # or drive Chromium (the `serial` marker, tests/conftest.py). Exit code 5 = nothing selected.
 status=0
