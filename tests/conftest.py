@@ -40,6 +40,27 @@ def fresh_data_dir() -> str:
     return tempfile.mkdtemp(dir=TEST_DATA_ROOT)
 
 
+# Servers a test starts as processes (`nn-playground`, `python -c "...run()"`) read their
+# settings from the environment: never ./data nor a database the developer pointed at.
+os.environ["NN_PLAYGROUND_DATA_DIR"] = fresh_data_dir()
+os.environ.pop("NN_PLAYGROUND_DATABASE_URL", None)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_data_dir() -> Iterator[None]:
+    """Each test module's process-started servers get a database of their own (a server of
+    an earlier module would otherwise come back in theirs, sessions and all)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NN_PLAYGROUND_DATA_DIR", fresh_data_dir())
+        yield
+
+
+@pytest.fixture(autouse=True)
+def data_dir_env_of_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """... and so does each test's (module-scoped servers keep the module's)."""
+    monkeypatch.setenv("NN_PLAYGROUND_DATA_DIR", fresh_data_dir())
+
+
 def make_settings(**overrides: Any) -> Settings:
     """Test settings: one worker thread in-process (fast start) and a fresh data directory
     (its own SQLite database) unless overridden."""
