@@ -4,6 +4,8 @@ SQLite runs in WAL mode (readers never wait for the writer) with a busy timeout,
 transaction starts with BEGIN IMMEDIATE: a deferred transaction that reads and then writes can
 fail at once with "database is locked" when another connection wrote in between, whatever the
 timeout; an immediate one takes the write lock first and waits for it up to the busy timeout.
+Connections marked read-only (`Storage.reading()`: execution option READ_ONLY) begin deferred
+instead, so reads never queue behind a write.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from app.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "nn_read_only"  # execution option of a connection that only reads
 
 
 class SchemaTooNew(RuntimeError):
@@ -67,8 +70,10 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    """Take the write lock at the start of every transaction (see the module docstring)."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    """Take the write lock at the start of every transaction but a read-only connection's
+    (see the module docstring)."""
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def alembic_config() -> Config:

@@ -15,17 +15,18 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from app.settings import Settings
-from app.storage.database import make_engine, migrate
+from app.storage.database import READ_ONLY, make_engine, migrate
 from app.storage.tables import history_chunks, sessions, timetravel_checkpoints
 
 T = TypeVar("T")
@@ -107,6 +108,13 @@ class Storage:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
 
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads only: on SQLite its transaction does not take the write lock,
+        so it never waits for the checkpoint writer (use engine.begin() to write)."""
+        with self.engine.connect() as conn:
+            yield conn.execution_options(**{READ_ONLY: True})
+
     def close(self) -> None:
         """Wait for running calls, then close every pooled connection."""
         self.executor.shutdown(wait=True)
@@ -178,7 +186,7 @@ class Storage:
 
     def load_session(self, session_id: str) -> StoredSession | None:
         """The stored session with its whole history and time-travel checkpoints, or None."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(select(sessions).where(sessions.c.id == session_id)).first()
             if row is None:
                 return None
@@ -205,7 +213,7 @@ class Storage:
 
     def session_ids(self, state: str = "live") -> list[str]:
         """Ids of the stored sessions in `state`, least recently checkpointed first."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return list(
                 conn.execute(
                     select(sessions.c.id)
@@ -216,7 +224,7 @@ class Storage:
 
     def session_owner(self, session_id: str) -> str | None:
         """The owner hash of a stored session (None when unknown): ownership without a load."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             owner: str | None = conn.execute(
                 select(sessions.c.owner_hash).where(sessions.c.id == session_id)
             ).scalar()

@@ -207,3 +207,21 @@ def test_concurrent_calls_do_not_fail(storage: Storage) -> None:
     assert stored is not None
     np.testing.assert_array_equal(stored.history, rows(1, 400))
     assert sorted(storage.session_ids("live")) == ["r0", "r1", "r2", "r3", "w"]
+
+
+def test_reads_do_not_wait_for_a_write_in_progress(storage: Storage) -> None:
+    """While a write transaction is open (the checkpoint writer mid-checkpoint), load_session
+    and session_ids answer at once with the last committed state (SQLite: read transactions
+    begin deferred in WAL mode; a write lock would make them wait for the busy timeout)."""
+    storage.save_checkpoint(checkpoint(count=10))
+    answers: list[Any] = []
+    with storage.engine.begin() as conn:
+        conn.execute(sessions.update().values(status="paused"))
+        reader = threading.Thread(
+            target=lambda: answers.extend([storage.load_session("s1"), storage.session_ids()])
+        )
+        reader.start()
+        reader.join(5.0)
+        assert not reader.is_alive(), "a read waited for the open write transaction"
+    stored, ids = answers
+    assert stored.status == "running" and ids == ["s1"]
