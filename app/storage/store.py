@@ -15,9 +15,9 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +26,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from app.settings import Settings
-from app.storage.database import READ_ONLY, make_engine, migrate
+from app.storage.database import make_engine, migrate, reading
 from app.storage.tables import history_chunks, sessions, timetravel_checkpoints
 
 T = TypeVar("T")
@@ -108,12 +108,9 @@ class Storage:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
 
-    @contextmanager
-    def reading(self) -> Iterator[Connection]:
-        """A connection for reads only: on SQLite its transaction does not take the write lock,
-        so it never waits for the checkpoint writer (use engine.begin() to write)."""
-        with self.engine.connect() as conn:
-            yield conn.execution_options(**{READ_ONLY: True})
+    def reading(self) -> AbstractContextManager[Connection]:
+        """A connection for reads only (database.reading): never waits for the writer."""
+        return reading(self.engine)
 
     def close(self) -> None:
         """Wait for running calls, then close every pooled connection."""
