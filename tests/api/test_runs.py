@@ -52,8 +52,16 @@ def new_session(client: TestClient, config: dict[str, Any] | None = None,
 
 
 def step(client: TestClient, session_id: str, token: str, n: int) -> dict[str, Any]:
+    """Train n epochs; a step past job_wait_seconds (a loaded machine) is a job: follow it."""
     response = client.post(f"/api/sessions/{session_id}/commands",
                            json={"type": "step", "n": n}, headers=auth(token))
+    if response.status_code == 202:
+        job = f"/api/jobs/{response.json()['job']['id']}"
+        deadline = time.monotonic() + 60
+        while client.get(job, headers=auth(token)).json()["state"] == "running":
+            assert time.monotonic() < deadline, "the step did not end within 60 s"
+            time.sleep(0.05)
+        response = client.get(f"{job}/result", headers=auth(token))
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
