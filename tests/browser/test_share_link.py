@@ -57,7 +57,7 @@ def test_a_share_link_shows_the_run_at_once_and_continues(
     try:
         viewer.goto(f"{live_server}{url}")
         viewer.wait_for_function(
-            "() => window.playground?.frame?.header.epoch === 40", timeout=5_000
+            "() => window.playground?.frame?.header.epoch === 40", timeout=10_000
         )
         assert viewer.locator("#run-banner").is_visible()
         assert "xor with adam" in viewer.locator("#run-banner").inner_text()
