@@ -2,6 +2,7 @@
 
 Plain synchronous functions of an Engine: call them through
 `await storage.call(fn, storage.engine, ...)` (a database thread), never on the event loop.
+Reads use `reading(engine)`: on SQLite they never wait for the checkpoint writer's lock.
 A class keeps only the SHA-256 of its teacher token (as owner tokens, app/api/owners.py).
 """
 
@@ -13,6 +14,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import IntegrityError
 
+from app.storage.database import reading
 from app.storage.tables import classes, sessions
 
 
@@ -60,7 +62,7 @@ def insert_class(
 def count_classes(engine: Engine, owner_hash: str | None, address: str) -> ClassCounts:
     """Classes in all, created with this owner token, created from this address."""
     count = select(func.count()).select_from(classes)
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         total = int(connection.execute(count).scalar_one())
         if not CREATOR_COLUMNS:
             return ClassCounts(total, None, None)
@@ -78,7 +80,7 @@ def read_class(engine: Engine, code: str) -> ClassRow | None:
     """A class by its code, or None."""
     columns = (classes.c.code, classes.c.teacher_hash, classes.c.title, classes.c.created_at,
                classes.c.preset)
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         row = connection.execute(select(*columns).where(classes.c.code == code)).first()
     if row is None:
         return None
@@ -92,7 +94,7 @@ def read_learners(engine: Engine, code: str) -> list[tuple[str, str]]:
         .where(sessions.c.class_code == code)
         .order_by(sessions.c.created_at)
     )
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         return [(row.id, row.learner_name or "") for row in connection.execute(query)]
 
 
