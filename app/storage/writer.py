@@ -125,9 +125,15 @@ class CheckpointWriter:
                 self._holes.discard(sid)
                 self._enqueue(cp)
                 self._cond.notify()
-        if dropped and sid not in self._deleted:
-            log.warning("checkpoint of %s dropped (backlog %d bytes)", sid, self._backlog)
-            self._lose(sid)
+        if not dropped or sid in self._deleted:
+            return
+        if self._stopping:  # shutting down: nobody can send a full one any more
+            log.warning("checkpoint of %s arrived after the writer closed", sid)
+            with self._cond:
+                self.dropped += 1
+            return
+        log.warning("checkpoint of %s dropped (backlog %d bytes)", sid, self._backlog)
+        self._lose(sid)
 
     def after(self, session_id: str, fn: Callable[[], T]) -> Future[T]:
         """Run fn() in the writer thread once the session's queued checkpoints are written

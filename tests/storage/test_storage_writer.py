@@ -162,8 +162,9 @@ def test_close_flushes_and_after_runs_in_order(
         loaded = storage.load_session(session)
         assert loaded is not None
         np.testing.assert_array_equal(loaded.history, rows(1, 100))
+    writer.on_dropped = lambda session: pytest.fail(f"asked {session} for a full checkpoint")
     writer.submit(checkpoint("a", first_epoch=101))  # after close: dropped, never blocks
-    assert writer.pending() == 0
+    assert writer.pending() == 0 and writer.dropped == 1
 
 
 def test_unwritable_checkpoint_is_dropped_not_retried(
