@@ -38,8 +38,9 @@ logger = logging.getLogger("nn_playground.classroom")
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 6
 MAX_CONTROLS = 64  # control messages a dashboard may leave unread before it is dropped
-ATTACH_RETRIES = 24  # a learner whose session has no stored row yet is attached again ...
-ATTACH_RETRY_SECONDS = 2.5  # ... this often (its first checkpoint makes the row)
+ATTACH_RETRIES = 24  # a learner whose session has no stored row yet is attached again, every
+# checkpoint_seconds / 2 (within these bounds): its first checkpoint makes the row
+ATTACH_RETRY_SECONDS = (0.25, 2.5)
 OFFLINE = "offline"
 
 
@@ -219,8 +220,10 @@ class ClassHub:
             task.add_done_callback(self.retries.discard)
 
     async def _attach_later(self, room: ClassRoom, session_id: str, name: str) -> None:
+        low, high = ATTACH_RETRY_SECONDS
+        period = min(high, max(low, self.settings.checkpoint_seconds / 2))
         for _ in range(ATTACH_RETRIES):
-            await asyncio.sleep(ATTACH_RETRY_SECONDS)
+            await asyncio.sleep(period)
             if room.learners.get(session_id) != name or self.rooms.get(room.code) is not room:
                 return  # left, renamed or moved meanwhile: that write wins
             with contextlib.suppress(Exception):  # a database hiccup: try again

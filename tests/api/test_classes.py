@@ -281,3 +281,23 @@ def test_a_class_outlives_the_server() -> None:
         assert (read.json()["title"], read.json()["preset"]) == ("Kept", {"dataset": "gauss"})
         other = new_class(client)["teacher_token"]
         assert client.get(f"/api/classes/{code}", headers=auth(other)).status_code == 403
+
+
+def test_learners_are_stored_and_come_back_with_their_sessions() -> None:
+    """Gold: the sessions table. A joined session's class and name are in its stored row
+    (written once the session has a row: its first checkpoint), and a new server on the same
+    data directory restores the session and lists it in the class, live, under its name."""
+    settings = make_settings(checkpoint_seconds=0.2)
+    with TestClient(create_app(settings)) as client:
+        room = new_class(client)
+        code, teacher = room["code"], room["teacher_token"]
+        session, owner = new_learner(client)
+        assert join(client, code, session, owner, "Ada").status_code == 200
+        storage = client.app.state.storage  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while queries.read_learners(storage.engine, code) != [(session, "Ada")]:
+            assert time.monotonic() < deadline, "the membership was not stored within 10 s"
+            time.sleep(0.1)
+    with TestClient(create_app(settings)) as client:
+        learners = client.get(f"/api/classes/{code}", headers=auth(teacher)).json()["learners"]
+        assert learners == [{"session_id": session, "name": "Ada", "live": True}]
