@@ -60,7 +60,6 @@ from app.sessions.checkpointing import (
 from app.sessions.config import SessionConfig
 from app.sessions.export import SessionExport, export_session, import_session
 from app.sessions.export_binary import export_compact
-from app.sessions.export_binary import export_compact
 from app.sessions.frame_builder import build_part, flat_weights
 from app.sessions.frames import FramePart, preencode
 from app.sessions.session import CommandRefused, TrainingSession
@@ -325,8 +324,6 @@ class Worker:
             return export_session(session)
         if op == "export_json":
             return json.dumps(export_session(session), allow_nan=False).encode()
-        if op == "export_compact":  # gzip'd, history as binary columns (export_binary.py)
-            return export_compact(session)
         if op == "export_compact":  # gzip'd, history as binary columns (export_binary.py)
             return export_compact(session)
         if op == "data_csv":
