@@ -135,6 +135,7 @@ export class RunView {
    */
   showBanner(run) {
     document.body.classList.add('run-view');
+    document.title = `${run.title} · nn-playground`;
     this.banner.hidden = false;
     this.bar.hidden = true;
     const title = document.getElementById('run-banner-title');
@@ -161,6 +162,7 @@ export class RunView {
     }
     this.run = null;
     document.body.classList.remove('run-view');
+    document.title = 'nn-playground';
     this.banner.hidden = true;
     this.bar.hidden = false;
     // Leave the share link: a reload reopens our own session from the playground's address.
@@ -189,7 +191,14 @@ export class RunView {
       link.href = run.url;
       link.id = 'run-link';
       link.textContent = `${location.origin}${run.url}`;
-      this.saved.replaceChildren('Saved: ', link, run.public ? ' (listed in the gallery)' : ' (unlisted: only the link reaches it)');
+      const copy = document.createElement('button');
+      copy.type = 'button';
+      copy.className = 'mini-button';
+      copy.textContent = 'Copy link';
+      copy.addEventListener('click', () => {
+        navigator.clipboard?.writeText(link.href).then(() => { copy.textContent = 'Copied'; }, () => {});
+      });
+      this.saved.replaceChildren('Saved: ', link, ' ', copy, run.public ? ' (listed in the gallery)' : ' (unlisted: only the link reaches it)');
     } catch (error) {
       this.saved.textContent = '';
       page.showError(`Save run: ${/** @type {Error} */ (error).message}`);

@@ -33,7 +33,8 @@ def test_a_share_link_shows_the_run_at_once_and_continues(
     all 40 loss rows from its first response, opens no websocket; Continue forks a session of
     the stranger's own that trains; the gallery lists the run with its thumbnail."""
     page.goto(f"{live_server}/#dataset=xor&optimizer=adam&learning_rate=0.03")
-    page.wait_for_function("() => window.playground && window.playground.frame")
+    # A cold shared server's worker compiles the fast kernel first (~10 s on a loaded machine).
+    page.wait_for_function("() => window.playground && window.playground.frame", timeout=60_000)
     session_id = page.evaluate("() => window.playground.session.id")
     rest_command(page, live_server, session_id, {"type": "step", "n": EPOCHS})
     page.wait_for_function(f"() => window.playground.lastEpoch === {EPOCHS}")
