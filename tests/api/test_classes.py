@@ -50,8 +50,9 @@ def join(client: TestClient, code: str, session: str, token: str, name: str) -> 
 def test_create_class_gives_a_code_and_a_teacher_token_only_the_teacher_reads_it(
     bare: TestClient,
 ) -> None:
-    """A class is a 6-character code from the readable alphabet and a 256-bit teacher token;
-    the server stores only the token's SHA-256 (the row holds no token); reading the class
+    """Gold: the stored row and the spec's statuses. A class is a 6-character code from the
+    readable alphabet and a 256-bit teacher token; the server stores only the token's SHA-256
+    (the row holds no token); reading the class
     needs that token: 401 without, 403 with another (even another class's teacher's), 404
     for an unknown code."""
     created = new_class(bare)
@@ -75,7 +76,8 @@ def test_create_class_gives_a_code_and_a_teacher_token_only_the_teacher_reads_it
 
 
 def test_join_needs_the_sessions_owner_and_a_name(bare: TestClient) -> None:
-    """A learner attaches their own session under a display name (control characters cut);
+    """Gold: issue 9's ownership statuses and the teacher's listing. A learner attaches their
+    own session under a display name (control characters cut);
     another owner's token is a 403, none a 401, an unknown session 404, a blank name 422
     naming the field; the teacher then sees the learner, live."""
     room = new_class(bare)
@@ -97,8 +99,9 @@ def test_join_needs_the_sessions_owner_and_a_name(bare: TestClient) -> None:
 
 
 def test_quotas_classes_per_address_and_learners_per_class() -> None:
-    """max_classes_per_address and max_learners_per_class are 429s with Retry-After naming the
-    setting; a class deleted by its teacher frees the quota and leaves its learners' sessions."""
+    """Gold: the settings (lowered to 2 and 1). max_classes_per_address and
+    max_learners_per_class are 429s with Retry-After naming the setting; a class deleted by its
+    teacher frees the quota and leaves its learners' sessions (read back)."""
     settings = make_settings(max_classes_per_address=2, max_learners_per_class=1)
     with TestClient(create_app(settings)) as client:
         first, _ = new_class(client), new_class(client)
@@ -118,7 +121,8 @@ def test_quotas_classes_per_address_and_learners_per_class() -> None:
 
 
 def test_learner_leaves_or_is_removed_by_the_teacher(bare: TestClient) -> None:
-    """DELETE .../learners/{id}: the session's owner or the teacher; anyone else 403."""
+    """Gold: the teacher's listing. DELETE .../learners/{id}: the session's owner or the
+    teacher (the learner is gone from the class); anyone else 403."""
     room = new_class(bare)
     code, teacher = room["code"], room["teacher_token"]
     session, owner = new_learner(bare)
@@ -145,8 +149,9 @@ def receive_until(socket: Any, kind: str, predicate: Any = None, limit: int = 50
 
 
 def test_only_the_teacher_opens_the_dashboard_stream(bare: TestClient) -> None:
-    """WS /ws/classes/{code}: no auth message or another token -> an error then close 4403;
-    an unknown class 4404; the teacher gets hello (roster) and tiles."""
+    """Gold: the protocol's close codes. WS /ws/classes/{code}: no auth message or another
+    token (another class's teacher's) -> an error then close 4403; an unknown class 4404; the
+    teacher gets hello (an empty roster)."""
     room = new_class(bare)
     code = room["code"]
     other = new_class(bare, "Other")
@@ -179,7 +184,8 @@ def expected_tile(client: TestClient, session: str, token: str, size: int) -> np
 
 
 def test_dashboard_tiles_are_each_learners_boundary_and_update(bare: TestClient) -> None:
-    """Every learner's tile arrives with name, epoch, test loss and status; its 24x24 bytes
+    """Gold: the session's own float64 predictions (REST predict). Every learner's tile
+    arrives with name, epoch, test loss and status; its 24x24 bytes
     match the session's own float64 predictions at the cell centres to within 1 level of 255
     (the tile is drawn in float32); after training, a new tile with the new epoch follows."""
     room = new_class(bare)
@@ -213,7 +219,8 @@ def test_dashboard_tiles_are_each_learners_boundary_and_update(bare: TestClient)
 
 
 def test_preset_is_pushed_to_every_learner_and_their_pages_are_told(bare: TestClient) -> None:
-    """POST .../preset (teacher): every learner's session gets the config change (read back
+    """Gold: each session read back over REST. POST .../preset (teacher): every learner's
+    session gets the config change (read back
     over REST), the page watching a learner gets {"type": "class", "event": "preset"} with the
     new config; an invalid preset is a 422 naming the field and changes nobody."""
     room = new_class(bare)
@@ -247,7 +254,8 @@ def test_preset_is_pushed_to_every_learner_and_their_pages_are_told(bare: TestCl
 
 
 def test_pause_all_pauses_every_learner(bare: TestClient) -> None:
-    """POST .../pause (teacher): every running learner's session is paused (read back)."""
+    """Gold: each session read back over REST. POST .../pause (teacher): every running
+    learner's session is paused; without the teacher token, 401."""
     room = new_class(bare)
     code, teacher = room["code"], room["teacher_token"]
     learners = [new_learner(bare, {"speed": 20}) for _ in range(3)]
