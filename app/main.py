@@ -170,7 +170,10 @@ def allowed_hosts(settings: Settings) -> list[str]:
 def check_database(settings: Settings) -> None:
     """Migrate the database before serving; a schema newer than this release, or a database
     that cannot be opened, exits with a one-line message instead of uvicorn's traceback."""
-    storage = Storage(settings)
+    try:
+        storage = Storage(settings)
+    except OSError as error:
+        sys.exit(f"nn-playground: cannot create the data directory {settings.data_dir}: {error}")
     try:
         storage.migrate()
     except SchemaTooNew as error:
