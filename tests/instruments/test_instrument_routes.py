@@ -237,6 +237,42 @@ def test_time_travel_and_fork(client: TestClient) -> None:
     assert fork.json()["config"]["learning_rate"] == 0.3
 
 
+def test_time_travel_over_rest_after_a_mid_run_change_forks_bit_for_bit(
+    client: TestClient,
+) -> None:
+    """Through the worker: Adam, learning rate changed by PATCH at epoch 10 of 20. Gold: the
+    live run's own weights hash after every epoch. Every stop's frame shows that epoch's hash;
+    a fork from epoch 8 stepped 2 and one from 12 stepped 5 (after the change: the fork has
+    the new rate, as the original had there) give the original's hashes at every epoch."""
+    config = {"dataset": "xor", "grid_resolution": 6, "optimizer": "adam",
+              "learning_rate": 0.01, "augmentation": True}
+    sid = client.post("/api/sessions", json=config).json()["id"]
+    hashes = {}
+
+    def step(session_id: str) -> str:
+        reply = client.post(f"/api/sessions/{session_id}/commands", json={"type": "step", "n": 1})
+        assert reply.status_code == 200, reply.text
+        return str(reply.json()["weights_hash"])
+
+    for epoch in range(1, 21):
+        if epoch == 11:
+            changed = client.patch(f"/api/sessions/{sid}", json={"learning_rate": 0.05})
+            assert changed.status_code == 200
+        hashes[epoch] = step(sid)
+    summary = client.post(f"/api/sessions/{sid}/timetravel").json()
+    assert summary["epochs"] == list(range(21))
+    for epoch in (3, 10, 11, 20):
+        header, _ = decode_frame(client.get(f"/api/sessions/{sid}/timetravel/{epoch}").content)
+        assert header["weights_hash"] == hashes[epoch], epoch
+    for start, n in ((8, 2), (12, 5)):
+        fork = client.post(f"/api/sessions/{sid}/timetravel/fork",
+                           json={"epoch": start, "config": {}}).json()
+        assert fork["weights_hash"] == hashes[start]
+        for k in range(1, n + 1):
+            assert step(fork["id"]) == hashes[start + k], (start, k)
+        client.delete(f"/api/sessions/{fork['id']}")
+
+
 def test_time_travel_frame_before_a_replay_is_404(client: TestClient) -> None:
     sid = client.post("/api/sessions", json={}).json()["id"]
     response = client.get(f"/api/sessions/{sid}/timetravel/0")
