@@ -140,6 +140,9 @@ class CheckpointWriter:
         (e.g. set_state("stored") after its last checkpoint). Await with asyncio.wrap_future."""
         future: Future[T] = Future()
         with self._cond:
+            if self._stopping:
+                future.set_exception(RuntimeError("checkpoint writer closed"))
+                return future
             self._queues.setdefault(session_id, []).append(_Op(fn, future))
             self._cond.notify()
         return future
