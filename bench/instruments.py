@@ -6,8 +6,8 @@ Run: `.venv/bin/python bench/instruments.py` (about 15 s). Each figure is the me
   units, 2,049 parameters) on a batch of 10 and of 100, with and without the numeric check;
 - optimizer race of lesson 8 (5 racers, spiral, 2 hidden layers of 8 tanh): racer-epochs/s
   and the 5 decision grids;
-- time travel: replaying a default session of 2,000 epochs into the checkpoint store, and one
-  frame of a past epoch;
+- time travel: opening the view of a default session that recorded 2,000 epochs (issue 10:
+  restored, not replayed), and one frame of a past epoch;
 - the perceptron rule on XOR for 1,000 passes (every instance recorded).
 """
 
@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.instruments.backprop import trace_model
+from app.instruments.checkpoints import attach
 from app.instruments.perceptron_run import run_perceptron
 from app.instruments.race import start_race
 from app.instruments.timetravel import replay
@@ -75,14 +76,15 @@ def main() -> None:
           f"{racers} grids of {race.base.grid_resolution}^2 in {grids * 1e3:.1f} ms")
 
     live = TrainingSession(SessionConfig())
+    attach(live)  # as a worker's session: it records its checkpoints as it trains (issue 10)
     for _ in range(2000):
         live.train_one_epoch()
-    replay_seconds = median_seconds(lambda: replay(live), repeats)
+    open_seconds = median_seconds(lambda: replay(live), repeats)
     recorded = replay(live)
     frame = median_seconds(lambda: recorded.frame_at(1234), repeats)
-    print(f"time travel: replay of 2,000 epochs (default session) {replay_seconds:.2f} s, "
-          f"{len(recorded.checkpoints)} checkpoints in {recorded.checkpoints.nbytes:,} bytes, "
-          f"verified {recorded.verified}; a past epoch's frame {frame * 1e3:.1f} ms")
+    print(f"time travel: opening the view of 2,000 recorded epochs (default session) "
+          f"{open_seconds * 1e3:.2f} ms, {len(recorded.checkpoints)} checkpoints in "
+          f"{recorded.checkpoints.nbytes:,} bytes; a past epoch's frame {frame * 1e3:.1f} ms")
 
     perceptron = median_seconds(lambda: run_perceptron("xor-table", epochs=1000), repeats)
     print(f"perceptron rule, XOR, 1,000 passes recorded: {perceptron:.2f} s")
