@@ -181,14 +181,14 @@ def test_concurrent_calls_do_not_fail(storage: Storage) -> None:
 
     def write() -> None:
         try:
-            for first in range(1, 401, 10):
+            for first in range(1, 201, 10):
                 storage.save_checkpoint(checkpoint("w", first_epoch=first, count=10))
         except BaseException as error:
             errors.append(error)
 
     def read_and_update(session: str) -> None:
         try:
-            for turn in range(41):  # ends "live"
+            for turn in range(21):  # ends "live"
                 storage.set_state(session, "stored" if turn % 2 else "live")
                 assert storage.load_session(session) is not None
                 storage.session_ids("stored")
@@ -205,7 +205,7 @@ def test_concurrent_calls_do_not_fail(storage: Storage) -> None:
     assert errors == []
     stored = storage.load_session("w")
     assert stored is not None
-    np.testing.assert_array_equal(stored.history, rows(1, 400))
+    np.testing.assert_array_equal(stored.history, rows(1, 200))
     assert sorted(storage.session_ids("live")) == ["r0", "r1", "r2", "r3", "w"]
 
 
