@@ -172,6 +172,9 @@ def test_a_long_run_in_little_memory_keeps_every_2k_th_epoch_and_a_reset_clears(
     assert header["epoch"] == 16 and header["weights_hash"] == original.hashes[16]
     original.session.reset()
     assert store.epochs == [] and store.stride == 1
+    tiny = Original(CONFIG, memory_bytes=one)  # not even two fit: nothing kept, training goes on
+    tiny.train(3)
+    assert tiny.session.epoch == 3 and tiny.store.epochs == []
 
 
 def test_rows_round_trip_and_changes_report_adds_and_drops() -> None:
