@@ -15,6 +15,7 @@ import json
 import struct
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -372,5 +373,8 @@ def test_the_view_cache_shares_builds_and_keeps_to_its_budget() -> None:
         await cache.build("huge", maker("h", 30))  # over the budget: served, not kept
         assert cache.get("huge") is None and cache.building == {}
 
-    asyncio.run(scenario())
+    # In a thread of its own: sync Playwright (browser tests in the same run) keeps a loop
+    # running in this one, where asyncio.run refuses to start.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
     assert calls == ["a", "b", "c", "h"] and running[1] == 1
