@@ -46,7 +46,8 @@ def test_class_dashboard_shows_every_learners_live_tile(
     over REST) each get a 24x24 tile with their name that is drawn (more than one colour) and
     whose epoch advances while they train; a tile's link opens that session read-only in the
     playground; "Pause all" pauses all three (their tiles say so, the learner's page is told);
-    a wrong token gets the refusal and no tile."""
+    a pushed preset shows in the learner page's controls; a wrong token gets the refusal and no
+    tile."""
     created = httpx.post(f"{live_server}/api/classes", json={"title": "Period 3"}).json()
     code, token = created["code"], created["teacher_token"]
     # A learner in the page: its own session, joined by typing the code and a name.
@@ -103,6 +104,11 @@ def test_class_dashboard_shows_every_learners_live_tile(
             .every((t) => t.classList.contains('status-paused'))""")
         page.wait_for_function("""() => document.getElementById('error')
             .textContent.includes('paused the class')""")
+        # A preset reaches every learner; the learner's page adopts it into its controls.
+        pushed = httpx.post(f"{live_server}/api/classes/{code}/preset", json={"dataset": "xor"},
+                            headers={"Authorization": f"Bearer {token}"})
+        assert pushed.status_code == 200 and len(pushed.json()["done"]) == 3, pushed.text
+        page.wait_for_function("() => window.playground.state.dataset === 'xor'")
     finally:
         teacher.close()
 
