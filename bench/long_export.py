@@ -96,7 +96,7 @@ def timetravel() -> None:
     store = attach(session)
     for _ in range(20_000):
         session.train_one_epoch()
-    (added, dropped), seconds = timed(store.changes)  # type: ignore[misc]
+    (added, _dropped), seconds = timed(store.changes)  # type: ignore[misc]
     sizes = [len(data) for _, data in added]
     print(f"after 20,000 epochs: {len(store)} checkpoints kept (stride {store.stride}), "
           f"{store.nbytes / 1e6:.2f} MB counted; one encoded: {int(np.median(sizes)):,} bytes; "
