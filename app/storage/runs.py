@@ -2,6 +2,7 @@
 
 Synchronous: call them through `await storage.call(fn, storage.engine, ...)`, a database thread,
 never on the event loop. A run is immutable: inserted once, read, listed, deleted by its owner.
+Reads use `reading(engine)`: on SQLite they never wait for the checkpoint writer's lock.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy import delete as sql_delete
 
+from app.storage.database import reading
 from app.storage.tables import runs
 
 # The columns a gallery row and a run's summary show (not the export: megabytes).
@@ -56,7 +58,7 @@ def insert_run(engine: Engine, record: dict[str, Any], max_runs: int) -> int | N
 
 def count_runs(engine: Engine, owner_hash: str) -> int:
     """How many runs this owner has saved (the max_runs_per_owner quota)."""
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         query = select(func.count()).select_from(runs).where(runs.c.owner_hash == owner_hash)
         return int(connection.execute(query).scalar_one())
 
@@ -67,7 +69,7 @@ def read_run(engine: Engine, slug: str, with_export: bool) -> RunRow | None:
     columns += [runs.c.owner_hash, runs.c.source_session]
     if with_export:
         columns.append(runs.c.export)
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         row = connection.execute(select(*columns).where(runs.c.slug == slug)).mappings().first()
     if row is None:
         return None
@@ -98,7 +100,7 @@ def list_runs(
     else:
         order = [runs.c.epochs.desc(), runs.c.created_at.asc()]
     query = query.order_by(*order, runs.c.slug).limit(limit).offset(offset)
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         return [dict(row) for row in connection.execute(query).mappings()]
 
 
