@@ -372,9 +372,13 @@ def test_the_view_cache_shares_builds_and_keeps_to_its_budget() -> None:
         assert cache.get("b") is None and cache.get("a") is not None and cache.size == 20
         await cache.build("huge", maker("h", 30))  # over the budget: served, not kept
         assert cache.get("huge") is None and cache.building == {}
+        building = asyncio.ensure_future(cache.build("gone", maker("g", 1)))
+        await asyncio.sleep(0)
+        cache.drop("gone")  # its run is deleted while the view is built: served, not kept
+        assert await building == b"g" and cache.get("gone") is None and not cache.dropped
 
     # In a thread of its own: sync Playwright (browser tests in the same run) keeps a loop
     # running in this one, where asyncio.run refuses to start.
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, scenario()).result()
-    assert calls == ["a", "b", "c", "h"] and running[1] == 1
+    assert calls == ["a", "b", "c", "h", "g"] and running[1] == 1

@@ -341,6 +341,7 @@ class ViewCache:
         self.size = 0
         self.building: dict[str, asyncio.Future[bytes]] = {}  # builds under way, by slug
         self.slots = asyncio.Semaphore(max(1, builds))
+        self.dropped: set[str] = set()  # deleted while their view was being built
 
     async def build(self, slug: str, make: Callable[[], Awaitable[bytes]]) -> bytes:
         """The view of `slug` from `make()`, shared with concurrent callers, then kept.
@@ -360,7 +361,10 @@ class ViewCache:
         try:
             async with self.slots:
                 body = await make()
-            self.put(slug, body)
+            if slug in self.dropped:  # its run was deleted while it was built: do not keep it
+                self.dropped.discard(slug)
+            else:
+                self.put(slug, body)
             return body
         finally:
             del self.building[slug]
@@ -376,7 +380,7 @@ class ViewCache:
         """Keep a view when it fits the budget, dropping the least recently used ones."""
         if len(body) > self.budget:
             return
-        self.drop(slug)
+        self._forget(slug)
         self.items[slug] = body
         self.size += len(body)
         while self.size > self.budget:
@@ -384,7 +388,12 @@ class ViewCache:
             self.size -= len(old)
 
     def drop(self, slug: str) -> None:
-        """Forget a view (its run was deleted)."""
+        """Forget a view (its run was deleted), also one being built now."""
+        if slug in self.building:
+            self.dropped.add(slug)
+        self._forget(slug)
+
+    def _forget(self, slug: str) -> None:
         body = self.items.pop(slug, None)
         if body is not None:
             self.size -= len(body)
