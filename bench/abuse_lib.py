@@ -28,6 +28,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -122,6 +123,7 @@ class Server:
             prefix="nn-abuse-", suffix=".log", delete=False
         )
         self.process: subprocess.Popen[bytes] | None = None
+        self.data_dir = tempfile.mkdtemp(prefix="nn-bench-data-")
 
     def __enter__(self) -> Server:
         self.start()
@@ -135,7 +137,10 @@ class Server:
         argv = ["--port", str(self.port)]
         if self.workers is not None:
             argv += ["--workers", str(self.workers)]
-        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(self.root), **self.env)
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(self.root))
+        # Its own database unless told (issue 10): never ./data, never a previous run's sessions.
+        env["NN_PLAYGROUND_DATA_DIR"] = self.data_dir
+        env.update(self.env)
         # -c puts the working directory first on sys.path: the server is `root`'s code.
         command = [sys.executable, "-c", f"from app.main import run; run({argv!r})"]
         self.process = subprocess.Popen(
@@ -168,6 +173,7 @@ class Server:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
         self.log_file.close()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def log(self) -> str:
         """Everything the server printed so far."""

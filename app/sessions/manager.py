@@ -115,6 +115,7 @@ class SessionHandle:
     paused_unwatched: bool = False  # the manager paused it: nobody watched or called it
     starting: int = 0  # commands in flight that may start a run (counted as running: no race)
     ready: bool = True  # False while its create or restore is in flight (never idle then)
+    restores: list[float] = field(default_factory=list)  # when its worker died (restore.py)
 
 
 class SessionManager:
@@ -310,7 +311,15 @@ class SessionManager:
                 # Frames of the dead worker are moot: the restored hello frame replaces them.
                 subscriber.part, subscriber.seeded = None, False
         if orphans:
-            self.loop.create_task(self.persistence.recover(orphans, fresh))
+            self.loop.create_task(self.persistence.recover(orphans, self._restore_target(fresh)))
+
+    def _restore_target(self, fresh: WorkerHandle) -> WorkerHandle:
+        """Where a dead worker's sessions go: the fresh worker if it is warm (the standby),
+        else the idlest warm one (a new process needs seconds to start), else the fresh one."""
+        if fresh.ready:
+            return fresh
+        warm = [w for w in self.workers if w.alive and w.ready]
+        return min(warm, key=lambda w: w.sessions) if warm else fresh
 
     async def ensure(self, session_id: str) -> SessionHandle:
         """The handle of a live session, restoring a stored one first (404 when unknown).
@@ -539,11 +548,12 @@ class SessionManager:
         return public
 
     def idlest_worker(self) -> WorkerHandle:
-        """The live worker with the fewest sessions (503 when none runs)."""
+        """The live worker with the fewest sessions, a warm one first (a worker process that
+        is still starting would keep the call waiting seconds); 503 when none runs."""
         live = [w for w in self.workers if w.alive]
         if not live:
             raise SessionCallError(503, "no worker is running")
-        return min(live, key=lambda w: w.sessions)
+        return min(live, key=lambda w: (not w.ready, w.sessions))
 
     def new_handle(
         self, session_id: str, worker: WorkerHandle, owner: str, address: str

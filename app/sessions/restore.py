@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("nn_playground.sessions")
 FLUSH_SECONDS = 5.0  # how long a restore waits for the writer to store pending checkpoints
+# A session whose workers keep dying (a state that crashes them?) is lost after this many
+# restores within RESTORE_WINDOW seconds, instead of crashing worker after worker.
+MAX_RESTORES = 3
+RESTORE_WINDOW = 60.0
 
 
 class Persistence:
@@ -174,6 +178,7 @@ class Persistence:
         """The "restore" op on `worker`; a new handle, or `handle` moved to `worker`."""
         manager = self.manager
         session_id = stored.session_id
+        created = handle is None
         if handle is None:
             handle = manager.new_handle(session_id, worker, stored.owner_hash, stored.address)
         else:
@@ -183,8 +188,9 @@ class Persistence:
         try:
             public = await manager.request(worker, "restore", session_id, restore_payload(stored))
         except BaseException:
-            self.persisted.pop(session_id, None)
-            manager.discard(session_id)
+            if created:  # a recovered session's handle (and its watchers) is the caller's
+                self.persisted.pop(session_id, None)
+                manager.discard(session_id)
             raise
         manager.track_status(handle, public)
         handle.ready, handle.last_active = True, time.monotonic()
@@ -201,7 +207,12 @@ class Persistence:
 
         async def one(handle: SessionHandle) -> None:
             session_id = handle.session_id
+            now = time.monotonic()
+            handle.restores = [t for t in handle.restores if now - t < RESTORE_WINDOW] + [now]
             try:
+                if len(handle.restores) > MAX_RESTORES:
+                    raise RuntimeError(f"its worker died {len(handle.restores)} times within "
+                                       f"{RESTORE_WINDOW:g} s")
                 stored = await self.storage.call(self.storage.load_session, session_id)
                 if stored is None:
                     raise LookupError("it was never checkpointed")
@@ -209,14 +220,14 @@ class Persistence:
                     return  # deleted meanwhile
                 await self._bring_back(stored, worker, handle)
             except Exception as error:
+                if handle.worker is worker and not worker.alive:
+                    return  # the fresh worker died too: its own recover brings it back
                 logger.exception("session not restored", extra={"session": session_id})
                 self.manager.lose(session_id, f"its worker stopped and it could not be "
                                   f"restored: {error}")
+                self._done_restoring(session_id)
                 return
-            finally:
-                pending = self.restoring.pop(session_id, None)
-                if pending is not None and not pending.done():
-                    pending.set_result(None)
+            self._done_restoring(session_id)
             detail = (f"the worker running this session stopped; it was restored from its "
                       f"checkpoint at epoch {stored.epoch}, paused")
             for subscriber in list(handle.subscribers):
@@ -230,6 +241,12 @@ class Persistence:
         for handle in handles:
             self.restoring.setdefault(handle.session_id, self.manager.loop.create_future())
         await asyncio.gather(*(one(h) for h in handles))
+
+    def _done_restoring(self, session_id: str) -> None:
+        """Calls waiting for this session's restore go on (ensure)."""
+        pending = self.restoring.pop(session_id, None)
+        if pending is not None and not pending.done():
+            pending.set_result(None)
 
     # ---- evict and delete ------------------------------------------------------------------
 

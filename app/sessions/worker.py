@@ -8,7 +8,7 @@ worker wait at most one slice, and frames are built here, off the web process's 
 Pipe messages (tuples, pickled by multiprocessing between our own processes only):
   web -> worker  ("call", request_id, op, session_id, payload) | ("taken", [session_id, ...])
                  | ("stop",)
-  worker -> web  ("reply", request_id, status_code, payload)
+  worker -> web  ("ready",) once, when it serves | ("reply", request_id, status_code, payload)
                  | ("frames", [(session_id, FramePart), ...])
                  | ("job", JobPublic, end, memory)  (app/sessions/worker_jobs.py)
                  | ("checkpoint", SessionCheckpoint)  (app/sessions/checkpointing.py)
@@ -117,8 +117,11 @@ class Runner:
     timetravel: TimetravelDrain | None = None
 
     def __post_init__(self) -> None:
-        # Time travel (issue 10): a live session records its past states (checkpoints.py).
-        attach(self.session)
+        # Time travel (issue 10): a live session records its past states (checkpoints.py);
+        # each database checkpoint carries the ones added and dropped since the last.
+        store = attach(self.session)
+        if self.timetravel is None:
+            self.timetravel = store.changes
 
     def restart_pace(self, now: float) -> None:
         """Start the pace clock again (play, step, a new speed): the next epoch is due now."""
@@ -187,6 +190,7 @@ class Worker:
     def serve_forever(self) -> None:
         """Run until ("stop",) arrives or the web side closes the pipe."""
         try:
+            self.conn.send(("ready",))  # warmed up: restores may come here (restore.py)
             while not self.stopping:
                 # Blocks while nothing is due: paced sessions waiting for their next epoch
                 # cost no CPU until the earliest of them (or a frame, or a call) is due.
@@ -446,6 +450,8 @@ class Worker:
             session_id, payload["snapshot"], list(payload["history_columns"]), payload["history"]
         )
         runner = Runner(session)
+        if session.timetravel is not None:  # its stored time-travel checkpoints (H3)
+            session.timetravel.load(payload.get("timetravel") or [])
         state = runner.checkpoint
         state.stored_epoch, state.history_id, state.status = (
             session.epoch, session.history_id, session.status
@@ -678,6 +684,8 @@ class Worker:
         if trained:
             runner.dirty = True
         if not session.is_training:
+            # Stopped (a step done, finished, diverged): stored before a waiting step's reply.
+            self._checkpoint_now(session.id)
             self._flush_replies(runner)
         if runner.may_emit and self._frame_due(runner, time.monotonic()):
             self._emit(runner)

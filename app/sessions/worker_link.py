@@ -32,6 +32,7 @@ class WorkerHandle:
         self.outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self.sessions = 0
         self.alive = True
+        self.ready = False  # it imported and warmed up, and serves (its first message)
         self.taken: set[str] = set()  # sessions whose frame a client took, not yet told
         self.runner: multiprocessing.process.BaseProcess | threading.Thread
         if use_process:
@@ -118,6 +119,8 @@ class WorkerHandle:
         message = self.conn.recv()
         if message[0] == "checkpoint":
             self.manager.on_checkpoint(message[1])
+        elif message[0] == "ready":
+            self.ready = True
         else:
             batch.append(message)
         return batch

@@ -4,7 +4,6 @@ worker from its last checkpoint, paused, within 2 s, and the client keeps its co
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -16,7 +15,6 @@ import numpy as np
 from websockets.sync.client import connect
 
 from app.sessions.frames import decode_frame, weights_hash
-from app.sessions.manager import SessionCallError
 from app.storage import StoredSession
 from tests.conftest import LiveServer
 
@@ -28,19 +26,11 @@ def stored_weights_hash(stored: StoredSession) -> str:
 
 
 def wait_for_standby(manager: Any) -> None:
-    """Until the spare worker process answers (it starts a few seconds after the server)."""
+    """Until the spare worker process is warm (it starts a few seconds after the server)."""
     deadline = time.monotonic() + 30
-    while True:
-        standby = manager.standby
-        if standby is not None:
-            call = manager.request(standby, "get", "no-such-session")
-            try:
-                asyncio.run_coroutine_threadsafe(call, manager.loop).result(30)
-            except SessionCallError as error:
-                if error.status == 404:
-                    return
-        assert time.monotonic() < deadline, "no standby worker"
-        time.sleep(0.1)
+    while manager.standby is None or not manager.standby.ready:
+        assert time.monotonic() < deadline, "no warm standby worker"
+        time.sleep(0.05)
 
 
 def export_history(export: dict[str, Any], columns: list[str]) -> np.ndarray:
