@@ -6,12 +6,19 @@ a fresh store, and a fork from every kept epoch equals the original's weights at
 continues as the original did.
 """
 
+from typing import Any
+
+from fastapi.testclient import TestClient
+
 from app.instruments.checkpoints import CheckpointStore, attach
 from app.instruments.timetravel import replay
+from app.main import create_app
 from app.sessions.config import SessionConfig
 from app.sessions.export import SessionExport, import_session
+from app.sessions.frames import decode_frame
 from app.sessions.session import TrainingSession
 from app.storage.store import SessionCheckpoint, Storage
+from tests.conftest import make_settings
 
 CONFIG = SessionConfig.model_validate({
     "dataset": "xor", "n_samples": 60, "grid_resolution": 6, "optimizer": "adam",
@@ -60,3 +67,28 @@ def test_stored_checkpoints_restore_the_recorded_states(storage: Storage) -> Non
         assert fork.weights_hash() == hashes[epoch]
         fork.train_one_epoch()
         assert fork.weights_hash() == hashes[epoch + 1], epoch
+
+
+def test_time_travel_survives_a_server_restart(tmp_path: Any) -> None:
+    """An app trains a session 24 epochs (a learning rate PATCHed at 12) and stops; a second
+    app on the same database restores it: its time-travel stops are the recorded ones and each
+    frame's weights hash is the first run's own at that epoch (gold: the step replies)."""
+    settings = make_settings(data_dir=tmp_path, checkpoint_seconds=0.2)
+    hashes: dict[int, str] = {}
+    with TestClient(create_app(settings)) as first:
+        created = first.post("/api/sessions", json=CONFIG.model_dump()).json()
+        sid, auth = created["id"], {"Authorization": f"Bearer {created['owner_token']}"}
+        hashes[0] = created["weights_hash"]
+        for epoch in range(1, 25):
+            if epoch == 13:
+                first.patch(f"/api/sessions/{sid}", json={"learning_rate": 0.05}, headers=auth)
+            reply = first.post(f"/api/sessions/{sid}/commands", json={"type": "step", "n": 1},
+                               headers=auth)
+            hashes[epoch] = reply.json()["weights_hash"]
+    with TestClient(create_app(settings)) as second:
+        summary = second.post(f"/api/sessions/{sid}/timetravel", headers=auth)
+        assert summary.status_code == 201, summary.text
+        assert summary.json()["epochs"] == list(range(25))
+        for epoch in (0, 5, 12, 13, 23):
+            header, _ = decode_frame(second.get(f"/api/sessions/{sid}/timetravel/{epoch}").content)
+            assert header["weights_hash"] == hashes[epoch], epoch
