@@ -178,6 +178,20 @@ export class SessionLink {
   }
 
   /**
+   * The server lost this session's worker and brought the session back from its last checkpoint
+   * (`{"type": "restored", "epoch": N}`), paused, on the same connection: a fresh hello and a
+   * full-history frame follow. Keep the session (no new one): clear the curves so that frame
+   * redraws them from epoch 1, and say what happened.
+   * @param {number} epoch
+   */
+  restored(epoch) {
+    const page = this.page;
+    this.lastHeader = null;
+    page.curves.reset();
+    page.showError(`The server restarted this session's worker: it is back at epoch ${epoch}, paused. Press play to go on.`, 10000, 'restored');
+  }
+
+  /**
    * A JSON message from the stream.
    * @param {any} message
    */
@@ -231,6 +245,8 @@ export class SessionLink {
       }
     } else if (message.type === 'removed') {
       this.lostConnection();
+    } else if (message.type === 'restored') {
+      this.restored(message.epoch);
     } else if (message.type === 'lost') {
       this.workerLost(message.detail);
     } else if (message.type === 'class') {
