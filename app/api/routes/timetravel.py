@@ -1,10 +1,11 @@
-"""Time travel over REST: replay a session, fetch any past epoch as a frame, fork from it.
+"""Time travel over REST: open a session's recorded past, fetch any kept epoch as a frame, fork.
 
-A replay lives in the worker that holds its session (one per session, dropped with it), built
-there from the live session itself (no export copy), bounded by max_replays_per_owner and the
-job memory budgets. Replaying is a job trained in the worker's slices like a session: the POST
-waits job_wait_seconds, then answers 202 with the job. Replaying and forking need the session's
-owner token; the summary and the frames are open to anyone with the session id.
+Every live session records full-state checkpoints as it trains (app/instruments/checkpoints.py,
+issue 10), so nothing is replayed: the view (still called a replay) lives in the worker that
+holds its session (one per session, dropped with it), bounded by max_replays_per_owner and the
+job memory budgets, and opening it is a job that ends in its first turn (201 at once). Opening
+and forking need the session's owner token; the summary and the frames are open to anyone with
+the session id.
 """
 
 from typing import Any
@@ -35,9 +36,8 @@ router = APIRouter(prefix="/api/sessions", tags=["time travel"], responses=ERROR
     response_model=dict[str, Any],
 )
 async def create_replay(handle: OwnedSessionDep, manager: ManagerDep) -> Response:
-    """Replay the session up to its current epoch, keeping checkpoints within the bound.
-
-    A job: after job_wait_seconds the answer is 202 with the job (GET /api/jobs/{id}/result).
+    """Open the session's time travel: the epochs it recorded (thinned within the bound) and
+    its live epoch. A job kept for its budgets; it ends at once, so the answer is 201.
     """
     board = manager.jobs
     record = await board.replay(handle.session_id, handle.owner)
@@ -82,8 +82,9 @@ async def create_fork(
     handle: OwnedSessionDep, body: ForkCreate, request: Request, manager: ManagerDep,
     caller: CallerDep,
 ) -> dict[str, Any]:
-    """A new live session (the same owner's) from the weights of a past epoch, with changed
-    settings; the answer is a SessionPublic plus `owner_token`."""
+    """A new live session (the same owner's) from the full state of a kept epoch (weights,
+    optimizer, RNG and early-stopping state), with changed settings; the answer is a
+    SessionPublic plus `owner_token`."""
     export = await manager.call(
         handle.session_id, "replay_fork", {"epoch": body.epoch, "config": body.config}
     )
