@@ -274,7 +274,7 @@ class Persistence:
 def _stored_owners(storage: Storage) -> list[tuple[str, str]]:
     """(id, owner hash) of every "stored" session (in a database thread)."""
     columns = sessions_table.c
-    with storage.engine.connect() as conn:
+    with storage.reading() as conn:
         rows = conn.execute(
             select(columns.id, columns.owner_hash).where(columns.state == "stored")
         ).all()
