@@ -12,7 +12,6 @@ rate limit (tested in test_quotas_attack.py) does not stop them at the door: the
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import httpx
@@ -61,9 +60,12 @@ def test_concurrent_race_steps_are_jobs_in_the_workers(server: Server, monitor: 
     assert_responsive(quiet, attacked, "42 concurrent race steps")
 
 
-def test_a_long_replay_is_a_job_with_progress_and_cancel(server: Server, monitor: Monitor) -> None:
-    """POST timetravel on a 30,000-epoch session: 202 + Location after ~job_wait_seconds, the
-    job's progress moves, DELETE cancels it; /health p99 < 50 ms throughout."""
+def test_time_travel_on_a_long_session_answers_at_once(server: Server, monitor: Monitor) -> None:
+    """POST timetravel on a 30,000-epoch session. Issue 9 made its replay (18 s on the event
+    loop before) a 202 job; since issue 10 the session records full-state checkpoints as it
+    trains, so the view opens from them with no replay (this imported session has none but its
+    live state): 201 within job_wait_seconds + 1 s with the live epoch as its last stop, and
+    /health p99 < 50 ms throughout."""
     async def attack() -> dict[str, object]:
         async with http_client(server.base, "127.0.0.31", timeout=30) as client:
             session_id, token = await long_session(client, 30_000)
@@ -72,29 +74,17 @@ def test_a_long_replay_is_a_job_with_progress_and_cancel(server: Server, monitor
             response = await client.post(f"/api/sessions/{session_id}/timetravel",
                                          headers=auth)
             first = time.monotonic() - began
-            location = response.headers.get("location")
-            seen = []
-            for _ in range(8):
-                if location is None:
-                    break
-                seen.append((await client.get(location, headers=auth)).json())
-                await asyncio.sleep(0.25)
-            cancelled = (await client.delete(location, headers=auth)) if location else None
-            final = (await client.get(location, headers=auth)).json() if location else None
+            summary = response.json()
             await client.delete(f"/api/sessions/{session_id}", headers=auth)
-            return {"status": response.status_code, "first": first, "location": location,
-                    "seen": seen, "cancel": cancelled and cancelled.status_code,
-                    "final": final, "window": (began, time.monotonic())}
+            return {"status": response.status_code, "first": first, "summary": summary,
+                    "window": (began, time.monotonic())}
 
     quiet, attacked, facts = quiet_and_attacked(monitor, attack())
-    assert facts["status"] == 202 and facts["location"], facts
+    assert facts["status"] == 201, facts
     assert facts["first"] < JOB_WAIT + 1.0, facts
-    seen = facts["seen"]
-    assert isinstance(seen, list) and seen[0]["kind"] == "replay", seen
-    assert seen[-1]["done"] > seen[0]["done"] or seen[-1]["state"] != "running", seen
-    assert facts["cancel"] in (200, 202, 204), facts
-    assert facts["final"]["state"] in ("cancelled", "done"), facts  # type: ignore[index]
-    assert_responsive(quiet, attacked, "a 30,000-epoch replay")
+    epochs = facts["summary"]["epochs"]  # type: ignore[index]
+    assert epochs[-1] == 30_000, epochs
+    assert_responsive(quiet, attacked, "time travel on a 30,000-epoch session")
 
 
 def test_a_long_rest_step_is_a_job(server: Server) -> None:
