@@ -203,7 +203,8 @@ def stream_on_off(rounds: int, seconds: float, sessions: int, period: float) -> 
           f"(checkpoint_seconds {period:g}), {rounds} round(s) of {seconds:g} s each")
     results: dict[str, list[tuple[float, float, float, float]]] = {"off": [], "on": []}
     for round_ in range(rounds):
-        for mode in ("off", "on"):
+        # Alternate which goes first, so a load drift within a round hits both alike.
+        for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
             with tempfile.TemporaryDirectory() as data_dir:
                 os.environ["NN_PLAYGROUND_DATA_DIR"] = data_dir
                 # One client address runs all 50 (issue 9's per-address quotas are 60 and 30).
@@ -232,12 +233,13 @@ def stream_on_off(rounds: int, seconds: float, sessions: int, period: float) -> 
             results[mode].append(row)
             print(f"round {round_ + 1} {mode:>3}: epochs/s per session min {row[0]:.0f} median "
                   f"{row[1]:.0f}; frames/s median {row[2]:.1f}; /health p99 {row[3]:.1f} ms")
-    off = [statistics.mean(v) for v in zip(*results["off"], strict=True)]
-    on = [statistics.mean(v) for v in zip(*results["on"], strict=True)]
     names = ("epochs/s min", "epochs/s median", "frames/s median", "/health p99 ms")
-    print(f"{'mean of rounds':<18}{'off':>10}{'on':>10}{'on/off':>9}")
-    for name, a, b in zip(names, off, on, strict=True):
-        print(f"{name:<18}{a:>10.1f}{b:>10.1f}{b / a if a else 0:>9.2f}")
+    for label, summary in (("mean", statistics.mean), ("median", statistics.median)):
+        off = [summary(v) for v in zip(*results["off"], strict=True)]
+        on = [summary(v) for v in zip(*results["on"], strict=True)]
+        print(f"{label + ' of rounds':<18}{'off':>10}{'on':>10}{'on/off':>9}")
+        for name, a, b in zip(names, off, on, strict=True):
+            print(f"{name:<18}{a:>10.1f}{b:>10.1f}{b / a if a else 0:>9.2f}")
 
 
 def main() -> int:

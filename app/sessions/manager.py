@@ -547,13 +547,15 @@ class SessionManager:
             self.owners.add(owner)
         return public
 
-    def idlest_worker(self) -> WorkerHandle:
-        """The live worker with the fewest sessions, a warm one first (a worker process that
-        is still starting would keep the call waiting seconds); 503 when none runs."""
+    def idlest_worker(self, prefer_warm: bool = False) -> WorkerHandle:
+        """The live worker with the fewest sessions (prefer_warm: a warm one first, as for a
+        restore, which a starting worker process would keep waiting seconds); 503 when none
+        runs. Creates do not prefer warm ones: at start every session would go to the worker
+        that warmed up first, and sessions never move."""
         live = [w for w in self.workers if w.alive]
         if not live:
             raise SessionCallError(503, "no worker is running")
-        return min(live, key=lambda w: (not w.ready, w.sessions))
+        return min(live, key=lambda w: (prefer_warm and not w.ready, w.sessions))
 
     def new_handle(
         self, session_id: str, worker: WorkerHandle, owner: str, address: str

@@ -160,7 +160,7 @@ class Persistence:
             if stored is None or session_id in self.manager.handles:
                 self._forget_stored(session_id)
                 return self.manager.handles.get(session_id)
-            worker = self.manager.idlest_worker()
+            worker = self.manager.idlest_worker(prefer_warm=reason == "request")
             handle = await self._bring_back(stored, worker, None)
             if stored.state != "live":
                 await self.storage.call(self.storage.set_state, session_id, "live")
