@@ -232,7 +232,8 @@ def stream_on_off(rounds: int, seconds: float, sessions: int, period: float) -> 
             row = (min(epochs), statistics.median(epochs), statistics.median(frames), p99)
             results[mode].append(row)
             print(f"round {round_ + 1} {mode:>3}: epochs/s per session min {row[0]:.0f} median "
-                  f"{row[1]:.0f}; frames/s median {row[2]:.1f}; /health p99 {row[3]:.1f} ms")
+                  f"{row[1]:.0f}; frames/s median {row[2]:.1f}; /health p99 {row[3]:.1f} ms "
+                  f"(load average {os.getloadavg()[0]:.1f})")
     names = ("epochs/s min", "epochs/s median", "frames/s median", "/health p99 ms")
     for label, summary in (("mean", statistics.mean), ("median", statistics.median)):
         off = [summary(v) for v in zip(*results["off"], strict=True)]
