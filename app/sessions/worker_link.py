@@ -103,8 +103,11 @@ class WorkerHandle:
                 # Whatever else is already waiting goes in the same wake-up of the loop.
                 while len(batch) < READ_BATCH and self.conn.poll():
                     self._receive(batch)
-            except (EOFError, OSError):
-                break  # the worker ended and closed its end of the pipe
+            except (EOFError, OSError, TypeError):
+                # The worker ended and closed its end of the pipe; or stop() gave up waiting
+                # for this thread and closed ours mid-read (multiprocessing then reads from a
+                # None handle: TypeError).
+                break
             if not batch:
                 continue
             try:
