@@ -61,6 +61,13 @@ class Dashboard:
     per_learner: dict[str, int] | None = None
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes of the machine have used so far (/proc/stat, not idle)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(port: int, data_dir: str, learners: int) -> subprocess.Popen[bytes]:
     """uvicorn in its own process; one client address opens every session here (the bench),
     so the per-address limits are raised to the class's size (a school behind one NAT address
@@ -158,9 +165,11 @@ async def window(
     counting.set()
     health = asyncio.create_task(poll_health(base, latencies, stop))
     began, (web0, workers0) = time.perf_counter(), tree_cpu_seconds(server)
+    busy0, own0 = machine_busy_seconds(), time.process_time()
     await asyncio.sleep(seconds)
     elapsed = time.perf_counter() - began
     web1, workers1 = tree_cpu_seconds(server)
+    busy1, own1 = machine_busy_seconds(), time.process_time()
     stop.set()
     await asyncio.gather(*tasks, health)
     frames = [t.frames / elapsed for t in tallies]
@@ -174,6 +183,10 @@ async def window(
         "p50": ordered[len(ordered) // 2], "p99": ordered[min(len(ordered) - 1,
                                                              int(len(ordered) * 0.99))],
         "cores": ((web1 - web0) / elapsed, (workers1 - workers0) / elapsed),
+        "client": (own1 - own0) / elapsed,
+        # Everything else the machine ran meanwhile (other people's tests, ...).
+        "others": ((busy1 - busy0) - (web1 - web0) - (workers1 - workers0) - (own1 - own0))
+        / elapsed,
     }
 
 
@@ -182,7 +195,8 @@ def report(name: str, result: dict[str, Any], speed: float, teacher: bool) -> No
     frames, epochs, tiles = result["frames"], result["epochs"], result["tiles"]
     web, workers = result["cores"]
     print(f"== {name}: {len(frames)} learners at speed {speed:g}, {result['elapsed']:.1f} s; "
-          f"the server used {web + workers:.2f} cores (web {web:.2f}, workers {workers:.2f})")
+          f"the server used {web + workers:.2f} cores (web {web:.2f}, workers {workers:.2f}); "
+          f"this client {result['client']:.2f}, other programs {result['others']:.2f}")
     print(f"frames/s per learner page: min {min(frames):.1f}  median "
           f"{statistics.median(frames):.1f}  (target >= {TARGET_FRAMES:g}: "
           f"{min(frames) / TARGET_FRAMES:.2f}x; {sum(f < TARGET_FRAMES for f in frames)} below)")
