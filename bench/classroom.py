@@ -210,14 +210,17 @@ def report(name: str, result: dict[str, Any], speed: float, teacher: bool) -> No
 
 
 async def run(base: str, server: int, learners: int, speed: float, seconds: float,
-              warmup: float) -> None:
+              warmup: float, grid: int | None = None) -> None:
     """Make the class and its learners, then the two windows."""
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         created = (await http.post("/api/classes", json={"title": "Benchmark"})).json()
         teacher = (created["code"], created["teacher_token"])
         pages = []
         for i in range(learners):
-            session = (await http.post("/api/sessions", json={"speed": speed})).json()
+            config: dict[str, Any] = {"speed": speed}
+            if grid is not None:
+                config["grid_resolution"] = grid
+            session = (await http.post("/api/sessions", json=config)).json()
             token = session["owner_token"]
             joined = await http.post(
                 f"/api/classes/{teacher[0]}/join",
@@ -284,6 +287,8 @@ def main() -> int:
     parser.add_argument("--speed", type=float, default=60.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--grid", type=int, default=None,
+                        help="the learners' output grid_resolution (default: the config's 100)")
     parser.add_argument("--split", type=int, default=0, metavar="ROUNDS",
                         help="only print the CPU cost of a tile (in-process)")
     args = parser.parse_args()
@@ -300,7 +305,7 @@ def main() -> int:
             wait_ready(base)
             print(f"workers: {httpx.get(f'{base}/health').json()['workers']}")
             asyncio.run(run(base, server.pid, args.learners, args.speed, args.seconds,
-                            args.warmup))
+                            args.warmup, args.grid))
         finally:
             server.terminate()
             server.wait(30)
