@@ -34,8 +34,10 @@ def events(err: str, name: str) -> list[dict[str, Any]]:
 
 def test_a_killed_worker_is_logged_by_name(capsys: pytest.CaptureFixture[str]) -> None:
     """SIGKILL a real worker process: one error line names the worker, its pid, its exit code
-    and the sessions lost; its watcher's close is logged as `lost`; the restart is counted."""
-    app = create_app(make_settings(worker_processes=1))
+    and the sessions lost; its watcher's close is logged as `lost`; the restart is counted.
+    Checkpoints off (checkpoint_seconds = 0): with them the session is restored and its
+    watcher stays connected (tests/persistence/test_persist_worker_kill.py)."""
+    app = create_app(make_settings(worker_processes=1, checkpoint_seconds=0))
     with TestClient(app) as client:
         session_id = client.post("/api/sessions", json={}).json()["id"]
         manager = app.state.manager
