@@ -180,9 +180,11 @@ def children(pid: int) -> set[int]:
 
 @pytest.fixture
 def own_server() -> Iterator[tuple[str, set[int]]]:
-    """A server of this test's own (its worker may be killed): its URL and its worker pids."""
+    """A server of this test's own (its worker may be killed): its URL and its worker pids.
+    Checkpoints off: a killed worker's session is lost (with them it is restored, the page
+    keeps it: tests/browser/test_session_link.py)."""
     before = children(os.getpid())
-    with LiveServer(worker_processes=1) as server:
+    with LiveServer(worker_processes=1, checkpoint_seconds=0) as server:
         deadline = time.monotonic() + 10
         while not (workers := children(os.getpid()) - before) and time.monotonic() < deadline:
             time.sleep(0.05)
