@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     max_classes_per_address: int = 20  # classes created from one client address
     max_learners_per_class: int = 100  # sessions attached to one class (429 beyond)
     max_class_watchers: int = 4  # dashboards open on one class at once (4429 beyond)
-    tile_fps: float = 4.0  # a dashboard's tiles refresh at most this often (per learner)
+    tile_fps: float = 2.0  # a dashboard's tiles refresh at most this often (per learner)
     tile_size: int = 24  # a tile is tile_size x tile_size uint8 (the learner's output grid)
     max_preset_bytes: int = 262_144  # body of a pushed preset (validated once, then sent to all)
 
