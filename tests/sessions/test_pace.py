@@ -54,7 +54,7 @@ class WorkerClient:
             with self.arrived:
                 if message[0] == "reply":
                     self.replies[message[1]] = (message[2], message[3])
-                else:
+                elif message[0] == "frames":  # not "ready", "checkpoint" or "job" (issue 10)
                     for session_id, part in message[1]:
                         self.frames.setdefault(session_id, []).append((time.monotonic(), part))
                 self.arrived.notify_all()
