@@ -26,6 +26,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,11 @@ def free_port() -> int:
 def start_server(port: int, workers: int | None) -> subprocess.Popen[bytes]:
     """uvicorn in its own process, as `scripts/run.sh` would serve it."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", NN_PLAYGROUND_MAX_SESSIONS="500")
+    # One client address holds every session (issue 9's per-address quotas are for strangers),
+    # and the server's database is a throwaway one (issue 10), not ./data.
+    env["NN_PLAYGROUND_MAX_SESSIONS_PER_ADDRESS"] = "500"
+    env["NN_PLAYGROUND_MAX_RUNNING_PER_ADDRESS"] = "500"
+    env["NN_PLAYGROUND_DATA_DIR"] = tempfile.mkdtemp(prefix="nn-stream-bench-")
     # One client address opens every session and socket here: no per-address rate limit.
     env["NN_PLAYGROUND_RATE_LIMIT_PER_SECOND"] = "0"
     if workers is not None:
@@ -111,9 +117,12 @@ def header_of(message: bytes) -> dict[str, Any]:
     return header
 
 
-async def watch(url: str, tally: Tally, start: asyncio.Event, stop: asyncio.Event) -> None:
+async def watch(
+    url: str, token: str, tally: Tally, start: asyncio.Event, stop: asyncio.Event
+) -> None:
     """Play one session and count what arrives between start and stop."""
     async with connect(url, compression=None, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": token}))  # the owner may play
         await ws.send(json.dumps({"type": "play"}))
         while not stop.is_set():
             try:
@@ -142,9 +151,12 @@ EPOCH = re.compile(rb'"epoch":(\d+)')
 ROWS_ONLY = b'"rows_only":true'
 
 
-async def watch_paced(url: str, tally: Tally, start: asyncio.Event, stop: asyncio.Event) -> None:
+async def watch_paced(
+    url: str, token: str, tally: Tally, start: asyncio.Event, stop: asyncio.Event
+) -> None:
     """Play one paced session like the page does and time its full frames between start/stop."""
     async with connect(url, compression=None, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": token}))  # the owner may play
         await ws.send(json.dumps({"type": "play"}))
         while not stop.is_set():
             try:
@@ -192,7 +204,7 @@ async def run(
     start, stop = asyncio.Event(), asyncio.Event()
     latencies: list[float] = []
     watcher = watch if speed is None else watch_paced
-    tasks = [asyncio.create_task(watcher(ws_base + s["ws_url"], t, start, stop))
+    tasks = [asyncio.create_task(watcher(ws_base + s["ws_url"], s["owner_token"], t, start, stop))
              for s, t in zip(created, tallies, strict=True)]
     await asyncio.sleep(warmup)
     start.set()
@@ -206,7 +218,8 @@ async def run(
     await asyncio.gather(*tasks, health)
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         for s in created:
-            await http.delete(f"/api/sessions/{s['id']}")
+            await http.delete(f"/api/sessions/{s['id']}",
+                              headers={"Authorization": f"Bearer {s['owner_token']}"})
     return tallies, latencies, elapsed, server_cores
 
 
