@@ -78,6 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             manager = SessionManager(settings, app.state.owners, storage)
             await manager.start()
             app.state.manager = manager
+            if app.state.freeze_gc_after_start:
+                # What the start made (migrations, the manager) lives as long as the process
+                # too: out of the collector's sight as well (see run()).
+                gc.freeze()
             try:
                 yield
             finally:
@@ -90,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="nn-playground", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
     )
     app.state.settings = settings
+    app.state.freeze_gc_after_start = False  # run() sets it: tests build many apps per process
     app.add_middleware(BodySizeLimit, settings=settings)
     # Operations (app/ops, docs/operations.md): the rate limiter, then the metrics around
     # everything, so its latency and 429 counts include the limiter's answers.
@@ -195,13 +200,14 @@ def run(argv: Sequence[str] | None = None) -> None:
     settings = get_settings()
     # Compile the numba kernel in a child process now (not in create_app: tests build many
     # apps), so the first session trains on the fast path instead of waiting ~10 s for it.
-    fast.start_warm_up()
+    fast.start_warm_up(load_here=settings.worker_processes == 0)
     check_database(settings)
     print(start_message(settings), flush=True)
     # Everything imported so far (numpy, pydantic, fastapi: ~135,000 objects) lives as long as
     # the process: out of the collector's sight, a full collection takes ~40 ms instead of
     # ~130 ms, the stall /health saw while 100 clients connected at once.
     app = create_app(settings)
+    app.state.freeze_gc_after_start = True
     gc.freeze()
     # A bounded websocket send path and message size (app/api/ws_protocol.py).
     uvicorn.run(

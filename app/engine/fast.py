@@ -168,8 +168,10 @@ def warm_up() -> float:
     return time.perf_counter() - start
 
 
-def start_warm_up() -> threading.Thread:
-    """Warm the kernel in a daemon thread: compile it in a child process, then load it here.
+def start_warm_up(load_here: bool = True) -> threading.Thread:
+    """Warm the kernel in a daemon thread: compile it in a child process, then load it here
+    (only with `load_here`: a web process whose workers are processes never trains, and loading
+    numba there left ~1.5 s of GIL work and its objects for every full collection).
 
     Compiling holds the GIL for ~10 s of CPU (only on a fresh clone or after the kernel's
     source changed); in a child process it neither stalls this process's event loop nor its
@@ -182,7 +184,8 @@ def start_warm_up() -> threading.Thread:
         root = Path(__file__).resolve().parents[2]
         # Failure is harmless: warm_up() below compiles in-process if the cache is still cold.
         subprocess.run(command, cwd=root, check=False, capture_output=True)
-        warm_up()
+        if load_here:
+            warm_up()
 
     thread = threading.Thread(target=run, name="fast-path-warm-up", daemon=True)
     thread.start()

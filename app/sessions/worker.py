@@ -554,7 +554,7 @@ class Worker:
             raise WorkerError(404, f"no replay of session {target!r}: POST /api/sessions/"
                               f"{target}/timetravel first")
         if op == "replay_summary":
-            return replayed.summary()
+            return replayed.summary_json()
         if op == "replay_frame":
             return replayed.frame_at(payload)
         if op == "replay_fork":

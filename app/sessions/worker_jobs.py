@@ -174,7 +174,7 @@ class ReplayJob(WorkerJob):
                 replayed = run.finish()
                 self.replays[self.target] = replayed
                 self.state = "done"
-                self.end = (200, replayed.summary())
+                self.end = (200, replayed.summary_json())
                 return
             if time.thread_time() >= cpu_end:
                 return
