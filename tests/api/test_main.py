@@ -19,7 +19,9 @@ VENV_BIN = Path(sys.executable).parent
 
 def test_run_starts_the_warm_up_before_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    monkeypatch.setattr(main.fast, "start_warm_up", lambda: calls.append("warm_up"))
+    # Worker processes (the default): the kernel is compiled for them, not loaded here.
+    monkeypatch.setattr(main.fast, "start_warm_up",
+                        lambda load_here=True: calls.append(f"warm_up load_here={load_here}"))
 
     def fake_uvicorn_run(app: Any, **options: Any) -> None:
         calls.append("uvicorn")
@@ -34,7 +36,7 @@ def test_run_starts_the_warm_up_before_uvicorn(monkeypatch: pytest.MonkeyPatch) 
     finally:
         os.environ.pop("NN_PLAYGROUND_PORT", None)
         main.get_settings.cache_clear()
-    assert calls == ["warm_up", "uvicorn"]
+    assert calls == ["warm_up load_here=False", "uvicorn"]
 
 
 def test_help_prints_usage_and_starts_nothing() -> None:
