@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from app.instruments.checkpoints import generators
 from app.sessions.config import Integer, SessionConfig
 from app.sessions.frames import EPOCH_COLUMNS, json_nested
 from app.sessions.history import History
@@ -82,17 +83,6 @@ class SessionExport(BaseModel):
     _history_table: tuple[list[str], Array] | None = PrivateAttr(default=None)
 
 
-def _generators(session: TrainingSession) -> dict[str, np.random.Generator]:
-    """Every generator whose position matters for what comes next."""
-    model = session.model
-    return {
-        "model.init": model.init_rng,
-        "model.order": model.order_rng,
-        "model.noise": model.noise_rng,
-        "augment": session.augment_rng,
-    }
-
-
 def export_nested(array: Array) -> list[Any]:
     """An array as the export's nested lists of floats."""
     values = json_nested(array)
@@ -122,7 +112,7 @@ def export_session(session: TrainingSession, history: bool = True) -> dict[str, 
                 for key, slots in optimizer.state.items()
             },
         },
-        "rng": {name: gen.bit_generator.state for name, gen in _generators(session).items()},
+        "rng": {name: gen.bit_generator.state for name, gen in generators(session).items()},
         **({"history": session.history.to_columns()} if history else {}),
         "early_stopping": {"best": best if math.isfinite(best) else None, "wait": session.wait},
     }
@@ -188,12 +178,12 @@ def import_session(data: SessionExport, session_id: str) -> TrainingSession:
             state[key][slot] = array
     optimizer.state = state
     optimizer.iterations = data.optimizer.iterations
-    generators = _generators(session)
+    restored = generators(session)
     for name, saved in data.rng.items():
-        if name not in generators:
-            raise ValueError(f"rng has {name!r}; expected: {', '.join(generators)}")
+        if name not in restored:
+            raise ValueError(f"rng has {name!r}; expected: {', '.join(restored)}")
         # Assigning the state keeps the same Generator object, which the layers share.
-        generators[name].bit_generator.state = saved.model_dump()
+        restored[name].bit_generator.state = saved.model_dump()
     # An export from before the gradient-norm columns existed imports with NaN norms.
     if data._history_table is not None:
         names, rows = data._history_table
