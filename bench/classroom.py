@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -40,12 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.stream import (  # noqa: E402
-    EPOCH,
-    ROWS_ONLY,
     Tally,
     free_port,
     tree_cpu_seconds,
     wait_ready,
+    watch_paced,  # one learner's page: auth, play, then count full frames while counting
 )
 
 TARGET_FRAMES = 10.0  # issue 10: every learner's page >= 10 frames/s
@@ -81,34 +79,6 @@ def start_server(port: int, data_dir: str, learners: int) -> subprocess.Popen[by
     command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
                "--port", str(port), "--ws-per-message-deflate", "false", "--log-level", "warning"]
     return subprocess.Popen(command, cwd=ROOT, env=env)
-
-
-async def learner_page(
-    url: str, token: str, tally: Tally, counting: asyncio.Event, stop: asyncio.Event
-) -> None:
-    """One learner's page: auth, play, then count full frames while `counting` is set."""
-    async with connect(url, compression=None, max_size=None) as ws:
-        await ws.send(json.dumps({"type": "auth", "token": token}))
-        await ws.send(json.dumps({"type": "play"}))
-        while not stop.is_set():
-            try:
-                message = await asyncio.wait_for(ws.recv(), 1.0)
-            except TimeoutError:
-                continue
-            if isinstance(message, str) or not counting.is_set():
-                continue
-            (length,) = struct.unpack(">I", message[:4])
-            header = message[4:4 + length]
-            if ROWS_ONLY in header:
-                continue
-            match = EPOCH.search(header)
-            assert match is not None, "a frame without an epoch"
-            now = time.perf_counter()
-            if tally.first_epoch is None:
-                tally.first_epoch, tally.first_at = int(match[1]), now
-            tally.last_epoch, tally.last_at = int(match[1]), now
-            tally.frames += 1
-            tally.bytes += len(message)
 
 
 async def dashboard(url: str, token: str, seen: Dashboard, stop: asyncio.Event) -> None:
@@ -150,8 +120,8 @@ async def window(
     ws_base = base.replace("http", "ws", 1)
     tallies = [Tally() for _ in pages]
     counting, stop = asyncio.Event(), asyncio.Event()
-    tasks = [asyncio.create_task(learner_page(f"{ws_base}/ws/sessions/{sid}", token, t,
-                                              counting, stop))
+    tasks = [asyncio.create_task(watch_paced(f"{ws_base}/ws/sessions/{sid}", token, t,
+                                             counting, stop))
              for (sid, token), t in zip(pages, tallies, strict=True)]
     seen = Dashboard()
     await asyncio.sleep(warmup)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -152,7 +151,6 @@ async def stream_run(
     (`auth`) before `play` (issue 9 made a token-less play read-only, which stream.py's
     client still sends), then counts frames between start and stop the same way."""
     import httpx
-    from websockets.asyncio.client import connect
 
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         created = [(await http.post("/api/sessions", json={})).json() for _ in range(sessions)]
@@ -160,28 +158,10 @@ async def stream_run(
     tallies = [stream.Tally() for _ in created]
     start, stop = asyncio.Event(), asyncio.Event()
 
-    async def watch(session: dict[str, Any], tally: Any) -> None:
-        async with connect(ws_base + session["ws_url"], compression=None, max_size=None) as ws:
-            await ws.send(json.dumps({"type": "auth", "token": session["owner_token"]}))
-            await ws.send(json.dumps({"type": "play"}))
-            while not stop.is_set():
-                try:
-                    message = await asyncio.wait_for(ws.recv(), 1.0)
-                except TimeoutError:
-                    continue
-                if isinstance(message, str) or not start.is_set():
-                    continue
-                header = stream.header_of(message)
-                tally.rows += header["sections"]["epochs"]["shape"][0]
-                if header.get("rows_only"):
-                    continue
-                if tally.first_epoch is None:
-                    tally.first_epoch, tally.rows = header["epoch"], 0
-                tally.last_epoch = header["epoch"]
-                tally.frames += 1
-
     latencies: list[float] = []
-    tasks = [asyncio.create_task(watch(s, t)) for s, t in zip(created, tallies, strict=True)]
+    tasks = [asyncio.create_task(stream.watch(ws_base + s["ws_url"], s["owner_token"], t,
+                                               start, stop))
+             for s, t in zip(created, tallies, strict=True)]
     await asyncio.sleep(warmup)
     start.set()
     health = asyncio.create_task(stream.poll_health(base, latencies, stop))
