@@ -114,6 +114,17 @@ class ManagerCollector:
             "nn_jobs_queued", "Jobs not finished yet (race steps, replays, long steps)",
             value=job_queue_depth(manager),
         )
+        writer = getattr(getattr(manager, "persistence", None), "writer", None)
+        yield GaugeMetricFamily(
+            "nn_checkpoint_backlog", "Checkpoints (and ops behind them) the checkpoint writer "
+            "has queued or is writing (app/storage/writer.py)",
+            value=writer.pending() if writer is not None else 0,
+        )
+        yield GaugeMetricFamily(
+            "nn_checkpoint_backlog_bytes", "Bytes of checkpoints queued for the checkpoint "
+            "writer, not written yet (max_checkpoint_backlog_bytes bounds it)",
+            value=writer.backlog_bytes() if writer is not None else 0,
+        )
         held = GaugeMetricFamily(
             "nn_jobs_held", "Races and time-travel replays kept in the workers", labels=["kind"]
         )
