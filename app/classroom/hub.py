@@ -117,9 +117,6 @@ class ClassHub:
         self.rooms: dict[str, ClassRoom] = {}
         self.lock = asyncio.Lock()  # loads and creates: one at a time (quotas, no double load)
         self.retries: set[asyncio.Task[None]] = set()
-        # code -> (code, owner hash, address) of classes created since the start: the quotas'
-        # counts when the schema does not store the creator (app/storage/classes.py)
-        self.creators: dict[str, tuple[str, str | None, str]] = {}
 
     # ---- classes -------------------------------------------------------------------------
 
@@ -146,7 +143,8 @@ class ClassHub:
         """A new class and its teacher token (the only time the token exists on the server).
 
         Quotas: max_classes, max_classes_per_owner (the Authorization token, if any),
-        max_classes_per_address; raises SessionCallError(429) naming the limit.
+        max_classes_per_address, counted in the database (classes.owner_hash, address), so
+        they hold across restarts; raises SessionCallError(429) naming the limit.
         """
         settings = self.settings
         async with self.lock:
@@ -154,10 +152,6 @@ class ClassHub:
                 queries.count_classes, self.storage.engine, owner, address
             )
             by_owner, by_address = counts.by_owner, counts.by_address
-            if by_owner is None or by_address is None:  # not in the schema: since the start
-                live = [c for c in self.creators.values() if c[0] in self.rooms]
-                by_owner = sum(owner is not None and c[1] == owner for c in live)
-                by_address = sum(c[2] == address for c in live)
             for count, limit, what in (
                 (counts.total, settings.max_classes, f"{counts.total} classes exist; "
                  "max_classes"),
@@ -178,7 +172,6 @@ class ClassHub:
                 row = queries.ClassRow(new_code(), *_tail(row))  # the code was taken: another
             room = ClassRoom(row.code, row.title, row.teacher_hash, row.created_at, None)
             self.rooms[row.code] = room
-            self.creators[row.code] = (row.code, owner, address)
         return room, token
 
     async def delete(self, room: ClassRoom) -> None:

@@ -29,18 +29,14 @@ class ClassRow:
     preset: str | None  # JSON of the last pushed config
 
 
-# The creator's owner hash and address (the per-owner and per-address quotas), when the schema
-# has them; without, the hub counts the classes created since it started.
-CREATOR_COLUMNS = {"owner_hash", "address"} <= set(classes.c.keys())
-
-
 @dataclass(frozen=True)
 class ClassCounts:
-    """How many classes exist: in all, of one owner, from one address (None: not stored)."""
+    """How many classes exist: in all, created with one owner token, from one address
+    (classes.owner_hash and address, revision 0002: the quotas hold across restarts)."""
 
     total: int
-    by_owner: int | None
-    by_address: int | None
+    by_owner: int
+    by_address: int
 
 
 def insert_class(
@@ -49,10 +45,10 @@ def insert_class(
     """Store a new class; False when its code is taken (the caller draws another)."""
     try:
         with engine.begin() as connection:
-            creator = {"owner_hash": owner_hash, "address": address} if CREATOR_COLUMNS else {}
             connection.execute(insert(classes).values(
                 code=row.code, teacher_hash=row.teacher_hash, title=row.title,
-                created_at=row.created_at, preset=row.preset, **creator,
+                created_at=row.created_at, preset=row.preset, owner_hash=owner_hash,
+                address=address,
             ))
     except IntegrityError:
         return False
@@ -64,8 +60,6 @@ def count_classes(engine: Engine, owner_hash: str | None, address: str) -> Class
     count = select(func.count()).select_from(classes)
     with reading(engine) as connection:
         total = int(connection.execute(count).scalar_one())
-        if not CREATOR_COLUMNS:
-            return ClassCounts(total, None, None)
         by_owner = 0
         if owner_hash is not None:
             by_owner = int(connection.execute(

@@ -1,7 +1,8 @@
 """The database schema (SQLAlchemy Core): one `metadata`, every table of issue 10.
 
-Migration 0001_initial (migrations/versions) creates exactly these; a later change to a table
-is a new Alembic revision, never an edit of 0001.
+Migrations (migrations/versions) create exactly these: 0001_initial, then 0002_class_creators
+(classes.owner_hash, classes.address); a later change to a table is a new Alembic revision,
+never an edit of an older one.
 """
 
 from sqlalchemy import (
@@ -110,4 +111,8 @@ classes = Table(
     Column("title", String(120), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("preset", Text, nullable=True),  # JSON of the last pushed config
+    # Who created it (revision 0002): the quotas max_classes_per_owner / _per_address count
+    # these, so they hold across restarts. NULL owner: created without a token.
+    Column("owner_hash", String(64), nullable=True, index=True),
+    Column("address", String(64), nullable=True, index=True),
 )

@@ -309,3 +309,24 @@ def test_learners_are_stored_and_come_back_with_their_sessions() -> None:
     with TestClient(create_app(settings)) as client:
         learners = client.get(f"/api/classes/{code}", headers=auth(teacher)).json()["learners"]
         assert learners == [{"session_id": session, "name": "Ada", "live": True}]
+
+
+def test_class_quotas_hold_across_a_restart() -> None:
+    """Gold: the settings (lowered to 2 per owner, 3 per address). An owner creates 2 classes;
+    a new server on the same database refuses the owner's third (429 naming
+    max_classes_per_owner) though its memory is empty, takes one without a token from the
+    same address, then refuses the address's fourth (max_classes_per_address)."""
+    settings = make_settings(max_classes_per_owner=2, max_classes_per_address=3)
+    with TestClient(create_app(settings)) as client:
+        owner = client.post("/api/sessions", json={}).json()["owner_token"]
+        for _ in range(2):
+            made = client.post("/api/classes", json={}, headers=auth(owner))
+            assert made.status_code == 201, made.text
+    with TestClient(create_app(settings)) as client:
+        refused = client.post("/api/classes", json={}, headers=auth(owner))
+        assert refused.status_code == 429 and "Retry-After" in refused.headers
+        assert "created 2 classes; max_classes_per_owner = 2" in refused.json()["detail"]
+        assert client.post("/api/classes", json={}).status_code == 201
+        refused = client.post("/api/classes", json={})
+        assert refused.status_code == 429
+        assert "created 3 classes; max_classes_per_address = 3" in refused.json()["detail"]

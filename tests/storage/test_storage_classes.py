@@ -28,8 +28,8 @@ def test_classes_and_their_learners_on_both_databases(storage: Storage) -> None:
                                 None, "10.0.0.1")
     counts = queries.count_classes(engine, "o" * 64, "10.0.0.1")
     assert counts.total == 2
-    if queries.CREATOR_COLUMNS:
-        assert (counts.by_owner, counts.by_address) == (1, 2)
+    assert (counts.by_owner, counts.by_address) == (1, 2)
+    assert queries.count_classes(engine, None, "10.0.0.2") == queries.ClassCounts(2, 0, 0)
     assert queries.read_class(engine, "ABC234") == row
     assert queries.read_class(engine, "NOPE22") is None
 

@@ -11,23 +11,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from app.main import check_database, create_app
 from app.settings import Settings
 from app.storage import SchemaTooNew, Storage
+from app.storage.database import alembic_config
 from app.storage.tables import metadata
 from tests import conftest
 from tests.conftest import make_settings
 
 FUTURE = "9999_from_a_newer_release"
+HEAD = "0002_class_creators"
 
 
 def test_migration_matches_tables(storage: Storage) -> None:
-    """0001_initial creates exactly the tables, columns, indexes and keys of tables.py."""
+    """The migrations (0001_initial, 0002_class_creators) create exactly the tables, columns,
+    indexes and keys of tables.py."""
     with storage.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
@@ -37,7 +41,7 @@ def test_migrate_twice_is_a_no_op(storage: Storage) -> None:
     """A second start on the same database finds it at the head revision and changes nothing."""
     storage.migrate()
     with storage.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0001_initial"
+        assert MigrationContext.configure(conn).get_current_revision() == HEAD
 
 
 @pytest.fixture
@@ -50,7 +54,7 @@ def future_schema(storage: Storage) -> Iterator[Settings]:
         yield storage.settings
     finally:
         with storage.engine.begin() as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = '0001_initial'"))
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": HEAD})
 
 
 def test_schema_newer_than_the_code_is_a_clear_error(future_schema: Settings) -> None:
@@ -63,7 +67,7 @@ def test_schema_newer_than_the_code_is_a_clear_error(future_schema: Settings) ->
     finally:
         other.close()
     message = str(error.value)
-    assert FUTURE in message and "'0001_initial'" in message and "newer" in message
+    assert FUTURE in message and f"'{HEAD}'" in message and "newer" in message
     assert "NN_PLAYGROUND_DATABASE_URL" in message
 
 
@@ -130,3 +134,48 @@ def test_missing_postgresql_fails_naming_the_package(monkeypatch: pytest.MonkeyP
     with pytest.raises(pytest.fail.Exception) as failure:
         conftest.postgres_bindir()
     assert "apt-get install -y postgresql" in str(failure.value)
+
+
+def downgraded_to_0001(storage: Storage) -> None:
+    """The storage's database as release 0001_initial left it."""
+    config = alembic_config()
+    with storage.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001_initial")
+
+
+def class_columns(storage: Storage) -> set[str]:
+    """The columns of the classes table as the database has them."""
+    return {column["name"] for column in inspect(storage.engine).get_columns("classes")}
+
+
+def test_0002_adds_the_class_creators_keeping_old_classes(storage: Storage) -> None:
+    """A class stored by the 0001 schema survives the upgrade to 0002 with no creator (NULL),
+    and the new columns take a creator."""
+    downgraded_to_0001(storage)
+    assert "owner_hash" not in class_columns(storage)
+    with storage.engine.begin() as conn:
+        conn.execute(text("INSERT INTO classes (code, teacher_hash, title, created_at) "
+                          "VALUES ('OLD234', :h, 'Old', 1.0)"), {"h": "t" * 64})
+    storage.migrate()
+    assert {"owner_hash", "address"} <= class_columns(storage)
+    with storage.engine.begin() as conn:
+        old = conn.execute(text("SELECT code, owner_hash, address FROM classes")).one()
+        conn.execute(text("UPDATE classes SET owner_hash = :o, address = '10.0.0.1'"),
+                     {"o": "o" * 64})
+    assert tuple(old) == ("OLD234", None, None)
+    with storage.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+
+def test_0002_keeps_a_creator_column_already_there(storage: Storage) -> None:
+    """A 0001 database whose classes table already has owner_hash (added by hand) upgrades:
+    0002 adds only what is missing, and the schema then equals tables.py."""
+    downgraded_to_0001(storage)
+    with storage.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE classes ADD COLUMN owner_hash VARCHAR(64)"))
+    storage.migrate()
+    assert {"owner_hash", "address"} <= class_columns(storage)
+    with storage.engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == HEAD
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
