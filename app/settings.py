@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     standby_worker: bool = True  # a warmed spare worker process replaces a dead one at once
     max_stored_sessions_per_owner: int = 100  # live + stored (idle-evicted) sessions per owner
 
+    # ---- export code (issue 11, H3: app/codegen, app/api/routes/code.py) ----
+    code_replay_max_steps: int = 2_000_000  # epochs x points replayed to vouch for a run's past
+
 
 @lru_cache
 def get_settings() -> Settings:

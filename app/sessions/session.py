@@ -42,6 +42,8 @@ DISPLAY_FIELDS = frozenset({
     "frame_rate", "speed", "lockstep", "grid_resolution", "neuron_grid_resolution",
     "epoch_budget", "early_stopping_patience",
 })
+# Live fields whose change mid-run leaves a script of the final settings exact (app/codegen).
+CODE_NEUTRAL_FIELDS = DISPLAY_FIELDS - {"early_stopping_patience"}
 
 
 class CommandRefused(ValueError):
@@ -85,6 +87,11 @@ class TrainingSession:
         self.wait = 0
         self.status, self.status_reason, self.steps_remaining = "paused", None, 0
         self.augment_rng = np.random.default_rng([self.config.seed, AUGMENT_STREAM])
+        # For "Export code" (app/codegen): this run's initial weights, the epochs trained in
+        # this object (an import starts at its export's epoch) and what changed it mid-run.
+        self.initial_weights: list[Array] = self.model.get_weights()
+        self.epochs_trained_here = 0
+        self.code_changes: list[str] = []
         self._restart_stability()
 
     def _restart_stability(self) -> None:
@@ -153,6 +160,7 @@ class TrainingSession:
             data = make_data(new) if changed & DATA_FIELDS else self.data
             apply_live_changes(self.built, new)  # raises before it changes anything
             old, self.config = self.config, new
+            self._note_change(changed - CODE_NEUTRAL_FIELDS)
             if data is not self.data:
                 self._swap_data(data)
             elif not changed <= DISPLAY_FIELDS:
@@ -206,6 +214,16 @@ class TrainingSession:
         # In place: the optimizer and the fast path hold references to this array.
         array[tuple(index)] = value
         self.last_prediction = None
+        if self.epoch == 0:
+            self.initial_weights = self.model.get_weights()  # an edited start is the start
+        else:
+            self._note_change({f"weight {param}{index} of layer {layer} (edited)"})
+
+    def _note_change(self, what: set[str]) -> None:
+        """Remember a mid-run change (after epoch 0) that a script of the settings cannot
+        reproduce: "Export code" says so (app/codegen/recipe.py)."""
+        if self.epoch > 0 and what:
+            self.code_changes.append(f"at epoch {self.epoch}: {', '.join(sorted(what))} changed")
 
     def predict(self, points: list[list[float]]) -> list[list[float | None]]:
         """The raw outputs for points [[x1, x2], ...] (probability, softmax row or value)."""
@@ -251,6 +269,7 @@ class TrainingSession:
         """One epoch, its losses and metrics, then the status checks; never raises."""
         if self.timetravel is not None:
             self.timetravel.record(self)  # the state this epoch starts from, config included
+        self.epochs_trained_here += 1
         x, y = self.data.x_train, self.data.y_train
         # Overflow in a diverging net is expected: it is reported as `diverged`, not warned.
         with np.errstate(all="ignore"):
