@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -111,6 +112,7 @@ class Settings(BaseSettings):
     checkpoint_seconds: float = 5.0  # a changing session is checkpointed at most this often
     database_threads: int = 4  # threads (and pooled connections) that run database calls
     max_checkpoint_backlog_bytes: int = 256_000_000  # unwritten checkpoints held; more dropped
+    history_chunk_bytes: int = 1_000_000  # a session's newest history chunks merge up to this
 
     # ---- sessions that last (issue 10, H2: app/sessions/checkpointing.py, restore.py) ----
     # checkpoint_seconds <= 0 turns checkpoints (and restores) off: sessions live in memory only.
@@ -119,6 +121,15 @@ class Settings(BaseSettings):
 
     # ---- export code (issue 11, H3: app/codegen, app/api/routes/code.py) ----
     code_replay_max_steps: int = 2_000_000  # epochs x points replayed to vouch for a run's past
+
+    # ---- scale-out (issue 12, H5: app/backends, docs/deploy.md) ----
+    backend: Literal["local", "ray"] = "local"  # where sessions live: worker processes or Ray
+    ray_address: str | None = None  # cluster to join; None = RAY_ADDRESS, else a local cluster
+    ray_namespace: str = "nn_playground"  # the Ray namespace of the shard and directory actors
+    ray_shards: int = 2  # shard actors (each runs one Worker loop hosting many sessions)
+    ray_shard_cpus: float = 1.0  # CPUs each shard actor reserves (Ray places them by this)
+    ray_pull_interval: float = 0.01  # s between two batched pulls of one shard by one replica
+    ray_replica_timeout: float = 10.0  # s without a pull after which a shard drops a replica
 
 
 @lru_cache

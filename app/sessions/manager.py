@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.api.owners import OwnerRegistry, hashes_match, token_hash
+from app.backends import SessionBackend, backend_for
 from app.ops import events
 from app.sessions.bodies import RAW
 from app.sessions.frames import FramePart, merge_parts
@@ -128,6 +129,8 @@ class SessionManager:
         storage: Storage | None = None,
     ) -> None:
         self.settings = settings
+        # Where sessions live (app/backends): local worker processes, or Ray shard actors.
+        self.backend: SessionBackend = backend_for(settings)
         self.storage = storage  # the database (app/storage); None: sessions live in memory only
         # Sessions that last (restore.py): None without storage or with checkpoint_seconds <= 0.
         self.persistence: Persistence | None = None
@@ -164,17 +167,19 @@ class SessionManager:
         if count is None:
             count = os.cpu_count() or 1
         self.use_processes = count > 0
-        if self.storage is not None and self.settings.checkpoint_seconds > 0:
+        shared = self.backend.shared  # replicas share sessions: the hosts persist them
+        if not shared and self.storage is not None and self.settings.checkpoint_seconds > 0:
             from app.sessions.restore import Persistence  # imports the storage writer
 
             self.persistence = Persistence(self, self.storage)
-        self.workers = [WorkerHandle(i, self.use_processes, self) for i in range(max(1, count))]
+        self.workers = await self.backend.start(self, count)
         # The spare starts once the workers had their start (two cold starts at once on a
         # loaded machine delayed the first create past a client's 5 s timeout).
         self.loop.call_later(STANDBY_DELAY, self._start_standby)
         if self.persistence is not None:
             await self.persistence.start()  # every live session back, paused
-        self.janitor = asyncio.create_task(self._expire_idle())
+        if not shared:  # a replica of a shared backend must not expire what others watch
+            self.janitor = asyncio.create_task(self._expire_idle())
 
     @property
     def checkpoint_seconds(self) -> float | None:
@@ -186,9 +191,9 @@ class SessionManager:
         back within ~0.1 s instead of waiting ~2.5 s for a new process to import and warm up."""
         if (
             self.use_processes and self.settings.standby_worker and not self.stopping
-            and self.standby is None and self.workers
+            and self.standby is None and self.workers and not self.backend.shared
         ):
-            self.standby = WorkerHandle(len(self.workers), True, self)
+            self.standby = self.backend.new_worker(self, len(self.workers))
 
     def on_checkpoint(self, checkpoint: SessionCheckpoint) -> None:
         """Runs in a pipe's reader thread: a worker's checkpoint goes to the storage's writer."""
@@ -216,6 +221,7 @@ class SessionManager:
                 worker.stop(5.0)  # a stopping worker sends its sessions' last checkpoints
 
         await asyncio.to_thread(stop_all)
+        await self.backend.stop()
         if self.persistence is not None:
             await self.persistence.stop()  # every checkpoint handed over is written
         for future, _, _ in self.pending.values():
@@ -290,7 +296,7 @@ class SessionManager:
             # by the warmed standby when there is one (then a new standby starts).
             fresh, self.standby = self.standby, None
             if fresh is None or not fresh.alive:
-                fresh = WorkerHandle(worker.index, self.use_processes, self)
+                fresh = self.backend.new_worker(self, worker.index)
             fresh.index = worker.index
             self.workers[self.workers.index(worker)] = fresh
             # A new spare, once the restores below had the CPU.
@@ -337,6 +343,8 @@ class SessionManager:
                     raise self.quota_error(f"{len(self.handles)} sessions are live; "
                                            f"max_sessions = {self.settings.max_sessions}")
                 await persistence.restore_stored(session_id, reason="request")
+        if session_id not in self.handles and self.backend.shared:
+            await self.backend.locate(self, session_id)  # created through another replica
         return self.get(session_id)
 
     def get(self, session_id: str) -> SessionHandle:
@@ -527,8 +535,11 @@ class SessionManager:
         if len(self.handles) >= limit:
             raise self.quota_error(f"{len(self.handles)} sessions exist; max_sessions = {limit}")
         self._check_session_quotas(owner, address)
-        worker = self.idlest_worker()
         session_id = secrets.token_urlsafe(9)
+        # A shared backend applies the quotas over every replica's sessions and places it.
+        worker = await self.backend.place(self, session_id, owner, address)
+        if worker is None:
+            worker = self.idlest_worker()
         # Reserve the slot first so concurrent creates cannot overshoot max_sessions.
         handle = self.new_handle(session_id, worker, owner, address)
         if self.persistence is not None:  # its first checkpoint goes out before the reply
@@ -590,6 +601,7 @@ class SessionManager:
         handle = self.handles.pop(session_id, None)
         if handle is None:
             return
+        self.backend.released(session_id)
         handle.worker.sessions -= 1
         for subscriber in handle.subscribers:
             if lost is None:

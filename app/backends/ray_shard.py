@@ -1,0 +1,359 @@
+"""The Ray side of the ray backend: shard actors and the directory actor (issue 12).
+
+A shard actor hosts many sessions by running the same `Worker` loop as a worker process
+(app/sessions/worker.py), in a thread of the actor, fed through `ShardConn` (the pipe's surface:
+poll, recv, send) instead of a pipe. Web replicas talk to it with two actor methods:
+
+- `push(replica, messages)`: the pipe's web -> worker messages of one replica, in order;
+  plus ("track", session_id, owner_hash, address) before a create (whose checkpoints these are).
+- `pull(replica, wait)`: everything the worker said to that replica since its last pull, in
+  order (replies to its calls, frames of the sessions it watches, job messages), as one batch:
+  one actor call per shard per pull interval per replica, however many sessions and clients.
+
+So a frame crosses the network once per replica that watches its session, not once per client,
+and the worker's flow control ("taken") is unchanged: a frame is built only once a replica's
+client took the previous one. Checkpoints never leave the shard: it writes them to the database
+itself (app/storage/writer.py), so a replica that dies loses nothing. Ray restarts a shard whose
+process died (`max_restarts=-1`); the new incarnation asks the directory which sessions it had
+and restores each from its last database checkpoint, paused; replicas see the new incarnation
+in their next pull and reseed their watchers ("restored", then a fresh hello).
+
+The directory actor (`Directory`) is the session -> shard map plus each session's owner hash and
+address: placement (the least-loaded shard) and the session quotas are decided there, over every
+replica's sessions. Actor methods run one at a time, so a check and its reservation are atomic.
+
+The classes are plain Python; app/backends/ray_backend.py wraps them with `ray.remote`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import os
+import secrets
+import threading
+import time
+from collections import Counter, deque
+from typing import Any
+
+DIRECTORY = "nnpg-directory"
+SHARD = "nnpg-shard-{}"
+REPLICA_CHECK = 1.0  # s between two looks for replicas that stopped pulling
+
+
+def shard_name(index: int) -> str:
+    """The Ray actor name of shard `index`."""
+    return SHARD.format(index)
+
+
+class ShardConn:
+    """The Worker loop's "pipe" inside a shard actor, and the per-replica mailboxes.
+
+    The worker thread calls poll/recv/send as on a pipe; the actor's RPC threads call
+    `incoming` (a replica's messages) and `outgoing` (a replica's pull). Request ids are
+    rewritten to shard-wide ones so replies go back to the replica that asked.
+    """
+
+    def __init__(self, replica_timeout: float) -> None:
+        self.lock = threading.Lock()
+        self.inbox_ready = threading.Condition(self.lock)
+        self.outbox_ready = threading.Condition(self.lock)
+        self.inbox: deque[tuple[Any, ...]] = deque()
+        self.outboxes: dict[str, list[tuple[Any, ...]]] = {}
+        self.last_pull: dict[str, float] = {}
+        self.calls: dict[int, tuple[str, int, str, str]] = {}  # shard id -> (replica, id, op, sid)
+        self.watchers: dict[str, Counter[str]] = {}  # session -> replica -> subscriptions
+        self.owners: dict[str, tuple[str, str]] = {}  # session -> (owner hash, address)
+        self.ids = itertools.count(1)
+        self.ready = False
+        self.replica_timeout = replica_timeout
+        self.next_check = time.monotonic() + REPLICA_CHECK
+        self.live: set[str] = set()  # sessions the worker hosts (as of its replies)
+        self.on_checkpoint: Any = None  # (SessionCheckpoint) -> None, set by the shard
+        self.on_deleted: Any = None  # (session_id) -> None
+        self.pulls = 0
+        self.messages_out = 0
+
+    # ---- the worker thread's side (a pipe) ----------------------------------------------
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        """Whether a message waits (waiting up to `timeout`), as Connection.poll."""
+        with self.lock:
+            if not self.inbox and timeout > 0:
+                self.inbox_ready.wait(timeout)
+            self._drop_silent_replicas()
+            return bool(self.inbox)
+
+    def recv(self) -> tuple[Any, ...]:
+        """The next message (poll said one waits)."""
+        with self.lock:
+            return self.inbox.popleft()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        """Route one worker message: replies to the asking replica, frames to the watching
+        ones, job messages to all, checkpoints to the database writer."""
+        kind = message[0]
+        if kind == "checkpoint":
+            checkpoint = message[1]
+            owner, address = self.owners.get(checkpoint.session_id, ("", ""))
+            if self.on_checkpoint is not None:
+                self.on_checkpoint(dataclasses.replace(
+                    checkpoint, owner_hash=owner, address=address))
+            return
+        with self.lock:
+            if kind == "ready":
+                self.ready = True
+            elif kind == "reply":
+                self._route_reply(message)
+            elif kind == "frames":
+                self._route_frames(message[1])
+            else:  # "job": the replica that holds the job's record keeps it, others ignore it
+                for outbox in self.outboxes.values():
+                    outbox.append(message)
+            self.outbox_ready.notify_all()
+
+    def close(self) -> None:
+        """Nothing to close (the pipe's surface)."""
+
+    def _route_reply(self, message: tuple[Any, ...]) -> None:
+        _, shard_id, status, payload = message
+        call = self.calls.pop(shard_id, None)
+        if call is None:
+            return  # the shard's own call (a restore at start), or a replica that left
+        replica, request_id, op, session_id = call
+        if status == 200:
+            if op == "subscribe":
+                self.watchers.setdefault(session_id, Counter())[replica] += 1
+            elif op in ("create", "import", "restore"):
+                self.live.add(session_id)
+            elif op == "delete":
+                self._deleted(session_id, replica)
+        outbox = self.outboxes.get(replica)
+        if outbox is not None:
+            outbox.append(("reply", request_id, status, payload))
+
+    def _deleted(self, session_id: str, by: str) -> None:
+        """Other replicas' watchers of a deleted session hear of it; the stored row goes."""
+        self.live.discard(session_id)
+        self.owners.pop(session_id, None)
+        watchers = self.watchers.pop(session_id, Counter())
+        for replica in watchers:
+            if replica != by and replica in self.outboxes:
+                self.outboxes[replica].append(("removed", session_id))
+        if self.on_deleted is not None:
+            self.on_deleted(session_id)
+
+    def _route_frames(self, parts: list[tuple[str, Any]]) -> None:
+        per_replica: dict[str, list[tuple[str, Any]]] = {}
+        unwatched: list[str] = []
+        for session_id, part in parts:
+            watchers = [r for r, n in self.watchers.get(session_id, {}).items() if n > 0]
+            for replica in watchers:
+                per_replica.setdefault(replica, []).append((session_id, part))
+            if not watchers:
+                unwatched.append(session_id)  # nobody will take it: the next may be built
+        for replica, batch in per_replica.items():
+            outbox = self.outboxes.get(replica)
+            if outbox is not None:
+                outbox.append(("frames", batch))
+        if unwatched:
+            self.inbox.append(("taken", unwatched))
+
+    def _drop_silent_replicas(self) -> None:
+        """A replica that stopped pulling (it died) watches nothing any more."""
+        now = time.monotonic()
+        if now < self.next_check:
+            return
+        self.next_check = now + REPLICA_CHECK
+        for replica, last in list(self.last_pull.items()):
+            if now - last > self.replica_timeout:
+                self._forget_replica(replica)
+
+    def _forget_replica(self, replica: str) -> None:
+        del self.last_pull[replica]
+        self.outboxes.pop(replica, None)
+        for shard_id in [i for i, call in self.calls.items() if call[0] == replica]:
+            self.calls.pop(shard_id)  # its replies have nobody to go to
+        for session_id, watchers in self.watchers.items():
+            for _ in range(watchers.pop(replica, 0)):
+                self.inbox.append(("call", next(self.ids), "unsubscribe", session_id, None))
+
+    # ---- the replicas' side (actor methods, any RPC thread) -----------------------------
+
+    def incoming(self, replica: str, messages: list[tuple[Any, ...]]) -> None:
+        """A replica's messages, in its order."""
+        with self.lock:
+            self._seen(replica)
+            for message in messages:
+                kind = message[0]
+                if kind == "call":
+                    _, request_id, op, session_id, payload = message
+                    shard_id = next(self.ids)
+                    self.calls[shard_id] = (replica, request_id, op, session_id)
+                    if op == "unsubscribe":
+                        watchers = self.watchers.get(session_id)
+                        if watchers is not None and watchers[replica] > 0:
+                            watchers[replica] -= 1
+                    if op == "restore" and session_id in self.live:
+                        op = "get"  # another replica restored it first: the same answer
+                    self.inbox.append(("call", shard_id, op, session_id, payload))
+                elif kind == "track":
+                    self.owners[message[1]] = (message[2], message[3])
+                elif kind == "taken":
+                    self.inbox.append(message)
+            self.inbox_ready.notify()
+
+    def inject(self, op: str, session_id: str, payload: Any) -> None:
+        """A call of the shard itself (its restores at start); the reply is dropped."""
+        with self.lock:
+            self.inbox.append(("call", next(self.ids), op, session_id, payload))
+            self.live.add(session_id)
+            self.inbox_ready.notify()
+
+    def outgoing(self, replica: str, wait: float) -> list[tuple[Any, ...]]:
+        """Everything for this replica since its last pull (waiting up to `wait` for some)."""
+        with self.lock:
+            self._seen(replica)
+            if not self.outboxes[replica] and wait > 0:
+                self.outbox_ready.wait(wait)
+            self._seen(replica)
+            batch, self.outboxes[replica] = self.outboxes[replica], []
+            self.pulls += 1
+            self.messages_out += len(batch)
+            return batch
+
+    def _seen(self, replica: str) -> None:
+        self.last_pull[replica] = time.monotonic()
+        self.outboxes.setdefault(replica, [])
+
+
+class Shard:
+    """A shard actor: one Worker loop (a thread) hosting many sessions; see the module doc."""
+
+    def __init__(
+        self, index: int, namespace: str, env: dict[str, str], checkpoint_seconds: float | None,
+        replica_timeout: float,
+    ) -> None:
+        os.environ.update(env)  # the replicas' NN_PLAYGROUND_* settings, database URL included
+        from app.settings import get_settings
+
+        get_settings.cache_clear()
+        self.index, self.namespace = index, namespace
+        self.incarnation = secrets.token_hex(6)  # a restarted shard is a new incarnation
+        self.started = time.time()
+        self.conn = ShardConn(replica_timeout)
+        self.checkpoint_seconds = checkpoint_seconds
+        self.writer: Any = None
+        self.storage: Any = None
+        self.restored = 0
+        if checkpoint_seconds:
+            from app.storage import Storage
+            from app.storage.writer import CheckpointWriter
+
+            self.storage = Storage(get_settings())
+            self.writer = CheckpointWriter(self.storage)
+            self.writer.on_dropped = lambda sid: self.conn.inject("checkpoint_whole", sid, None)
+            self.conn.on_checkpoint = self.writer.submit
+            self.conn.on_deleted = self.writer.delete
+            self._restore_own()
+        self.thread = threading.Thread(target=self._serve, name=f"shard-{index}", daemon=True)
+        self.thread.start()
+
+    def _restore_own(self) -> None:
+        """After a restart: the sessions the directory places here come back from the
+        database, paused (a first start finds none)."""
+        import ray
+
+        from app.sessions.restore import restore_payload
+
+        with contextlib.suppress(ValueError):  # no directory yet: a first start
+            directory = ray.get_actor(DIRECTORY, namespace=self.namespace)
+            own: list[str] = ray.get(directory.sessions_on.remote(self.index))
+            for session_id in own:
+                stored = self.storage.load_session(session_id)
+                if stored is None:
+                    continue
+                self.conn.owners[session_id] = (stored.owner_hash, stored.address)
+                self.conn.inject("restore", session_id, restore_payload(stored))
+                self.restored += 1
+
+    def _serve(self) -> None:
+        from app.engine import fast
+        from app.sessions.worker import Worker
+
+        with contextlib.suppress(Exception):  # no fast path just means the numpy path
+            fast.warm_up()
+        Worker(self.conn, self.checkpoint_seconds).serve_forever()  # type: ignore[arg-type]
+
+    # ---- actor methods ----
+
+    def push(self, replica: str, messages: list[tuple[Any, ...]]) -> None:
+        """A replica's pipe messages, in order."""
+        self.conn.incoming(replica, messages)
+
+    def pull(self, replica: str, wait: float) -> tuple[str, bool, list[tuple[Any, ...]]]:
+        """(incarnation, ready, messages for this replica since its last pull)."""
+        messages = self.conn.outgoing(replica, wait)
+        return self.incarnation, self.conn.ready, messages
+
+    def stats(self) -> dict[str, Any]:
+        """What this shard hosts and how it is pulled (for tests and the benchmark)."""
+        with self.conn.lock:
+            return {
+                "index": self.index, "incarnation": self.incarnation, "pid": os.getpid(),
+                "sessions": len(self.conn.live), "replicas": sorted(self.conn.last_pull),
+                "pulls": self.conn.pulls, "messages_out": self.conn.messages_out,
+                "restored": self.restored, "ready": self.conn.ready,
+                "cpu_seconds": time.process_time(),
+            }
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every checkpoint handed to the writer is written (tests)."""
+        return self.writer.flush(timeout) if self.writer is not None else True
+
+
+class Directory:
+    """Session -> (shard, owner hash, address) for every replica; placement and quotas."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, tuple[int, str, str]] = {}
+
+    def place(
+        self, session_id: str, owner: str, address: str, shards: list[int], limits: dict[str, int]
+    ) -> tuple[int | None, str | None]:
+        """Reserve a session on the least-loaded of `shards`: (shard, None), or (None, why)
+        when a quota refuses it (the 429 detail, naming the setting)."""
+        total = len(self.sessions)
+        if total >= limits["max_sessions"]:
+            return None, f"{total} sessions exist; max_sessions = {limits['max_sessions']}"
+        owned = sum(o == owner for _, o, _ in self.sessions.values()) if owner else 0
+        if owner and owned >= limits["max_sessions_per_owner"]:
+            return None, (
+                f"this owner has {owned} live sessions; max_sessions_per_owner = "
+                f"{limits['max_sessions_per_owner']} (delete one, or wait for one to expire)")
+        near = sum(a == address for _, _, a in self.sessions.values()) if address else 0
+        if address and near >= limits["max_sessions_per_address"]:
+            return None, (
+                f"address {address} has {near} live sessions; max_sessions_per_address = "
+                f"{limits['max_sessions_per_address']}")
+        load = Counter(s for s, _, _ in self.sessions.values())
+        shard = min(shards, key=lambda s: (load[s], s))
+        self.sessions[session_id] = (shard, owner, address)
+        return shard, None
+
+    def lookup(self, session_id: str) -> tuple[int, str, str] | None:
+        """(shard, owner hash, address) of a session, or None."""
+        return self.sessions.get(session_id)
+
+    def release(self, session_id: str) -> None:
+        """A session was deleted (or its create failed)."""
+        self.sessions.pop(session_id, None)
+
+    def sessions_on(self, shard: int) -> list[str]:
+        """The sessions placed on a shard (a restarted shard restores them)."""
+        return [s for s, (where, _, _) in self.sessions.items() if where == shard]
+
+    def count(self) -> int:
+        """Sessions placed."""
+        return len(self.sessions)
