@@ -30,6 +30,7 @@ from app.api.limits import BodySizeLimit
 from app.api.owners import OwnerRegistry
 from app.api.routes import (
     classes,
+    code,
     datasets,
     health,
     instruments,
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_routes.router)
     app.include_router(classes.router)  # the classroom, /class/{code} (issue 10)
     app.include_router(runs.router)  # saved runs, /r/{slug}, /gallery (issue 10)
+    app.include_router(code.router)  # export code, /api/sessions/{id}/code (issue 11)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     templates = Jinja2Templates(directory=TEMPLATES_DIR)

@@ -43,6 +43,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from app.classroom.tiles import class_tiles
+from app.codegen.calls import code_call
 from app.datasets import to_csv
 from app.engine import fast
 from app.instruments.checkpoints import attach
@@ -303,6 +304,12 @@ class Worker:
             found = self.runners.get(session_id)
             try:
                 return run_call(found.session if found else None, payload)
+            except LookupError:
+                raise WorkerError(404, f"session {session_id!r} not found") from None
+        if op == "code":  # an exported script's recipe (app/codegen/calls.py)
+            found = self.runners.get(session_id)
+            try:
+                return code_call(found.session if found else None, payload)
             except LookupError:
                 raise WorkerError(404, f"session {session_id!r} not found") from None
         if op == "class_tiles":  # a classroom's low-res boundaries (app/classroom/tiles.py)
