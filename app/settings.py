@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     max_stored_sessions_per_owner: int = 100  # live + stored (idle-evicted) sessions per owner
 
     # ---- export code (issue 11, H3: app/codegen, app/api/routes/code.py) ----
-    code_replay_max_steps: int = 2_000_000  # epochs x points replayed to vouch for a run's past
+    code_replay_max_steps: int = 250_000  # epochs x points replayed (~0.5 s) to vouch for a past
 
     # ---- scale-out (issue 12, H5: app/backends, docs/deploy.md) ----
     backend: Literal["local", "ray"] = "local"  # where sessions live: worker processes or Ray
