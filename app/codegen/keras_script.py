@@ -400,6 +400,32 @@ def outputs(model, x, training):
         "\n    (optimizer.apply also applies each kernel's constraint, max-norm, after it.)"
         if recipe.max_norm is not None else ""
     )
+    return f'''{forward}
+
+def train_step(model, x, y):
+    """One minibatch: forward (training mode), loss, gradients (torch autograd), update.{
+        constraint}"""
+    loss = loss_fn(y, {predict}(model, x, training=True)){penalty}
+    weights = model.trainable_variables
+    grads = torch.autograd.grad(loss, [w.value for w in weights])
+    optimizer.apply(grads, weights)
+
+
+def evaluate(model):
+    """Train and test loss (data loss only, as the playground plots it), in inference mode."""
+    with torch.no_grad():
+        train_loss = loss_fn(Y_TRAIN, {predict}(model, X_TRAIN, training=False))
+        test_loss = loss_fn(Y_TEST, {predict}(model, X_TEST, training=False))
+    return float(train_loss), float(test_loss)
+''' + loop_code(recipe, "", "order[start:start + BATCH_SIZE]",
+                "train_step(model, X_TRAIN[batch], Y_TRAIN[batch])")
+
+
+def loop_code(recipe: Recipe, setup: str, batch: str, step: str) -> str:
+    """check_batch_order() and train(model): the epochs, the playground's batch order, the
+    losses now and then, early stopping. `setup`: lines at the start of train (indented);
+    `batch`: the batch's indices from `order` and `start`; `step`: the call that trains on
+    the points of `batch`."""
     early = ""
     if recipe.early_stopping_patience is not None:
         early = '''
@@ -431,24 +457,7 @@ def outputs(model, x, training):
         )
     best = "    best_test_loss, wait = np.inf, 0\n" if always else ""
     spawn = tuple(recipe.order_spawn_key)
-    return f'''{forward}
-
-def train_step(model, x, y):
-    """One minibatch: forward (training mode), loss, gradients (torch autograd), update.{
-        constraint}"""
-    loss = loss_fn(y, {predict}(model, x, training=True)){penalty}
-    weights = model.trainable_variables
-    grads = torch.autograd.grad(loss, [w.value for w in weights])
-    optimizer.apply(grads, weights)
-
-
-def evaluate(model):
-    """Train and test loss (data loss only, as the playground plots it), in inference mode."""
-    with torch.no_grad():
-        train_loss = loss_fn(Y_TRAIN, {predict}(model, X_TRAIN, training=False))
-        test_loss = loss_fn(Y_TEST, {predict}(model, X_TEST, training=False))
-    return float(train_loss), float(test_loss)
-
+    return f'''
 
 def check_batch_order():
     """The same seed gives numpy's same draws in practice (numpy does not promise it across
@@ -464,11 +473,11 @@ def train(model):
     check_batch_order()
     # The playground draws each epoch's order of the training points from one generator.
     order_rng = np.random.default_rng(np.random.SeedSequence(SEED, spawn_key={spawn!r}))
-{best}    for epoch in range(EPOCHS):
+{setup}{best}    for epoch in range(EPOCHS):
         order = order_rng.permutation(len(X_TRAIN))
         for start in range(0, len(order), BATCH_SIZE):
-            batch = order[start:start + BATCH_SIZE]
-            train_step(model, X_TRAIN[batch], Y_TRAIN[batch])
+            batch = {batch}
+            {step}
 {evaluate_line}{early}    return model
 '''
 
@@ -546,7 +555,7 @@ def render(recipe: Recipe) -> str:
         section("inputs"),
         features_code(recipe),
         section("network"),
-        blocks(
+        "\n" + blocks(
             activation_functions_code(recipe),
             MAX_NORM_CODE if recipe.max_norm is not None else "",
             RRELU_CODE if "rrelu" in uses else "",
