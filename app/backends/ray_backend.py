@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 PULL_WAIT = 0.5  # s a pull waits at the shard for something to say (a long poll)
 RETRY = 0.2  # s between two tries to reach a shard that does not answer
 SHARD_CONCURRENCY = 64  # concurrent actor calls a shard serves (each replica: a push, a pull)
+OWNER_SYNC = 0.5  # s between two reads of the owners other replicas registered
 
 
 def _ray() -> Any:
@@ -223,12 +224,28 @@ class RayBackend(SessionBackend):
         self.replica = f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(4)}"
         self.directory: Any = None
         self.links: list[ShardLink] = []
+        self.owners_seen = 0
+        self.owner_sync: asyncio.Task[None] | None = None
 
     async def start(self, manager: SessionManager, count: int) -> list[Any]:
         await asyncio.to_thread(self._join)
         shards = await asyncio.to_thread(self._shards)
         self.links = [ShardLink(i, actor, self, manager) for i, actor in enumerate(shards)]
+        await self.sync_owners(manager)
+        self.owner_sync = asyncio.create_task(self._sync_owners_forever(manager))
         return list(self.links)
+
+    async def sync_owners(self, manager: SessionManager) -> None:
+        """Register the owners other replicas issued tokens to (the directory's list)."""
+        owners, self.owners_seen = await self.directory.owners_since.remote(self.owners_seen)
+        for owner in owners:
+            manager.owners.add(owner)
+
+    async def _sync_owners_forever(self, manager: SessionManager) -> None:
+        while True:
+            await asyncio.sleep(OWNER_SYNC)
+            with contextlib.suppress(Exception):
+                await self.sync_owners(manager)
 
     def _join(self) -> None:
         ray = _ray()
@@ -308,4 +325,8 @@ class RayBackend(SessionBackend):
                 self.directory.release.remote(session_id)
 
     async def stop(self) -> None:
+        if self.owner_sync is not None:
+            self.owner_sync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.owner_sync
         self.links = []

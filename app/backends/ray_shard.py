@@ -318,6 +318,8 @@ class Directory:
 
     def __init__(self) -> None:
         self.sessions: dict[str, tuple[int, str, str]] = {}
+        self.owners: list[str] = []  # every owner hash that created a session, in order
+        self.known: set[str] = set()
 
     def place(
         self, session_id: str, owner: str, address: str, shards: list[int], limits: dict[str, int]
@@ -340,7 +342,16 @@ class Directory:
         load = Counter(s for s, _, _ in self.sessions.values())
         shard = min(shards, key=lambda s: (load[s], s))
         self.sessions[session_id] = (shard, owner, address)
+        if owner and owner not in self.known:
+            self.known.add(owner)
+            self.owners.append(owner)
         return shard, None
+
+    def owners_since(self, seen: int) -> tuple[list[str], int]:
+        """The owner hashes after the first `seen` ones, and how many there are now: each
+        replica keeps its owner registry up to date with these (a token issued by one replica
+        works on every replica)."""
+        return self.owners[seen:], len(self.owners)
 
     def lookup(self, session_id: str) -> tuple[int, str, str] | None:
         """(shard, owner hash, address) of a session, or None."""
