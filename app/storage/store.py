@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, LargeBinary, delete, func, insert, select, update
 
 from app.settings import Settings
 from app.storage.database import make_engine, migrate, reading
@@ -85,6 +85,18 @@ class StoredSession:
     def history_bytes(self) -> bytes:
         """The history as the worker's "restore" op takes it (float64 LE, row-major)."""
         return self.history.astype(ROW_DTYPE, copy=False).tobytes()
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """A stored (evicted) session as its owner's list shows it, without loading its history."""
+
+    session_id: str
+    epoch: int
+    status: str
+    snapshot: bytes  # the export JSON without "history"
+    updated_at: float  # Unix seconds of its last checkpoint
+    last: dict[str, float]  # the history's last row by column name ({} before epoch 1)
 
 
 class Storage:
@@ -161,10 +173,11 @@ class Storage:
                             chunks.session_id == sid, chunks.first_epoch >= cp.first_epoch
                         )
                     )
+                first, data = self._merge_tail(conn, sid, cp.first_epoch, cp.rows, width)
                 conn.execute(
                     insert(history_chunks).values(
-                        session_id=sid, first_epoch=cp.first_epoch,
-                        row_count=len(cp.rows) // width, data=cp.rows,
+                        session_id=sid, first_epoch=first, row_count=len(data) // width,
+                        data=data,
                     )
                 )
             travel = timetravel_checkpoints.c
@@ -180,6 +193,55 @@ class Storage:
                     insert(timetravel_checkpoints),
                     [{"session_id": sid, "epoch": e, "data": d} for e, d in cp.timetravel],
                 )
+
+    def _merge_tail(
+        self, conn: Connection, sid: str, first_epoch: int, rows: bytes, width: int
+    ) -> tuple[int, bytes]:
+        """The chunk to insert for new `rows`: merged with the session's newest chunks, which
+        are deleted, while the newest is at least half the one before it and the merge stays
+        within history_chunk_bytes (a binary counter: each row is rewritten a few times, a
+        session keeps ~history / history_chunk_bytes + a dozen chunks, and no write moves more
+        than history_chunk_bytes plus its own rows). A chunk reaching past first_epoch (rows
+        written again after a merge) is cut back to first_epoch - 1 and always merged."""
+        chunks = history_chunks.c
+        stored = conn.execute(
+            select(chunks.first_epoch, chunks.row_count)
+            .where(chunks.session_id == sid)
+            .order_by(chunks.first_epoch)
+        ).all()
+        sizes = [row.row_count * width for row in stored]
+        keep_rows: dict[int, int] = {}  # first_epoch -> rows kept of a chunk cut back
+        if stored and stored[-1].first_epoch + stored[-1].row_count > first_epoch:
+            last = stored[-1]
+            keep_rows[last.first_epoch] = first_epoch - last.first_epoch
+            sizes[-1] = keep_rows[last.first_epoch] * width
+        cap = self.settings.history_chunk_bytes
+        newest, merged = len(rows), 0
+        while merged < len(sizes):
+            before = sizes[-1 - merged]
+            forced = merged == 0 and bool(keep_rows)
+            if not forced and (before > 2 * newest or before + newest > cap):
+                break
+            newest += before
+            merged += 1
+        if merged == 0:
+            return first_epoch, rows
+        taken = [row.first_epoch for row in stored[-merged:]]
+        blobs = conn.execute(
+            select(chunks.first_epoch, chunks.data)
+            .where(chunks.session_id == sid, chunks.first_epoch.in_(taken))
+            .order_by(chunks.first_epoch)
+        ).all()
+        parts = [
+            bytes(data)[: keep_rows[first] * width] if first in keep_rows else bytes(data)
+            for first, data in blobs
+        ]
+        conn.execute(
+            delete(history_chunks).where(
+                chunks.session_id == sid, chunks.first_epoch.in_(taken)
+            )
+        )
+        return taken[0], b"".join([*parts, rows])
 
     def load_session(self, session_id: str) -> StoredSession | None:
         """The stored session with its whole history and time-travel checkpoints, or None."""
@@ -218,6 +280,41 @@ class Storage:
                     .order_by(sessions.c.updated_at)
                 ).scalars()
             )
+
+    def stored_sessions(self, owner_hash: str, session_ids: Sequence[str]) -> list[StoredRow]:
+        """The sessions among `session_ids` that are "stored" (evicted) and this owner's, most
+        recently checkpointed first, with their snapshot and their history's last row (read
+        as a slice of the newest chunk, never the whole history)."""
+        if not session_ids:
+            return []
+        c = sessions.c
+        chunks = history_chunks.c
+        found: list[StoredRow] = []
+        with self.reading() as conn:
+            rows = conn.execute(
+                select(c.id, c.epoch, c.status, c.snapshot, c.history_columns, c.updated_at)
+                .where(c.id.in_(list(session_ids)), c.owner_hash == owner_hash,
+                       c.state == "stored")
+                .order_by(c.updated_at.desc())
+            ).all()
+            for row in rows:
+                columns: list[str] = json.loads(row.history_columns)
+                width = len(columns) * ROW_DTYPE.itemsize
+                last_row = None
+                if width:
+                    tail = func.substr(chunks.data, (chunks.row_count - 1) * width + 1, width,
+                                       type_=LargeBinary)
+                    last_row = conn.execute(
+                        select(tail).where(chunks.session_id == row.id, chunks.row_count > 0)
+                        .order_by(chunks.first_epoch.desc()).limit(1)
+                    ).scalar()
+                last: dict[str, float] = {}
+                if last_row is not None and len(last_row) == width:
+                    values = np.frombuffer(bytes(last_row), dtype=ROW_DTYPE)
+                    last = {name: float(v) for name, v in zip(columns, values, strict=True)}
+                found.append(StoredRow(row.id, row.epoch, row.status, bytes(row.snapshot),
+                                       row.updated_at, last))
+        return found
 
     def session_owner(self, session_id: str) -> str | None:
         """The owner hash of a stored session (None when unknown): ownership without a load."""

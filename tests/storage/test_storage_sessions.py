@@ -71,9 +71,16 @@ def test_checkpoint_round_trip(storage: Storage) -> None:
     assert storage.load_session("unknown") is None
 
 
+def unmerged(storage: Storage) -> Storage:
+    """The storage with chunk merging off (history_chunk_bytes 0): one chunk per write."""
+    storage.settings = storage.settings.model_copy(update={"history_chunk_bytes": 0})
+    return storage
+
+
 def test_history_appends_chunks(storage: Storage) -> None:
-    """Three checkpoints write three chunks; the history loads as their concatenation and the
-    session row holds the newest snapshot and epoch."""
+    """Three checkpoints write three chunks (merging off); the history loads as their
+    concatenation and the session row holds the newest snapshot and epoch."""
+    unmerged(storage)
     for first in (1, 11, 21):
         storage.save_checkpoint(checkpoint(first_epoch=first, count=10))
     storage.save_checkpoint(checkpoint(first_epoch=31, count=0, epoch=30, status="paused"))
@@ -142,7 +149,9 @@ def test_state_class_and_delete(storage: Storage) -> None:
 def test_long_history_is_written_incrementally(storage: Storage) -> None:
     """A 100,000-epoch history saved by 100 checkpoints of 1,000 epochs: the bytes each
     checkpoint sends to the database (the SQL parameters, counted at the driver) do not grow
-    with the history stored before it, and the whole history loads back exactly."""
+    with the history stored before it: its own rows, plus at most history_chunk_bytes when
+    it merges chunks, the same in the second half as in the first, and on average a few times
+    its rows; the whole history loads back exactly, from a few chunks."""
     sent: list[int] = []
 
     def count_bytes(
@@ -163,13 +172,61 @@ def test_long_history_is_written_incrementally(storage: Storage) -> None:
     finally:
         event.remove(storage.engine, "before_cursor_execute", count_bytes)
     row_bytes = 1000 * len(COLUMNS) * 8
-    print(f"bytes sent per checkpoint: {sent[1]} at 1,000 epochs stored, {sent[-1]} at 99,000")
+    cap = storage.settings.history_chunk_bytes
+    print(f"bytes sent per checkpoint: {sent[1]} at 1,000 epochs stored, {sent[-1]} at 99,000; "
+          f"max {max(sent)}, mean {np.mean(sent):.0f}; {chunk_count(storage, 's1')} chunks")
     assert row_bytes <= sent[0] < row_bytes + 2000  # the first one inserts the session row
-    # Later ones: the same UPDATE and chunk INSERT; the epoch in the snapshot gains digits.
-    assert max(sent[1:]) - min(sent[1:]) <= 16, sent
+    # A merge sends the merged chunk (<= cap) and the parameters of its queries.
+    assert max(sent) <= cap + row_bytes + 2000, sent
+    assert max(sent[50:]) <= max(sent[:50]) + 16  # the epoch in the snapshot gains digits
+    assert np.mean(sent) <= 6 * (row_bytes + 2000)
     stored = storage.load_session("s1")
     assert stored is not None and stored.epoch == 100_000
     np.testing.assert_array_equal(stored.history, rows(1, 100_000))
+    assert chunk_count(storage, "s1") <= 100_000 * len(COLUMNS) * 8 // cap * 2 + 12
+
+
+def test_history_chunks_merge_and_load_back_exactly(storage: Storage) -> None:
+    """200 checkpoints of 1 to 20 epochs with history_chunk_bytes = 2 KB (64 rows of 4
+    columns): the chunks stored stay few (about history / cap, a dozen more, not 200) and none
+    passes the cap by more than one checkpoint's rows; the history loads back value for value
+    (gold: the rows sent) after every 40 checkpoints, and so does a worker restore payload."""
+    cap = 2048
+    storage.settings = storage.settings.model_copy(update={"history_chunk_bytes": cap})
+    rng = np.random.default_rng(7)
+    first = 1
+    for index in range(200):
+        count = int(rng.integers(1, 21))
+        storage.save_checkpoint(checkpoint(first_epoch=first, count=count))
+        first += count
+        if index % 40 == 39:
+            stored = storage.load_session("s1")
+            assert stored is not None
+            np.testing.assert_array_equal(stored.history, rows(1, first - 1))
+            assert stored.history_bytes == rows(1, first - 1).tobytes()
+    total_bytes = (first - 1) * len(COLUMNS) * 8
+    with storage.engine.connect() as conn:
+        sizes = conn.execute(
+            select(history_chunks.c.row_count).where(history_chunks.c.session_id == "s1")
+        ).scalars().all()
+    print(f"{first - 1} epochs in {len(sizes)} chunks: {sorted(sizes)}")
+    assert sum(sizes) == first - 1
+    assert len(sizes) <= total_bytes // cap * 2 + 12
+    assert max(sizes) * len(COLUMNS) * 8 <= cap + 20 * len(COLUMNS) * 8
+
+
+def test_rows_sent_again_after_a_merge_cut_the_merged_chunk(storage: Storage) -> None:
+    """Rows written again from inside a merged chunk (a write retried after it was in fact
+    stored) replace the overlapped rows: the history is every epoch once, with the new values
+    (gold: the rows sent, the resent ones changed by +1000)."""
+    for first in (1, 11, 21):
+        storage.save_checkpoint(checkpoint(first_epoch=first, count=10))
+    assert chunk_count(storage, "s1") == 1  # 10 + 10 merged, then + 10
+    again = rows(25, 10) + 1000.0
+    storage.save_checkpoint(checkpoint(first_epoch=25, count=10, rows=again.tobytes()))
+    stored = storage.load_session("s1")
+    assert stored is not None
+    np.testing.assert_array_equal(stored.history, np.vstack([rows(1, 24), again]))
 
 
 def test_concurrent_calls_do_not_fail(storage: Storage) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.storage import Storage
 from app.storage.writer import CheckpointWriter, coalesce
-from tests.storage.test_storage_sessions import checkpoint, chunk_count, rows
+from tests.storage.test_storage_sessions import checkpoint, chunk_count, rows, unmerged
 
 
 class GatedStorage:
@@ -55,7 +55,9 @@ def test_queued_checkpoints_coalesce(
     storage: Storage, gated: GatedStorage, writer: CheckpointWriter
 ) -> None:
     """While one write is held, five more checkpoints of the session queue up and are
-    written as ONE (newest snapshot, rows joined); the history is every row, once."""
+    written as ONE (newest snapshot, rows joined; two chunks with merging off); the history
+    is every row, once."""
+    unmerged(storage)
     writer.submit(checkpoint(first_epoch=1, count=10))
     assert gated.entered.wait(5.0)
     for first in range(11, 61, 10):

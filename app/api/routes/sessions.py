@@ -7,18 +7,22 @@ validated in the worker (app/sessions/bodies.py), never parsed on the event loop
 """
 
 import asyncio
+import json
+import math
 from collections.abc import Awaitable
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
 
 from app.api.deps import CallerDep, CreatorDep, ManagerDep, OwnedSessionDep, SessionDep
 from app.api.raw_bodies import raw_body
 from app.api.routes.jobs import ACCEPTED, command_answer
 from app.api.schemas import (
     Command,
+    MetricsPublic,
     PredictPublic,
     PredictRequest,
     SessionCreate,
@@ -27,9 +31,12 @@ from app.api.schemas import (
     SessionUpdate,
 )
 from app.sessions.bodies import RAW, command_dict
+from app.sessions.config import SessionConfig
 from app.sessions.export_binary import MEDIA_TYPE as COMPACT_TYPE
 from app.sessions.export_binary import SUFFIX as COMPACT_SUFFIX
 from app.sessions.manager import SessionCallError
+from app.storage import Storage
+from app.storage.store import StoredRow
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON body"},
@@ -102,17 +109,90 @@ async def create_session(
     return created(public, creator)
 
 
+class LiveSessionListed(SessionPublic):
+    """One of the caller's sessions in memory (a worker holds it)."""
+
+    state: Literal["live"] = "live"
+
+
+class StoredSessionListed(BaseModel):
+    """One of the caller's sessions that idle expiry stored in the database: any request to
+    it (GET /api/sessions/{id}, its websocket...) restores it, paused."""
+
+    id: str
+    state: Literal["stored"] = "stored"
+    status: Literal["paused", "finished", "diverged"]  # as it comes back (running: paused)
+    status_reason: str | None
+    epoch: int
+    config: SessionConfig
+    metrics: MetricsPublic
+    updated_at: float  # Unix seconds of its last checkpoint
+    ws_url: str
+
+
+SessionListed = Annotated[LiveSessionListed | StoredSessionListed, Field(discriminator="state")]
+
+
+def stored_listed(storage: Storage, owner: str, ids: list[str]) -> list[dict[str, Any]]:
+    """The caller's stored sessions among `ids` as StoredSessionListed dicts (in a database
+    thread: it reads the rows and parses their snapshots)."""
+    listed = []
+    for row in storage.stored_sessions(owner, ids):
+        try:
+            snapshot = json.loads(row.snapshot)
+            config = SessionConfig.model_validate(snapshot["config"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a row this release cannot read is not listed (nor restorable)
+        accuracy = config.resolved_problem() != "regression"
+
+        def metric(name: str, row: StoredRow = row) -> float | None:
+            value = row.last.get(name)
+            return value if value is not None and math.isfinite(value) else None
+
+        listed.append({
+            "id": row.session_id,
+            "state": "stored",
+            "status": "paused" if row.status == "running" else row.status,
+            "status_reason": snapshot.get("status_reason"),
+            "epoch": row.epoch,
+            "config": config,
+            "metrics": {
+                "train_loss": metric("train_loss"),
+                "test_loss": metric("test_loss"),
+                "train_accuracy": metric("train_metric") if accuracy else None,
+                "test_accuracy": metric("test_metric") if accuracy else None,
+            },
+            "updated_at": row.updated_at,
+            "ws_url": f"/ws/sessions/{row.session_id}",
+        })
+    return listed
+
+
 @router.get("")
-async def read_sessions(caller: CallerDep, manager: ManagerDep) -> list[SessionPublic]:
-    """The caller's own live sessions (those of the presented owner token; [] without one)."""
-    if caller.token_hash is None:
+async def read_sessions(caller: CallerDep, manager: ManagerDep) -> list[SessionListed]:
+    """The caller's own sessions (those of the presented owner token; [] without one): the
+    live ones (`state` "live", oldest first), then those idle expiry stored in the database
+    (`state` "stored", most recently checkpointed first), which come back on their next
+    request."""
+    owner = caller.token_hash
+    if owner is None:
         return []
     replies = await asyncio.gather(
-        *(manager.call(session_id, "get") for session_id in manager.sessions_of(caller.token_hash)),
+        *(manager.call(session_id, "get") for session_id in manager.sessions_of(owner)),
         return_exceptions=True,
     )
     # A session removed while we asked is simply not listed.
-    return [SessionPublic.model_validate(r) for r in replies if not isinstance(r, BaseException)]
+    listed: list[SessionListed] = [
+        LiveSessionListed.model_validate(r) for r in replies if not isinstance(r, BaseException)
+    ]
+    persistence = manager.persistence
+    if persistence is not None:
+        live = {entry.id for entry in listed}
+        ids = [s for s, o in list(persistence.stored.items()) if o == owner and s not in live]
+        if ids:
+            rows = await persistence.storage.call(stored_listed, persistence.storage, owner, ids)
+            listed += [StoredSessionListed.model_validate(r) for r in rows]
+    return listed
 
 
 @router.post(
