@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -202,6 +203,7 @@ def ray_cluster() -> Iterator[Cluster]:
         stop_group(head, signal.SIGKILL)  # a throwaway cluster: no graceful stop needed
         head_log.close()
         kill_leftovers(str(directory))
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def create(base: str, token: str | None = None, **config: Any) -> dict[str, Any]:
