@@ -9,6 +9,7 @@ import { MetricsView } from './views/metrics.js';
 import { NetworkView } from './views/network.js';
 import { OutputView } from './views/output.js';
 import { RunView } from './run_view.js';
+import { CodeExportView } from './code_export.js';
 
 const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -42,6 +43,8 @@ const controller = new Controller(views);
 const runView = new RunView(controller);
 runView.bind();
 controller.runView = runView;
+// Export code: the session (or the saved run on show) as a script (code_export.js, issue 11).
+new CodeExportView(controller).bind();
 
 views.controls.bindChange((key, value) => controller.change(key, value));
 views.controls.bindTransport({
