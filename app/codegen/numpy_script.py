@@ -480,6 +480,11 @@ def _header(recipe: Recipe, name: str) -> str:
                 "Its random draws (dropout masks, RReLU slopes) come from the playground's own "
                 "seeded generator in the playground's order, so they match too."
             ))
+    if recipe.status == "diverged":
+        lines += ["", source.paragraph(
+            "The playground's run diverged (its loss or weights stopped being finite numbers): "
+            "expect overflow warnings and inf or nan here too."
+        )]
     lines.append('"""')
     return "\n".join(lines)
 
