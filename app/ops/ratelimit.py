@@ -1,10 +1,15 @@
-"""Requests per second per client address: a pure ASGI middleware over the `limits` library.
+"""Requests per second per client address: a pure ASGI middleware.
 
-Two moving windows per address (limits' MovingWindowRateLimiter, in memory, one storage per
-app): `rate_limit_per_second` sustained over `rate_limit_window_seconds`, and at most
-`rate_limit_burst` (never below the sustained rate) in any one second. Only /api/* requests and
-/ws/* connects count; the page, /static, /docs, /health and /metrics never do, so a limited
-client still loads the page and an operator's probes always answer.
+Two moving windows per address (`MovingWindows`, one per app): `rate_limit_per_second`
+sustained over `rate_limit_window_seconds`, and at most `rate_limit_burst` (never below the
+sustained rate) in any one second. They count as the `limits` library's MovingWindowRateLimiter
+does (tests/ops/test_ops_moving_window.py checks the decisions and Retry-After against it),
+without its in-memory storage, which started a new expiry thread (`threading.Timer`) on the
+event loop for almost every request and waited for it to start: ~15% of the loop's time
+serving job polls, and a stall whenever the machine was busy (bench/request_cost.py).
+
+Only /api/* requests and /ws/* connects count; the page, /static, /docs, /health and /metrics
+never do, so a limited client still loads the page and an operator's probes always answer.
 
 Over a limit: HTTP 429 with `Retry-After` (whole seconds until the window frees a slot, from
 the limiter's window stats) and `{"detail": "... rate_limit_per_second = 20 ..."}`; a websocket
@@ -25,11 +30,10 @@ import json
 import logging
 import math
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.ops.logs import log_event, logger
@@ -45,20 +49,75 @@ CLIENT = "nn.client"  # scope key: the client address the limiter used (for the 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+SWEEP_SECONDS = 10.0  # how often keys with no hit left in their window are forgotten
+
+
 @dataclass(frozen=True)
 class Window:
-    """One limit: the item the limiter counts and how a 429 names it."""
+    """One limit: at most `amount` requests in any `seconds`, and how a 429 names it."""
 
-    item: RateLimitItem
+    amount: int
+    seconds: int
     setting: str
     value: float
 
     def describe(self) -> str:
-        seconds = self.item.get_expiry()
         return (
-            f"{self.setting} = {self.value:g} (at most {self.item.amount} requests from one "
-            f"address in any {seconds} s)"
+            f"{self.setting} = {self.value:g} (at most {self.amount} requests from one "
+            f"address in any {self.seconds} s)"
         )
+
+
+class MovingWindows:
+    """Moving-window counts per window and key, in memory, on the calling thread only.
+
+    A hit is allowed when fewer than `amount` allowed hits of the key fall in the last
+    `seconds` (a refused hit is not counted); each key keeps at most `amount` hit times. Keys
+    whose hits all left their window are dropped every SWEEP_SECONDS, so memory is bounded by
+    the addresses active in the last window. No lock: the event loop is the only caller.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.hits: dict[Window, dict[str, deque[float]]] = {}
+        self.next_sweep = clock() + SWEEP_SECONDS
+
+    def _times(self, window: Window, key: str, now: float) -> deque[float]:
+        """The key's hit times still in the window (older ones dropped)."""
+        keys = self.hits.get(window)
+        if keys is None:
+            keys = self.hits[window] = {}
+        times = keys.get(key)
+        if times is None:
+            times = keys[key] = deque()
+        oldest = now - window.seconds
+        while times and times[0] < oldest:
+            times.popleft()
+        return times
+
+    def hit(self, window: Window, key: str) -> bool:
+        """Count one request of `key` in `window`; False (not counted) when it is full."""
+        now = self.clock()
+        if now >= self.next_sweep:
+            self.sweep(now)
+        times = self._times(window, key, now)
+        if len(times) >= window.amount:
+            return False
+        times.append(now)
+        return True
+
+    def reset_in(self, window: Window, key: str) -> float:
+        """Seconds until the oldest counted hit of `key` leaves `window` (0 when none)."""
+        now = self.clock()
+        times = self._times(window, key, now)
+        return times[0] + window.seconds - now if times else 0.0
+
+    def sweep(self, now: float) -> None:
+        """Forget the keys whose newest hit left their window."""
+        self.next_sweep = now + SWEEP_SECONDS
+        for window, keys in self.hits.items():
+            oldest = now - window.seconds
+            self.hits[window] = {k: t for k, t in keys.items() if t and t[-1] >= oldest}
 
 
 class RateLimit:
@@ -66,7 +125,7 @@ class RateLimit:
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.limiter = MovingWindows()
         self.windows = rate_windows(settings)
         self.proxies = parse_networks(settings.trusted_proxies)
         # A flood of refusals must not become a flood of log lines: one line per address per
@@ -94,7 +153,7 @@ class RateLimit:
         """
         try:
             for window in self.windows:
-                if not self.limiter.hit(window.item, key):
+                if not self.limiter.hit(window, key):
                     return window
         except Exception:
             logger.exception("rate limiter failed; request let through")
@@ -104,8 +163,7 @@ class RateLimit:
         self, scope: Scope, send: Send, window: Window, key: str, address: str
     ) -> None:
         """Answer 429 (HTTP or websocket upgrade) and log it."""
-        reset = self.limiter.get_window_stats(window.item, key).reset_time
-        retry_after = max(1, math.ceil(reset - time.time()))
+        retry_after = max(1, math.ceil(self.limiter.reset_in(window, key)))
         detail = f"too many requests: {window.describe()}; retry after {retry_after} s"
         scope[RATE_LIMITED] = True
         self.log(key, address, scope, window, retry_after)
@@ -161,10 +219,11 @@ def rate_windows(settings: Settings) -> list[Window]:
         return []
     seconds = max(1, settings.rate_limit_window_seconds)
     burst = max(settings.rate_limit_burst, math.ceil(rate))
-    sustained = RateLimitItemPerSecond(max(1, math.ceil(rate * seconds)), seconds)
-    windows = [Window(RateLimitItemPerSecond(burst, 1), "rate_limit_burst", burst)]
+    windows = [Window(burst, 1, "rate_limit_burst", burst)]
     if seconds > 1:
-        windows.append(Window(sustained, "rate_limit_per_second", rate))
+        windows.append(
+            Window(max(1, math.ceil(rate * seconds)), seconds, "rate_limit_per_second", rate)
+        )
     return windows
 
 
