@@ -73,7 +73,8 @@ def run_script(tmp_path: Path, text: str) -> list[Any]:
 def test_session_code_is_the_owners_and_reproduces_the_session(
     bare: TestClient, tmp_path: Path
 ) -> None:
-    """numpy script: attachment, exact, lands on the export's weights; owner rules; 422."""
+    """numpy script: attachment, exact, lands on the export's weights; keras and pytorch
+    scripts are served too; owner rules; 422."""
     session_id, token = trained_session(bare, 3)
     url = f"/api/sessions/{session_id}/code"
     response = bare.get(url, params={"framework": "numpy"}, headers=auth(token))
@@ -89,6 +90,13 @@ def test_session_code_is_the_owners_and_reproduces_the_session(
     assert len(mine) == len(gold)
     for a, b in zip(mine, gold, strict=True):
         assert float(np.max(np.abs(a - b))) <= 1e-12 * max(1.0, float(np.max(np.abs(b))))
+
+    for framework, marker in (("keras", "import keras\n"), ("pytorch", "import torch\n")):
+        other_script = bare.get(url, params={"framework": framework}, headers=auth(token))
+        assert other_script.status_code == 200, other_script.text
+        assert marker in other_script.text
+        assert other_script.headers["content-disposition"].endswith(f'_{framework}.py"')
+        assert other_script.headers["x-code-exact"] == "true"
 
     assert bare.get(url).status_code == 401
     other = bare.post("/api/sessions", json={}).json()["owner_token"]
