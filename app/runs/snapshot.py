@@ -12,7 +12,9 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import secrets
 import struct
+import time
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ from app.sessions.build import grid_points
 from app.sessions.export import SessionExport, export_session, import_session
 from app.sessions.frame_builder import build_part
 from app.sessions.frames import frame_bytes
+from app.sessions.history import History
 from app.sessions.session import CommandRefused, TrainingSession
 
 Array = npt.NDArray[np.float64]
@@ -43,24 +46,106 @@ def run_call(session: TrainingSession | None, payload: dict[str, Any]) -> Any:
 
 
 def snapshot(session: TrainingSession, thumbnail_size: int, extent: float) -> dict[str, Any]:
-    """A run's record: the summary columns, the full export's JSON, the thumbnail.
+    """A run's record: the summary columns, the full export's JSON, the thumbnail (at once;
+    the worker builds it in slices instead: SnapshotBuild, the job RunSaveJob)."""
+    build = SnapshotBuild(session, thumbnail_size, extent)
+    while not build.advance(math.inf):
+        pass
+    return build.result()
+
+
+class SnapshotBuild:
+    """A run's record built a slice at a time, so the worker's other sessions keep training
+    (app/sessions/worker_jobs.py RunSaveJob; a 100,000-epoch history's JSON is ~1 s of CPU).
+
+    The state is taken when it is made: the summary, the thumbnail, the export without its
+    history and a copy of the history rows; `advance` then writes the history's JSON column by
+    column, SLICE values per unit. The bytes equal json.dumps(export_session(session),
+    allow_nan=False) at that moment (non-finite values as null), whatever the session does
+    meanwhile.
 
     A diverged network (weights not finite) is refused: its export could not be imported, so
     its link could show nothing and continue nothing.
     """
-    if not all(np.all(np.isfinite(w)) for w in session.model.get_weights()):
-        raise CommandRefused(
-            f"session {session.id!r} diverged: its weights are not finite numbers, so it "
-            "cannot be saved as a run; reset or restart it first"
-        )
-    # The JSON only: its gzip runs in a web-process thread (zlib releases the GIL), not here,
-    # where it would hold up every session of this worker (2.7 s at 100,000 epochs, level 6).
-    return {
-        **summary(session),
-        "export_json": json.dumps(export_session(session), allow_nan=False).encode(),
-        "thumbnail": thumbnail(session, thumbnail_size, extent),
-        "thumbnail_size": thumbnail_size,
-    }
+
+    SLICE = 8192  # history values per unit of work (~5 ms of JSON on this machine)
+
+    def __init__(self, session: TrainingSession, thumbnail_size: int, extent: float) -> None:
+        if not all(np.all(np.isfinite(w)) for w in session.model.get_weights()):
+            raise CommandRefused(
+                f"session {session.id!r} diverged: its weights are not finite numbers, so it "
+                "cannot be saved as a run; reset or restart it first"
+            )
+        self.record: dict[str, Any] = {
+            **summary(session),
+            "thumbnail": thumbnail(session, thumbnail_size, extent),
+            "thumbnail_size": thumbnail_size,
+        }
+        history = session.history
+        self.columns = list(history.columns)
+        self.table = history.rows()  # a copy: training goes on meanwhile
+        session.history = History(history.norm_count)  # the export's other fields, cheaply
+        try:
+            data = export_session(session)
+        finally:
+            session.history = history
+        marker = f"@@history-{secrets.token_hex(16)}@@"
+        data["history"] = marker
+        head = json.dumps(data, allow_nan=False)
+        before, after = head.split(json.dumps(marker), 1)
+        self.parts: list[str] = [before, "{"]
+        self.tail = after
+        self.column = 0
+        self.row = 0  # next row of the current column
+        self.done = False
+
+    @property
+    def total(self) -> int:
+        """Units (slices) in all, for the job's progress."""
+        per_column = -(-len(self.table) // self.SLICE) if len(self.table) else 0
+        return per_column * len(self.columns)
+
+    @property
+    def units_done(self) -> int:
+        """Units done so far."""
+        per_column = -(-len(self.table) // self.SLICE) if len(self.table) else 0
+        return self.column * per_column + -(-self.row // self.SLICE)
+
+    def advance(self, cpu_end: float) -> bool:
+        """Write slices until thread CPU time `cpu_end` (at least one); True once done."""
+        while not self.done:
+            self._unit()
+            if time.thread_time() >= cpu_end:
+                break
+        return self.done
+
+    def _unit(self) -> None:
+        n, width = len(self.table), len(self.columns)
+        if self.column >= width:
+            self.parts += ["}", self.tail]
+            self.done = True
+            return
+        if self.row == 0:
+            if self.column:
+                self.parts.append(", ")
+            self.parts.append(json.dumps(self.columns[self.column]) + ": [")
+        end = min(n, self.row + self.SLICE)
+        values = self.table[self.row:end, self.column]
+        items: list[float | None] = list(values.tolist())
+        for index in np.flatnonzero(~np.isfinite(values)):
+            items[index] = None
+        if items:
+            self.parts.append((", " if self.row else "") + json.dumps(items)[1:-1])
+        self.row = end
+        if self.row >= n:
+            self.parts.append("]")
+            self.column, self.row = self.column + 1, 0
+
+    def result(self) -> dict[str, Any]:
+        """The record (summary columns, export_json, thumbnail), once done."""
+        if not self.done:
+            raise RuntimeError("the snapshot is not built yet")
+        return {**self.record, "export_json": "".join(self.parts).encode()}
 
 
 def summary(session: TrainingSession) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from app.instruments.checkpoints import attach
 from app.instruments.race import Race, RaceCreate, start_race
 from app.instruments.session_trace import trace_session
 from app.instruments.timetravel import Replay, begin_replay
-from app.runs.snapshot import run_call
+from app.runs.snapshot import SnapshotBuild, run_call
 from app.sessions import bodies
 from app.sessions.checkpointing import (
     CheckpointState,
@@ -68,6 +68,7 @@ from app.sessions.worker_jobs import (
     PROGRESS_PERIOD,
     RaceStepJob,
     ReplayJob,
+    RunSaveJob,
     StepJob,
     WorkerJob,
     estimate_replay_bytes,
@@ -302,6 +303,8 @@ class Worker:
             return self._restore(session_id, payload)
         if op == "run":  # a saved run's record or view (app/runs/snapshot.py)
             found = self.runners.get(session_id)
+            if found is not None and payload.get("kind") == "snapshot":
+                return self._start_run_save(request_id, found.session, payload)
             try:
                 return run_call(found.session if found else None, payload)
             except LookupError:
@@ -593,6 +596,24 @@ class Worker:
         """Register a job; the reply is {"job": JobPublic} (as the 202 body)."""
         self.jobs[job.id] = job
         return {"job": job.public()}
+
+    def _start_run_save(
+        self, request_id: int, session: TrainingSession, payload: dict[str, Any]
+    ) -> Any:
+        """A run's record as a job (RunSaveJob): the state taken now, its JSON written in the
+        jobs' turns; the reply goes out when it is done."""
+        build = SnapshotBuild(session, payload["thumbnail_size"], payload["extent"])
+        limit = float(payload.get("max_seconds", 600.0))
+
+        def reply(status: int, body: Any) -> None:
+            self._send(("reply", request_id, status, body))
+
+        job_id = f"run-save-{request_id}"
+        self.jobs[job_id] = RunSaveJob(
+            id=job_id, kind="run_save", target=session.id,
+            deadline=time.monotonic() + limit, limit_seconds=limit, build=build, reply=reply,
+        )
+        return _DEFERRED
 
     def _start_step_job(self, runner: Runner, command: dict[str, Any], n: int) -> Any:
         session = runner.session

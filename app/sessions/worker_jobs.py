@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.instruments.race import Race, session_bytes
 from app.instruments.timetravel import Replay, ReplayRun
+from app.runs.snapshot import SnapshotBuild
 
 if TYPE_CHECKING:
     from app.sessions.worker import Runner
@@ -185,6 +187,47 @@ class ReplayJob(WorkerJob):
             return ("replay", self.target, self.run.nbytes())
         kept = self.replays.get(self.target)  # 0: a new replay stopped early keeps nothing
         return ("replay", self.target, kept.nbytes() if kept is not None else 0)
+
+
+@dataclass(eq=False)
+class RunSaveJob(WorkerJob):
+    """A run's record (POST /api/sessions/{id}/runs, app/runs/snapshot.py SnapshotBuild) built
+    in the jobs' turns: the state was taken when the op arrived, the history's JSON is written
+    a slice at a time, so the worker's other sessions keep training (a 100,000-epoch run took
+    ~1.7 s of one worker inline). Not a REST job: the op's caller waits for its reply, which
+    `reply(status, body)` sends when the record is done (or the job stopped: the session
+    deleted, 404; max_job_seconds passed, 504)."""
+
+    build: SnapshotBuild | None = None
+    reply: Callable[[int, Any], None] | None = None
+    units: tuple[int, int] = (0, 0)  # (done, total) when the build was let go
+
+    @property
+    def done(self) -> int:
+        return self.build.units_done if self.build is not None else self.units[0]
+
+    @property
+    def total(self) -> int:
+        return self.build.total if self.build is not None else self.units[1]
+
+    def turn(self, cpu_end: float) -> None:
+        build, reply = self.build, self.reply
+        assert build is not None and reply is not None
+        if build.advance(cpu_end):
+            self.state = "done"
+            self.end = (200, None)  # the record goes in the reply, not in the job message
+            self.units = (build.units_done, build.total)
+            self.build = None  # the copy of the history and the JSON go with the reply
+            reply(200, build.result())
+
+    def stop(self, state: str, detail: str, status: int) -> None:
+        running = self.state == "running"
+        super().stop(state, detail, status)
+        if running and self.reply is not None:
+            if self.build is not None:
+                self.units = (self.build.units_done, self.build.total)
+                self.build = None
+            self.reply(status, detail)
 
 
 @dataclass(eq=False)

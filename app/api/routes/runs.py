@@ -194,9 +194,18 @@ async def create_run(
 
     Quota: max_runs_per_owner runs per owner token (429 with Retry-After).
     """
+    storage = storage_of(request)
+    held = await storage.call(queries.count_runs, storage.engine, handle.owner)
+    if held >= settings.max_runs_per_owner:  # before the worker builds anything
+        raise manager.quota_error(
+            f"this owner has {held} saved runs; max_runs_per_owner = "
+            f"{settings.max_runs_per_owner} (delete one: DELETE /api/runs/{{slug}})"
+        )
+    # Built by a worker job in slices (RunSaveJob): its other sessions keep training. It
+    # stops when this call would time out anyway.
     record: dict[str, Any] = await manager.call(handle.session_id, "run", {
         "kind": "snapshot", "thumbnail_size": settings.run_thumbnail_size,
-        "extent": settings.grid_extent,
+        "extent": settings.grid_extent, "max_seconds": settings.command_timeout_seconds,
     })
     # Level 1: 0.5 s and 6.4 MB for a 100,000-epoch export of 14.6 MB (level 6: 2.7 s, 5.9 MB).
     record["export"] = await asyncio.to_thread(
@@ -211,7 +220,6 @@ async def create_run(
         owner_hash=handle.owner, source_session=handle.session_id,
         title=body.title or default_title(record), public=body.public, created_at=time.time(),
     )
-    storage = storage_of(request)
     for _ in range(3):  # a slug collision (72 random bits) is retried with a new slug
         record["slug"] = secrets.token_urlsafe(SLUG_BYTES)
         held = await storage.call(
