@@ -54,14 +54,19 @@ def main() -> None:
                   "others_cores")
             for _ in range(args.repeat):
                 reads: list[float] = []
+                ends: list[float] = []
                 stop = threading.Event()
 
-                def poll(reads: list[float] = reads, stop: threading.Event = stop) -> None:
+                def poll(
+                    reads: list[float] = reads, ends: list[float] = ends,
+                    stop: threading.Event = stop,
+                ) -> None:
                     with httpx.Client(base_url=base, timeout=120) as poller:
                         while not stop.is_set():
                             started = time.perf_counter()
                             poller.get(f"/api/sessions/{other['id']}").raise_for_status()
-                            reads.append((time.perf_counter() - started) * 1000)
+                            ends.append(time.perf_counter())
+                            reads.append((ends[-1] - started) * 1000)
                             time.sleep(0.01)
 
                 before = http.get(f"/api/sessions/{other['id']}").json()["epoch"]
@@ -80,8 +85,11 @@ def main() -> None:
                           - (sum(tree_cpu_seconds(server.pid)) - own_before)) / wall
                 after = http.get(f"/api/sessions/{other['id']}").json()["epoch"]
                 # The bench's own client (this process) counts among the others: a bound.
+                slowest = reads.index(max(reads))
+                where = (ends[slowest] - started) * 1000
                 print(f"{save_ms:7.0f}  {max(reads):15.1f}  {statistics.median(reads):14.1f}  "
-                      f"{after - before:16d}  {others:12.2f}")
+                      f"{after - before:16d}  {others:12.2f}  (slowest read ended at "
+                      f"{where:.0f} ms of the save)")
                 time.sleep(0.5)
     finally:
         server.terminate()
