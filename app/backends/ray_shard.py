@@ -73,6 +73,7 @@ class ShardConn:
         self.on_checkpoint: Any = None  # (SessionCheckpoint) -> None, set by the shard
         self.on_deleted: Any = None  # (session_id) -> None
         self.pulls = 0
+        self.pushes = 0
         self.messages_out = 0
 
     # ---- the worker thread's side (a pipe) ----------------------------------------------
@@ -185,6 +186,7 @@ class ShardConn:
         """A replica's messages, in its order."""
         with self.lock:
             self._seen(replica)
+            self.pushes += 1
             for message in messages:
                 kind = message[0]
                 if kind == "call":
@@ -200,7 +202,7 @@ class ShardConn:
                     self.inbox.append(("call", shard_id, op, session_id, payload))
                 elif kind == "track":
                     self.owners[message[1]] = (message[2], message[3])
-                elif kind == "taken":
+                elif kind in ("taken", "stop"):  # "stop" ends the loop (tests; shards live on)
                     self.inbox.append(message)
             self.inbox_ready.notify()
 
@@ -303,7 +305,8 @@ class Shard:
             return {
                 "index": self.index, "incarnation": self.incarnation, "pid": os.getpid(),
                 "sessions": len(self.conn.live), "replicas": sorted(self.conn.last_pull),
-                "pulls": self.conn.pulls, "messages_out": self.conn.messages_out,
+                "pulls": self.conn.pulls, "pushes": self.conn.pushes,
+                "messages_out": self.conn.messages_out,
                 "restored": self.restored, "ready": self.conn.ready,
                 "cpu_seconds": time.process_time(),
             }

@@ -1,0 +1,288 @@
+"""The 50-session stream on the local backend and on the ray backend with two replicas (issue 12).
+
+    .venv/bin/python bench/scale.py [--sessions 50] [--seconds 10] [--warmup 3] [--speed S]
+
+Side by side in one run, on this machine:
+  local: one server process with its worker processes (one per core), as `scripts/run.sh`;
+  ray:   a local Ray head (`ray start --head`, 2 CPUs), two web replicas with
+         NN_PLAYGROUND_BACKEND=ray and the two shard actors; half the sessions are created
+         through replica A and watched through replica B, the other half the other way round.
+Each session plays flat out (or at `--speed`) with one websocket client, as bench/stream.py's
+(b). Printed per backend: epochs/s and frames/s per session (min, median), /health p50/p99 on
+each replica, the CPU of the server side (web processes, workers or shards, and Ray's own
+processes) and of other programs in the window (figures count only with others <= 0.15 cores),
+and for ray the actor calls per second (batched pushes and pulls) and frames per call.
+Targets (issue 12): ray >= 80% of local's epochs/s and frames/s per session, /health p99 < 100 ms
+on each replica.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.stream import (  # noqa: E402
+    Tally,
+    free_port,
+    poll_health,
+    wait_ready,
+    watch,
+    watch_paced,
+)
+
+MARKER = "NNPG_SCALE_BENCH"  # in the environment of every process this bench starts
+BIN = Path(sys.executable).parent
+
+
+def cpu_by_marker(marker: str) -> float:
+    """CPU seconds used so far by every process whose environment carries our marker."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    needle = f"{MARKER}={marker}".encode()
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def machine_cpu() -> float:
+    """CPU seconds every program on the machine used so far (/proc/stat, not idle/iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    busy = sum(values) - values[3] - values[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    """This client's CPU seconds."""
+    usage = os.times()
+    return usage.user + usage.system
+
+
+def base_env(marker: str) -> dict[str, str]:
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0")
+    env[MARKER] = marker
+    env["NN_PLAYGROUND_DATA_DIR"] = str(Path(marker) / "data")
+    for name in ("MAX_SESSIONS", "MAX_SESSIONS_PER_ADDRESS", "MAX_RUNNING_PER_ADDRESS"):
+        env[f"NN_PLAYGROUND_{name}"] = "500"
+    env["NN_PLAYGROUND_RATE_LIMIT_PER_SECOND"] = "0"  # one client address opens everything
+    return env
+
+
+def serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(BIN / "nn-playground"), "--port", str(port)], cwd=ROOT, env=env,
+        stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def kill_marked(marker: str) -> None:
+    """Kill what is left of the processes we started (Ray's workers leave our groups)."""
+    needle = f"{MARKER}={marker}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+async def measure(
+    bases: list[str], sessions: int, seconds: float, warmup: float, speed: float | None,
+    marker: str,
+) -> dict[str, Any]:
+    """Create the sessions round-robin over `bases`, watch each through the next base, and
+    measure the window."""
+    config = {} if speed is None else {"speed": speed}
+    created: list[tuple[int, dict[str, Any]]] = []
+    async with httpx.AsyncClient(timeout=60) as http:
+        for i in range(sessions):
+            where = i % len(bases)
+            reply = await http.post(bases[where] + "/api/sessions", json=config)
+            reply.raise_for_status()
+            created.append((where, reply.json()))
+    tallies = [Tally() for _ in created]
+    start, done = asyncio.Event(), asyncio.Event()
+    watcher = watch if speed is None else watch_paced
+    tasks = []
+    for (where, session), tally in zip(created, tallies, strict=True):
+        watched = bases[(where + 1) % len(bases)].replace("http", "ws", 1)  # the other replica
+        tasks.append(asyncio.create_task(
+            watcher(watched + session["ws_url"], session["owner_token"], tally, start, done)))
+    latencies: list[list[float]] = [[] for _ in bases]
+    await asyncio.sleep(warmup)
+    start.set()
+    health = [asyncio.create_task(poll_health(b, lat, done))
+              for b, lat in zip(bases, latencies, strict=True)]
+    began = time.perf_counter()
+    ours, machine, client = cpu_by_marker(marker), machine_cpu(), own_cpu()
+    await asyncio.sleep(seconds)
+    done.set()
+    elapsed = time.perf_counter() - began
+    ours = cpu_by_marker(marker) - ours
+    machine = machine_cpu() - machine
+    client = own_cpu() - client
+    await asyncio.gather(*tasks, *health)
+    async with httpx.AsyncClient(timeout=60) as http:
+        for where, session in created:
+            await http.delete(f"{bases[where]}/api/sessions/{session['id']}",
+                              headers={"Authorization": f"Bearer {session['owner_token']}"})
+    epochs = [(t.last_epoch - (t.first_epoch or 0)) / elapsed for t in tallies]
+    frames = [t.frames / elapsed for t in tallies]
+    p99s = []
+    for lat in latencies:
+        ordered = sorted(lat) or [0.0]
+        p99s.append((ordered[len(ordered) // 2] * 1000,
+                     ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000))
+    return {
+        "elapsed": elapsed, "epochs": epochs, "frames": frames, "health": p99s,
+        "server_cores": ours / elapsed, "client_cores": client / elapsed,
+        "other_cores": max(0.0, (machine - ours - client) / elapsed),
+        "gaps": sum(t.rows < t.last_epoch - (t.first_epoch or 0) for t in tallies),
+    }
+
+
+def print_result(name: str, result: dict[str, Any]) -> None:
+    epochs, frames = result["epochs"], result["frames"]
+    print(f"== {name}: {len(epochs)} sessions, {result['elapsed']:.1f} s window; server side "
+          f"{result['server_cores']:.2f} cores, this client {result['client_cores']:.2f}, "
+          f"other programs {result['other_cores']:.2f} (counts if <= 0.15)")
+    print(f"   epochs/s per session: min {min(epochs):.0f}  median "
+          f"{statistics.median(epochs):.0f}  total {sum(epochs):.0f}")
+    print(f"   frames/s per session: min {min(frames):.1f}  median "
+          f"{statistics.median(frames):.1f}  total {sum(frames):.0f}; sessions missing "
+          f"epoch rows: {result['gaps']}")
+    for i, (p50, p99) in enumerate(result["health"]):
+        print(f"   /health on replica {i}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+
+
+def run_local(args: argparse.Namespace) -> dict[str, Any]:
+    marker = tempfile.mkdtemp(prefix="nnscale-local-")
+    port = free_port()
+    server = serve(port, base_env(marker), Path(marker) / "server.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base)
+        time.sleep(args.settle)  # the worker processes warm up
+        return asyncio.run(measure([base], args.sessions, args.seconds, args.warmup,
+                                   args.speed, marker))
+    finally:
+        stop(server)
+        kill_marked(marker)
+        shutil.rmtree(marker, ignore_errors=True)
+
+
+def run_ray(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    marker = tempfile.mkdtemp(prefix="nnscale-ray-")
+    env = base_env(marker)
+    port = free_port()
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}",
+         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--object-store-memory=100000000",
+         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={marker}/ray",
+         f"--dashboard-agent-listen-port={free_port()}"],
+        env=env, stdout=(Path(marker) / "head.log").open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    env.update({"RAY_ADDRESS": f"127.0.0.1:{port}", "NN_PLAYGROUND_BACKEND": "ray",
+                "NN_PLAYGROUND_RAY_SHARDS": str(args.shards)})
+    replicas, bases = [], []
+    try:
+        for i in range(2):
+            replica_port = free_port()
+            replicas.append(serve(replica_port, env, Path(marker) / f"replica-{i}.log"))
+            bases.append(f"http://127.0.0.1:{replica_port}")
+        for base in bases:
+            wait_ready(base)
+        time.sleep(args.settle)  # the shards warm up
+        calls_before = shard_calls(env["RAY_ADDRESS"], args.shards)
+        began = time.perf_counter()
+        result = asyncio.run(measure(bases, args.sessions, args.seconds, args.warmup,
+                                     args.speed, marker))
+        span = time.perf_counter() - began
+        calls_after = shard_calls(env["RAY_ADDRESS"], args.shards)
+        calls = {k: (calls_after[k] - calls_before[k]) / span for k in calls_before}
+        return result, calls
+    finally:
+        for replica in replicas:
+            stop(replica)
+        stop(head, signal.SIGKILL)
+        kill_marked(marker)
+        shutil.rmtree(marker, ignore_errors=True)
+
+
+def shard_calls(address: str, shards: int) -> dict[str, float]:
+    """Pushes, pulls and messages pulled so far, summed over the shards (a driver process)."""
+    script = (
+        "import json, ray\n"
+        f"ray.init(address={address!r}, namespace='nn_playground', log_to_driver=False)\n"
+        f"s = [ray.get(ray.get_actor(f'nnpg-shard-{{i}}').stats.remote())\n"
+        f"     for i in range({shards})]\n"
+        "keys = ('pushes', 'pulls', 'messages_out')\n"
+        "print(json.dumps({k: sum(x[k] for x in s) for k in keys}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    import json
+
+    counts: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--settle", type=float, default=3.0)
+    parser.add_argument("--speed", type=float, default=None, help="default: flat out")
+    parser.add_argument("--shards", type=int, default=2)
+    args = parser.parse_args()
+    local = run_local(args)
+    print_result("local backend (one server, a worker process per core)", local)
+    remote, calls = run_ray(args)
+    print_result(f"ray backend ({args.shards} shard actors, 2 replicas, watched across)", remote)
+    print(f"   actor calls/s: pushes {calls['pushes']:.0f}, pulls {calls['pulls']:.0f}; "
+          f"messages per pull {calls['messages_out'] / max(calls['pulls'], 1):.2f}")
+    ratio_e = statistics.median(remote["epochs"]) / max(statistics.median(local["epochs"]), 1e-9)
+    ratio_f = statistics.median(remote["frames"]) / max(statistics.median(local["frames"]), 1e-9)
+    worst = max(p99 for _, p99 in remote["health"])
+    print(f"== ray vs local (median session): epochs/s {ratio_e:.2f}x, frames/s {ratio_f:.2f}x "
+          f"(target >= 0.80); worst replica /health p99 {worst:.1f} ms (target < 100)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
