@@ -8,6 +8,7 @@ from __future__ import annotations
 import pickle
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 from app.codegen import render
@@ -33,7 +34,7 @@ def main() -> None:
     print(f"recipe of a 5,000-point session: {seconds * 1e3:.2f} ms, "
           f"pickled {len(pickle.dumps(recipe)) / 1e3:.0f} KB")
     for framework in ("numpy", "keras", "pytorch"):
-        text, seconds = cpu(lambda f=framework: render(recipe, f))
+        text, seconds = cpu(partial(render, recipe, framework))
         print(f"{framework} script: {len(text) / 1e3:.0f} KB in {seconds * 1e3:.1f} ms")
     default = TrainingSession(SessionConfig.model_validate({}), "default")
     for _ in range(1000):
