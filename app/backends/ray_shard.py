@@ -238,6 +238,12 @@ class Shard:
         replica_timeout: float,
     ) -> None:
         os.environ.update(env)  # the replicas' NN_PLAYGROUND_* settings, database URL included
+        # Training is batch work: as a worker process, a shard yields the CPU to the web
+        # replicas on the same node (their event loops answer /health and send frames).
+        from app.sessions.worker import WORKER_NICE
+
+        with contextlib.suppress(OSError):
+            os.nice(WORKER_NICE)
         from app.settings import get_settings
 
         get_settings.cache_clear()
