@@ -452,6 +452,7 @@ def render(recipe: Recipe) -> str:
         "import torch\n"
         "from torch import nn\n\n"
         "torch.set_default_dtype(torch.float64)  # the playground computes in float64\n"
+        "torch.set_num_threads(1)  # tensors this small: more threads cost more than they save\n"
     )
     seeding = (
         "torch.manual_seed(SEED)  # torch's own draws (dropout, RReLU), repeatable\n"
