@@ -100,6 +100,8 @@ FRAME_DEADLINE = 0.09
 # How often a round looks for frames at their deadline between two turns (a round of 30
 # sessions is ~50-100 ms: waiting for the round's end would miss the deadline).
 LATE_FRAME_SCAN = 0.005
+# Periodic (not urgent) checkpoints built in one pass of the loop, at most (_checkpoint_due).
+PERIODIC_CHECKPOINTS = 2
 WORKER_NICE = 10  # a worker process's niceness above the web process's (see worker_main)
 
 
@@ -491,14 +493,27 @@ class Worker:
             self._send_checkpoint(runner)
 
     def _checkpoint_due(self, final: bool = False) -> None:
-        """Between slices: every session whose checkpoint is due (final: every changed one)."""
+        """Between slices: the sessions whose checkpoint is due (final: every changed one).
+
+        Urgent ones all go at once; periodic ones at most PERIODIC_CHECKPOINTS per pass, the
+        rest in the next passes: 50 sessions started together came due in the same pass every
+        checkpoint_seconds, a burst of 50 builds here (~25-100 ms without a frame or a slice)
+        and of 50 writes in the web process's writer thread at once.
+        """
         if self.checkpoint_seconds is None:
             return
         now = time.monotonic()
+        periodic = 0
         for runner in list(self.runners.values()):
             state = runner.checkpoint
             state.watch(runner.session)
-            if (final and state.dirty) or state.due(now, self.checkpoint_seconds):
+            if final and state.dirty:
+                self._send_checkpoint(runner)
+            elif state.due(now, self.checkpoint_seconds):
+                if not state.urgent:
+                    if periodic >= PERIODIC_CHECKPOINTS:
+                        continue
+                    periodic += 1
                 self._send_checkpoint(runner)
 
     def _send_checkpoint(self, runner: Runner) -> None:
