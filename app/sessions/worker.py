@@ -192,6 +192,7 @@ class Worker:
         self.stopping = False
         self.behind = False  # a paced session is late on its epochs: frames wait (see BEHIND)
         self.next_late_scan = 0.0  # when a round next looks for frames at their deadline
+        self.round_seconds = 0.0  # wall time of the last round (a session's next turn is ~that far)
         self.outbox: list[tuple[str, FramePart]] = []  # frames not yet sent (see FRAME_BATCH)
         # Jobs and what they work on (worker_jobs.py): races by id, replays by session id.
         self.jobs: dict[str, WorkerJob] = {}
@@ -686,7 +687,7 @@ class Worker:
         if not turns:
             self.behind = False
             return
-        now = time.monotonic()
+        now = began = time.monotonic()
         self.behind = any(r.paced and now - r.next_epoch_at > BEHIND for r in ready)
         self.turn += 1
         start = self.turn % len(turns)  # a different session goes first each round
@@ -704,6 +705,7 @@ class Worker:
             self._serve_calls(0.0)
             if self.stopping:
                 return
+        self.round_seconds = time.monotonic() - began
 
     def _emit_late_frames(self) -> None:
         """Between two turns of a round that is behind: the frames at their deadline (paced
@@ -752,7 +754,9 @@ class Worker:
             # Stopped (a step done, finished, diverged): stored before a waiting step's reply.
             self._checkpoint_now(session.id)
             self._flush_replies(runner)
-        if runner.may_emit and self._frame_due(runner, time.monotonic()):
+        # Its next turn comes about a round from now: a frame that would pass its deadline
+        # by then goes now (with the epochs of this turn), so the page sees one per round.
+        if runner.may_emit and self._frame_due(runner, time.monotonic(), self.round_seconds):
             self._emit(runner)
 
     @staticmethod
@@ -769,13 +773,13 @@ class Worker:
             ):
                 self._emit(runner)
 
-    def _frame_due(self, runner: Runner, now: float) -> bool:
+    def _frame_due(self, runner: Runner, now: float, ahead: float = 0.0) -> bool:
         """Its interval has passed, and the epochs of paced sessions are on time (or it is
-        a command's frame, or its deadline has come: see FRAME_DEADLINE)."""
+        a command's frame, or its deadline comes within `ahead` seconds: see FRAME_DEADLINE)."""
         due = runner.next_frame_at
         if now + EARLY < due:
             return False
-        return not self.behind or due == 0.0 or now - due > self._frame_slack(runner)
+        return not self.behind or due == 0.0 or now + ahead - due > self._frame_slack(runner)
 
     @staticmethod
     def _frame_slack(runner: Runner) -> float:
