@@ -30,8 +30,6 @@ from app.codegen.recipe import Recipe, recipe_from_session
 from app.sessions.config import SessionConfig
 from app.sessions.session import TrainingSession
 
-pytestmark = pytest.mark.export
-
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"n_samples": 40}
 # Shared with test_codegen_torch.py's configs by copy: each file reads on its own.
@@ -170,11 +168,33 @@ def lint(tmp_path: Path, names: list[str]) -> None:
     assert done.returncode == 0, done.stdout[-3000:]
 
 
+def test_scripts_render_compile_and_lint(tmp_path: Path) -> None:
+    """Without Keras or torch (the normal suite): every config's Keras and PyTorch script
+    renders, compiles, passes ruff with the project's settings, imports nothing from this
+    project, and its docstring says exact or NOT EXACT as the recipe is (the random config:
+    NOT EXACT, naming dropout and rrelu)."""
+    recipes = {name: recipe_from_session(trained(config, 1)) for name, config in CONFIGS.items()}
+    recipes["multiclass_rrelu_dropout"] = recipe_from_session(trained(RANDOM_CONFIG, 1))
+    names = []
+    for framework in ("keras", "pytorch"):
+        for name, recipe in recipes.items():
+            text = render(recipe, framework)
+            compile(text, f"{name}_{framework}.py", "exec")
+            assert "from app" not in text and "import app" not in text, name
+            assert ("Exact:" in text) == recipe.exact and ("NOT EXACT" in text) != recipe.exact
+            (tmp_path / f"{name}_{framework}.py").write_text(text)
+            names.append(f"{name}_{framework}")
+    assert not recipes["multiclass_rrelu_dropout"].exact
+    random_text = render(recipes["multiclass_rrelu_dropout"], "pytorch")
+    assert "- dropout: random masks" in random_text and "rrelu: random slopes" in random_text
+    lint(tmp_path, names)
+
+
+@pytest.mark.export
 def test_keras_scripts_reproduce_every_config(tmp_path: Path) -> None:
     """Every config's Keras script, run by Keras 3 on torch in float64, lands on the session's
-    weights to 1e-6 (measured ~1e-12), its `model` is a keras.Sequential, it prints the
-    playground's final test loss, says it is exact and passes ruff; the random config runs,
-    says NOT EXACT, and keeps the network's shapes."""
+    weights to 1e-6 (measured ~1e-12), its `model` is a keras.Sequential and it prints the
+    playground's final test loss; the random config runs and keeps the network's shapes."""
     require_export_extra()
     sessions = {name: trained(config) for name, config in CONFIGS.items()}
     early = sessions["regression_tanh_early_stopping"]
@@ -201,4 +221,3 @@ def test_keras_scripts_reproduce_every_config(tmp_path: Path) -> None:
     gold = random_session.model.get_weights()
     assert [w.shape for w in weights["multiclass_rrelu_dropout"]] == [w.shape for w in gold]
     assert all(np.all(np.isfinite(w)) for w in weights["multiclass_rrelu_dropout"])
-    lint(tmp_path, list(scripts))
