@@ -121,6 +121,7 @@ class Settings(BaseSettings):
 
     # ---- export code (issue 11, H3: app/codegen, app/api/routes/code.py) ----
     code_replay_max_steps: int = 250_000  # epochs x points replayed (~0.5 s) to vouch for a past
+    code_run_recipes: int = 32  # saved runs' recipes the web process keeps (each up to ~1 MB)
 
     # ---- scale-out (issue 12, H5: app/backends, docs/deploy.md) ----
     backend: Literal["local", "ray"] = "local"  # where sessions live: worker processes or Ray

@@ -26,7 +26,13 @@ def code_call(session: TrainingSession | None, payload: dict[str, Any]) -> Recip
     if kind == "session":
         if session is None:
             raise LookupError("no such session")
-        return checked(recipe_from_session(session), max_steps)
+        recipe = recipe_from_session(session)
+        if session.epochs_trained_here != session.epoch:
+            recipe = checked(recipe, max_steps)
+            # The verdict stands for this past: the next export reads it instead of replaying.
+            session.code_changes = list(recipe.changes)
+            session.epochs_trained_here = session.epoch
+        return recipe
     if kind == "run":
         data = SessionExport.model_validate_json(gzip.decompress(payload["export"]))
         transient = import_session(data, str(payload["slug"]))

@@ -415,7 +415,10 @@ def checked(recipe: Recipe, max_steps: int) -> Recipe:
         ))
     if replay_matches(recipe):
         return replace(recipe, changes=())
-    return recipe
+    return replace(recipe, changes=(
+        f"{past[0]}; a replay of the settings from the initial weights does not land on "
+        "its weights",
+    ))
 
 
 def recipe_from_export(data: SessionExport, run_slug: str, max_steps: int) -> Recipe:

@@ -87,8 +87,9 @@ class TrainingSession:
         self.wait = 0
         self.status, self.status_reason, self.steps_remaining = "paused", None, 0
         self.augment_rng = np.random.default_rng([self.config.seed, AUGMENT_STREAM])
-        # For "Export code" (app/codegen): this run's initial weights, the epochs trained in
-        # this object (an import starts at its export's epoch) and what changed it mid-run.
+        # For "Export code" (app/codegen): this run's initial weights, the epochs of its history
+        # accounted for (trained here or vouched for by a replay; not an import's) and what
+        # changed it mid-run.
         self.initial_weights: list[Array] = self.model.get_weights()
         self.epochs_trained_here = 0
         self.code_changes: list[str] = []

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from app.codegen import render
+from app.codegen.calls import code_call
 from app.codegen.recipe import Recipe, checked, recipe_from_session
 from app.sessions.config import SessionConfig
 from app.sessions.export import SessionExport, export_session, import_session
@@ -165,7 +166,8 @@ def test_numpy_scripts_reproduce_every_config(tmp_path: Path) -> None:
 def test_changes_are_named_and_initial_edits_kept(tmp_path: Path) -> None:
     """A mid-run change makes the script say NOT EXACT and why; a weight edited at epoch 0 is
     part of the initial weights (the script still lands on the session's weights); an
-    imported session's unknown past is cleared by a replay that matches it bit for bit."""
+    imported session's unknown past is cleared by a replay that matches it bit for bit (and
+    refused when its weights differ by 1e-9), the worker keeping the verdict."""
     edited = TrainingSession(SessionConfig.model_validate(CONFIGS["binary_tanh_sgd"]), "e")
     edited.edit_weight(0, "kernel", [0, 1], 0.75)
     for _ in range(3):
@@ -185,6 +187,15 @@ def test_changes_are_named_and_initial_edits_kept(tmp_path: Path) -> None:
     assert imported.changes and imported.changes[0].startswith("its first 3 epochs")
     assert checked(imported, 10_000).changes == ()
     assert "more than code_replay_max_steps = 10" in checked(imported, 10).changes[0]
+    # In the worker (op "code") the verdict is kept: the next export does not replay again.
+    session = import_session(exported, "again")
+    assert code_call(session, {"kind": "session"}).changes == ()
+    assert session.epochs_trained_here == session.epoch == 3 and session.code_changes == []
+    tampered = import_session(exported, "tampered")
+    tampered.model.layers[0].params["kernel"][0, 0] += 1e-9
+    refused = code_call(tampered, {"kind": "session"}).changes
+    assert "does not land on its weights" in refused[0]
+    assert recipe_from_session(tampered).changes == refused  # remembered, not replayed
 
     weights, _ = run_scripts(tmp_path, {"edited": render(recipe, "numpy")})
     assert_same(weights["edited"], edited.model.get_weights(), "edited")

@@ -130,6 +130,7 @@ def test_saved_run_code_is_public_and_exact(bare: TestClient) -> None:
     assert response.status_code == 200, response.text
     assert response.headers["x-code-exact"] == "true"
     assert f"saved run {slug}, epoch 3" in response.text
+    assert bare.get(f"/api/runs/{slug}/code").text == response.text  # from the recipe cache
     session_code = bare.get(f"/api/sessions/{session_id}/code", headers=auth(token)).text
     # The same data, weights and settings: only the source line differs.
     assert session_code.split("\n", 3)[3] == response.text.split("\n", 3)[3]

@@ -71,11 +71,26 @@ async def read_run_code(
     """A saved run as a script (its past checked by a replay when affordable). Public, as
     the run is."""
     row = await read_row(request, slug, with_export=True)
-    live = [w for w in manager.workers if w.alive]
-    if not live:
-        raise SessionCallError(503, "no worker is running")
-    worker = min(live, key=lambda w: w.sessions)
-    recipe: Recipe = await manager.call_worker(worker, "code", {
-        "kind": "run", "export": row.export, "slug": row.slug,
-    })
+    cache = run_recipes(request)
+    recipe = cache.pop(row.slug, None)
+    if recipe is None:
+        live = [w for w in manager.workers if w.alive]
+        if not live:
+            raise SessionCallError(503, "no worker is running")
+        worker = min(live, key=lambda w: w.sessions)
+        recipe = await manager.call_worker(worker, "code", {
+            "kind": "run", "export": row.export, "slug": row.slug,
+        })
+    cache[row.slug] = recipe  # the most recently used last
+    while len(cache) > request.app.state.settings.code_run_recipes:
+        cache.pop(next(iter(cache)))
     return await script_response(recipe, framework)
+
+
+def run_recipes(request: Request) -> dict[str, Recipe]:
+    """Recipes of saved runs by slug (runs never change: a replay vouching for a run's past
+    runs once, not at every request), least recently used first; made on first use."""
+    cache: dict[str, Recipe] | None = getattr(request.app.state, "code_run_recipes", None)
+    if cache is None:
+        cache = request.app.state.code_run_recipes = {}
+    return cache
