@@ -530,6 +530,10 @@ print(f"largest difference from the playground's weights: {{difference:.3g}}")
 
 def render(recipe: Recipe) -> str:
     """The Keras 3 script of `recipe`."""
+    if recipe.loss not in LOSS_CODE:
+        raise ValueError(
+            f"loss {recipe.loss!r} has no Keras 3 code; expected one of: {', '.join(LOSS_CODE)}"
+        )
     name = source.file_name(recipe, "keras")
     uses = {layer.activation for layer in recipe.layers}
     random_layers = "rrelu" in uses or any(la.dropout > 0.0 for la in recipe.layers)

@@ -439,6 +439,10 @@ def tensors_code(recipe: Recipe) -> str:
 
 def render(recipe: Recipe) -> str:
     """The PyTorch script of `recipe`."""
+    if recipe.loss not in LOSS_CODE:
+        raise ValueError(
+            f"loss {recipe.loss!r} has no PyTorch code; expected one of: {', '.join(LOSS_CODE)}"
+        )
     activation_constants(recipe)  # refuses layers with different alphas
     name = source.file_name(recipe, "pytorch")
     uses = {layer.activation for layer in recipe.layers}
