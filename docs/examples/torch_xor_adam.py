@@ -91,11 +91,11 @@ def penalty(model):
 
 
 class Adam(torch.optim.Optimizer):
-    """Adam as Keras 3 and the playground compute it. torch.optim.Adam adds epsilon to
-    sqrt(v / (1 - beta_2^t)); Keras folds the bias correction into the step size and adds
-    epsilon to sqrt(v) itself (an epsilon sqrt(1 - beta_2^t) times smaller, which shows in the
-    first steps):
-        alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t);  w <- w - alpha m / (sqrt(v) + eps)."""
+    """Adam as Keras 3 and the playground compute it: the bias correction folded into the step
+    size, epsilon added to sqrt(v) itself:
+        alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t);  w <- w - alpha m / (sqrt(v) + eps).
+    (torch.optim.Adam adds epsilon to sqrt(v / (1 - beta_2^t)): in its terms Keras's epsilon
+    is 1 / sqrt(1 - beta_2^t) times larger, ~32x at the first step for beta_2 = 0.999.)"""
 
     def __init__(self, params, learning_rate, beta_1, beta_2, epsilon):
         defaults = {"lr": learning_rate, "beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon}
