@@ -7,7 +7,7 @@ batch normalization and losses from logits are the playground's formulas (the en
 Keras 3), so they are used as they are; what Keras does differently is written out, each with
 a comment saying why:
 
-- Keras 3.11+ on torch computes some float64 operations in float32 (`result_type` maps
+- Keras 3.12+ on torch computes some float64 operations in float32 (`result_type` maps
   float64 to float32 outside TensorFlow, Dense's matmul among them): the script keeps them in
   float64, or every step would be ~1e-8 relative off.
 - The sigmoid/softmax output's loss is taken from the logits (`from_logits=True`), as the
@@ -56,7 +56,7 @@ SAME_NAME = ("linear", "sigmoid", "tanh", "relu", "softmax")
 FLOAT64_FIX = '''
 keras.config.set_floatx("float64")  # the playground computes in float64
 torch.set_num_threads(1)  # tensors this small: more threads cost more than they save
-# Keras 3.11+ on torch computes some float64 operations in float32, Dense's matmul among them
+# Keras 3.12+ on torch computes some float64 operations in float32, Dense's matmul among them
 # (keras.backend.result_type maps float64 to float32 outside TensorFlow; Keras issue 23704).
 # That would put every step ~1e-8 relative off the playground: keep them in float64.
 if "float64" in getattr(keras_dtypes, "BIT64_TO_BIT32_DTYPE", {}):

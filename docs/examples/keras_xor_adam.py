@@ -22,7 +22,7 @@ from keras.src.backend.common import dtypes as keras_dtypes
 
 keras.config.set_floatx("float64")  # the playground computes in float64
 torch.set_num_threads(1)  # tensors this small: more threads cost more than they save
-# Keras 3.11+ on torch computes some float64 operations in float32, Dense's matmul among them
+# Keras 3.12+ on torch computes some float64 operations in float32, Dense's matmul among them
 # (keras.backend.result_type maps float64 to float32 outside TensorFlow; Keras issue 23704).
 # That would put every step ~1e-8 relative off the playground: keep them in float64.
 if "float64" in getattr(keras_dtypes, "BIT64_TO_BIT32_DTYPE", {}):
