@@ -53,6 +53,11 @@ class SessionBackend:
         """A handle for a session this replica has no handle of (None: no such session)."""
         return None
 
+    async def run_refusal(self, manager: SessionManager, handle: SessionHandle) -> str | None:
+        """A shared backend's running quotas (the 429 detail, or None); the local backend's
+        are the manager's own."""
+        return None
+
     def released(self, session_id: str) -> None:
         """The manager forgot a session (deleted, or its create failed)."""
 

@@ -319,6 +319,25 @@ class RayBackend(SessionBackend):
             manager.track_status(handle, await manager.request(link, "get", session_id))
         return handle
 
+    async def run_refusal(self, manager: SessionManager, handle: SessionHandle) -> str | None:
+        """The running quotas over every shard: the sessions of this owner and of this address
+        that train now, as the shards themselves see them (not as any replica last heard)."""
+        settings = self.settings
+        answers = await asyncio.gather(*(
+            link.actor.running.remote(handle.owner, handle.address, handle.session_id)
+            for link in self.links if link.reachable
+        ), return_exceptions=True)
+        counts = [a for a in answers if isinstance(a, tuple)]
+        by_owner = sum(n for n, _ in counts)
+        by_address = sum(n for _, n in counts)
+        if handle.owner and by_owner >= settings.max_running_per_owner:
+            return (f"this owner has {by_owner} sessions training; max_running_per_owner = "
+                    f"{settings.max_running_per_owner} (pause one first)")
+        if handle.address and by_address >= settings.max_running_per_address:
+            return (f"address {handle.address} has {by_address} sessions training; "
+                    f"max_running_per_address = {settings.max_running_per_address}")
+        return None
+
     def released(self, session_id: str) -> None:
         if self.directory is not None:
             with contextlib.suppress(Exception):

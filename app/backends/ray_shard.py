@@ -265,6 +265,9 @@ class Shard:
             self.conn.on_checkpoint = self.writer.submit
             self.conn.on_deleted = self.writer.delete
             self._restore_own()
+        from app.sessions.worker import Worker
+
+        self.worker = Worker(self.conn, checkpoint_seconds)  # type: ignore[arg-type]
         self.thread = threading.Thread(target=self._serve, name=f"shard-{index}", daemon=True)
         self.thread.start()
 
@@ -288,11 +291,10 @@ class Shard:
 
     def _serve(self) -> None:
         from app.engine import fast
-        from app.sessions.worker import Worker
 
         with contextlib.suppress(Exception):  # no fast path just means the numpy path
             fast.warm_up()
-        Worker(self.conn, self.checkpoint_seconds).serve_forever()  # type: ignore[arg-type]
+        self.worker.serve_forever()
 
     # ---- actor methods ----
 
@@ -304,6 +306,18 @@ class Shard:
         """(incarnation, ready, messages for this replica since its last pull)."""
         messages = self.conn.outgoing(replica, wait)
         return self.incarnation, self.conn.ready, messages
+
+    def running(self, owner: str, address: str, besides: str) -> tuple[int, int]:
+        """How many sessions of `owner` and of `address` train here now (`besides` not
+        counted): the running quotas, from the sessions' own state."""
+        by_owner = by_address = 0
+        for session_id, runner in list(self.worker.runners.items()):
+            if session_id == besides or not runner.session.is_training:
+                continue
+            who, where = self.conn.owners.get(session_id, ("", ""))
+            by_owner += bool(owner) and who == owner
+            by_address += bool(address) and where == address
+        return by_owner, by_address
 
     def stats(self) -> dict[str, Any]:
         """What this shard hosts and how it is pulled (for tests and the benchmark)."""

@@ -488,6 +488,8 @@ class SessionManager:
 
     async def _run_refusal(self, handle: SessionHandle) -> str | None:
         """The 429 detail if one more running session would pass a running quota, else None."""
+        if self.backend.shared:  # counted where every replica's sessions train (app/backends)
+            return await self.backend.run_refusal(self, handle)
         settings = self.settings
         by_owner, by_address = self._running(handle)
         if (

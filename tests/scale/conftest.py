@@ -176,6 +176,7 @@ def ray_cluster() -> Iterator[Cluster]:
             "NN_PLAYGROUND_CHECKPOINT_SECONDS": "1",
             "NN_PLAYGROUND_RAY_REPLICA_TIMEOUT": "3",
             "NN_PLAYGROUND_MAX_SESSIONS_PER_OWNER": "3",
+            "NN_PLAYGROUND_MAX_RUNNING_PER_OWNER": "2",
             "NN_PLAYGROUND_TRUSTED_PROXIES": '["127.0.0.1"]',
         }
         for name in ("a", "b"):

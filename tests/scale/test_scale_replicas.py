@@ -116,6 +116,39 @@ def test_owner_quota_holds_across_replicas(ray_cluster: Cluster) -> None:
     create(a, token)
 
 
+def test_running_quota_holds_across_replicas(ray_cluster: Cluster) -> None:
+    """max_running_per_owner = 2 (conftest) counts what trains in every shard: one session
+    played through A and one through B, the owner's third play (through A) is refused with 429
+    naming the setting; after a pause through B it plays. Gold: each replica alone saw one."""
+    a, b = (r.url for r in ray_cluster.replicas)
+    first = create(a, dataset="xor", speed=5)
+    token = first["owner_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 5  # the token reaches B's owner registry within ~0.5 s
+    while True:
+        reply = httpx.post(b + "/api/sessions", json={"speed": 5}, headers=auth, timeout=30)
+        if reply.status_code != 401 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert reply.status_code == 201, reply.text
+    second = reply.json()
+    third = create(a, token, speed=5)
+
+    def play(base: str, sid: str, kind: str = "play") -> httpx.Response:
+        return httpx.post(f"{base}/api/sessions/{sid}/commands", json={"type": kind},
+                          headers=auth, timeout=30)
+
+    assert play(a, first["id"]).json()["status"] == "running"
+    assert play(b, second["id"]).json()["status"] == "running"
+    refused = play(a, third["id"])
+    assert refused.status_code == 429, refused.text
+    assert "max_running_per_owner = 2" in refused.json()["detail"]
+    assert play(b, first["id"], "pause").json()["status"] == "paused"
+    assert play(a, third["id"]).json()["status"] == "running"
+    for session in (first, second, third):
+        httpx.delete(f"{a}/api/sessions/{session['id']}", headers=auth, timeout=30)
+
+
 def test_killed_shard_comes_back_from_its_checkpoint(ray_cluster: Cluster) -> None:
     """kill -9 of the process hosting a session's shard actor: Ray restarts the actor, which
     restores the session from its database checkpoint; B's watcher gets "restored" and a new
