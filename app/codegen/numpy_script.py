@@ -457,16 +457,10 @@ def _header(recipe: Recipe, name: str) -> str:
         ),
         "",
     ]
-    if recipe.changes or recipe.config.get("augmentation"):
-        reasons = [*recipe.changes]
-        if recipe.config.get("augmentation"):
-            reasons.append(
-                "augmentation: the playground trained every epoch on randomly transformed and "
-                "jittered copies of the points; this script trains on the points themselves"
-            )
+    if recipe.changes:
         lines.append(source.paragraph(
             "NOT EXACT: this script cannot land on the playground's weights, because:"))
-        for reason in reasons:
+        for reason in recipe.changes:
             lines.append(source.paragraph(f"- {reason}."))
     else:
         lines.append(source.paragraph(
@@ -477,8 +471,9 @@ def _header(recipe: Recipe, name: str) -> str:
         if recipe.randomness:
             lines.append("")
             lines.append(source.paragraph(
-                "Its random draws (dropout masks, RReLU slopes) come from the playground's own "
-                "seeded generator in the playground's order, so they match too."
+                "Its random draws (" + ", ".join(r.split(":")[0] for r in recipe.randomness)
+                + ") come from the playground's own seeded generators in the playground's "
+                "order, so they match too."
             ))
     if recipe.status == "diverged":
         lines += ["", source.paragraph(
@@ -656,6 +651,14 @@ def _training_code(recipe: Recipe) -> str:
             "            train_loss, test_loss = evaluate(model)\n            " + show
         )
     best = "    best_test_loss, wait = np.inf, 0\n" if evaluate_always else ""
+    if recipe.augmentation is None:
+        best += "    x_train, y_train = X_TRAIN, Y_TRAIN\n"
+        epoch_data = ""
+    else:
+        epoch_data = (
+            "        points, labels = augment(TRAIN_POINTS[:, :2], TRAIN_POINTS[:, 2])\n"
+            "        x_train, y_train = features(points), targets(labels)\n"
+        )
     output = (
         "model.predict(X_ALL)\n    output = model.layers[-1].z  # the logits"
         if recipe.fused else "output = model.predict(X_ALL)"
@@ -694,10 +697,10 @@ def train(model):
     """EPOCHS epochs of minibatches of BATCH_SIZE points, in the playground's order."""
     check_batch_order()
 {best}    for epoch in range(EPOCHS):
-        order = order_rng.permutation(len(X_TRAIN))
+{epoch_data}        order = order_rng.permutation(len(x_train))
         for start in range(0, len(order), BATCH_SIZE):
             batch = order[start:start + BATCH_SIZE]
-            train_step(model, X_TRAIN[batch], Y_TRAIN[batch])
+            train_step(model, x_train[batch], y_train[batch])
 {evaluate_line}{early}    return model
 
 
@@ -714,16 +717,80 @@ def check_batch_order():
 
 def _targets_code(recipe: Recipe) -> str:
     if recipe.problem == "multiclass":
-        return (
-            "# Targets: one-hot rows of the class labels.\n"
-            "Y_TRAIN = np.eye(N_CLASSES)[TRAIN_POINTS[:, 2].astype(int)]\n"
-            "Y_TEST = np.eye(N_CLASSES)[TEST_POINTS[:, 2].astype(int)]\n"
-        )
-    return (
-        "# Targets: the labels as a column (n, 1).\n"
-        "Y_TRAIN = TRAIN_POINTS[:, 2:3]\n"
-        "Y_TEST = TEST_POINTS[:, 2:3]\n"
-    )
+        return '''
+def targets(labels):
+    """The loss's targets: one-hot rows of the class labels."""
+    return np.eye(N_CLASSES)[labels.astype(int)]
+'''
+    return '''
+def targets(labels):
+    """The loss's targets: the labels as a column (n, 1)."""
+    return labels.reshape(-1, 1)
+'''
+
+
+AUGMENT_BUILT_IN = '''
+def augment(points, labels):
+    """Fresh augmented copies of the training points, drawn as the playground drew them: per
+    point a random element of the dataset's symmetry group, moving p to M (p - c) + c{turn}
+    then Gaussian jitter; the labels move with their points."""
+    n = len(points)
+    chosen = augment_rng.integers(0, len(AUGMENT_MATRICES), n)
+    m = AUGMENT_MATRICES[chosen]
+    cx, cy = AUGMENT_CENTRE
+    x = m[:, 0, 0] * (points[:, 0] - cx) + m[:, 0, 1] * (points[:, 1] - cy)
+    y = m[:, 1, 0] * (points[:, 0] - cx) + m[:, 1, 1] * (points[:, 1] - cy)
+{rotation}
+    moved = np.column_stack([x + cx, y + cy]) + augment_rng.standard_normal((n, 2)) * JITTER
+    return moved, {labels}
+'''
+AUGMENT_ROTATION = '''
+    angle = augment_rng.uniform(0.0, 2 * np.pi, n)  # any turn about c (the circle)
+    cos, sin = np.cos(angle), np.sin(angle)
+    x, y = cos * x - sin * y, sin * x + cos * y
+'''
+AUGMENT_USER = '''
+def augment(points, labels):
+    """Fresh jittered copies of the training points (your own data has no known symmetry),
+    drawn as the playground drew them."""
+    return points + augment_rng.standard_normal((len(points), 2)) * JITTER, labels
+'''
+
+
+def _augment_code(recipe: Recipe) -> str:
+    """The augmentation's constants, generator and function, or "" without augmentation."""
+    spec = recipe.augmentation
+    if spec is None:
+        return ""
+    lines = [
+        "",
+        "# Augmentation: each epoch trains on fresh random copies of the training points, drawn",
+        "# from the playground's own augmentation generator.",
+        f"augment_rng = np.random.default_rng({list(spec.seed_entropy)!r})",
+        f"JITTER = {source.number(spec.jitter)}",
+    ]
+    if spec.matrices is None:
+        return "\n".join(lines) + "\n" + AUGMENT_USER
+    lines.append("# The dataset's symmetries: one 2 x 2 matrix each, acting about the centre.")
+    lines.append(f"AUGMENT_MATRICES = np.array({source.nested(spec.matrices, '')})")
+    lines.append(f"AUGMENT_CENTRE = ({source.number(spec.centre[0])}, "
+                 f"{source.number(spec.centre[1])})")
+    if spec.classes is not None:
+        rows = ["[" + ", ".join(str(int(c)) for c in row) + "]" for row in spec.classes]
+        lines.append("# AUGMENT_CLASSES[e, c]: the class symmetry e sends class c to.")
+        lines.append("AUGMENT_CLASSES = np.array([\n" + "\n".join(source.wrap_items(
+            rows, "    ")) + "\n])")
+        labels = "AUGMENT_CLASSES[chosen, labels.astype(int)].astype(np.float64)"
+    else:
+        assert spec.signs is not None
+        lines.append("# AUGMENT_SIGNS[e]: how symmetry e changes the target's sign.")
+        lines.append(f"AUGMENT_SIGNS = np.array({source.nested(spec.signs, '')})")
+        labels = "labels * AUGMENT_SIGNS[chosen]"
+    code = AUGMENT_BUILT_IN.replace(
+        "{turn}", ",\n    turned at random about c," if spec.any_rotation else ","
+    ).replace("{rotation}\n", AUGMENT_ROTATION.lstrip("\n") if spec.any_rotation else "").replace(
+        "{labels}", labels)
+    return "\n".join(lines) + "\n" + code
 
 
 def _settings_code(recipe: Recipe) -> str:
@@ -777,6 +844,8 @@ def render(recipe: Recipe) -> str:
         "\n" + _settings_code(recipe),
         _section("inputs"),
         _features_code(recipe),
+        _targets_code(recipe),
+        _augment_code(recipe),
         _section("activations, each with its backward (dL/dz from dL/da)"),
         _activations_code(recipe),
         _section("loss"),
@@ -795,7 +864,7 @@ def render(recipe: Recipe) -> str:
         f"TEST_POINTS = {source.points_literal(recipe.x_test, recipe.y_test)}\n",
         "X_TRAIN, X_TEST = features(TRAIN_POINTS), features(TEST_POINTS)\n",
         "X_ALL = np.concatenate([X_TRAIN, X_TEST])\n",
-        _targets_code(recipe),
+        "Y_TRAIN, Y_TEST = targets(TRAIN_POINTS[:, 2]), targets(TEST_POINTS[:, 2])\n",
         "\n\n# The playground's initial weights, in Keras order.\n",
         source.weights_literal("INITIAL_WEIGHTS", recipe.initial_weights, recipe.weight_names),
         f"\n\n# The playground's weights at epoch {recipe.epochs}: where the script should land.\n",

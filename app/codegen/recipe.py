@@ -69,6 +69,8 @@ Training
   replay these exactly; Keras and torch draw their own.
 
 Exactness
+- `augmentation`: None, or `AugmentationRecipe` (its docstring: how the playground drew the
+  augmented copies each epoch, so a numpy script redoes them exactly).
 - `randomness`: the kinds of training-time randomness the run has ("dropout", "rrelu",
   "augmentation"), each a sentence; a framework script cannot reproduce these draws.
 - `changes`: why this run is not what the recipe's settings give from its initial weights
@@ -144,6 +146,28 @@ class LayerRecipe:
 
 
 @dataclass(frozen=True, eq=False)
+class AugmentationRecipe:
+    """The playground's augmentation (app/data/augment.py), enough to redo its draws.
+
+    Each epoch, before the batch order is drawn, the training points are replaced by fresh
+    copies from `rng = np.random.default_rng(list(seed_entropy))` (made once, before epoch 0):
+    built-in data draws `chosen = rng.integers(0, len(matrices), n)`, moves each point to
+    M (p - c) + c with M = matrices[chosen] and c = centre, then (any_rotation) turns it by
+    `rng.uniform(0, 2 pi, n)` about c, then adds `rng.standard_normal((n, 2)) * jitter`; the
+    labels move too: classes[chosen, label] (classification) or label * signs[chosen]
+    (regression). User data (matrices None) only gets the jitter.
+    """
+
+    seed_entropy: tuple[int, ...]
+    jitter: float
+    matrices: Array | None = None  # (g, 2, 2)
+    classes: npt.NDArray[np.int64] | None = None  # (g, n_classes): where element e sends class c
+    signs: Array | None = None  # (g,): regression target factors
+    centre: tuple[float, float] = (0.0, 0.0)
+    any_rotation: bool = False
+
+
+@dataclass(frozen=True, eq=False)
 class Recipe:
     """Everything a script needs to retrain a session (the module docstring is the contract)."""
 
@@ -188,6 +212,8 @@ class Recipe:
     reported_test_loss: float | None
     status: str
     config: Mapping[str, Any] = field(default_factory=dict)  # the session's config, for show
+    # Set when the run trains on augmented copies (a numpy script redoes them exactly).
+    augmentation: AugmentationRecipe | None = None
 
     @property
     def exact(self) -> bool:
@@ -287,6 +313,33 @@ def _layers(session: TrainingSession) -> tuple[LayerRecipe, ...]:
             bn_epsilon=1e-3 if bn is None else float(bn.epsilon),
         ))
     return tuple(result)
+
+
+def _augmentation(session: TrainingSession) -> AugmentationRecipe | None:
+    """How the session augments its training points, or None when it does not."""
+    import inspect
+
+    from app.data.augment import _group, augment, resolve_spec
+    from app.sessions.session import AUGMENT_STREAM
+
+    if not session.config.augmentation:
+        return None
+    jitter = float(inspect.signature(augment).parameters["jitter"].default)
+    seed = (int(session.config.seed), AUGMENT_STREAM)
+    spec = resolve_spec(session.data.dataset.name)
+    if spec is None:
+        return AugmentationRecipe(seed_entropy=seed, jitter=jitter)
+    group = _group(spec)
+    classification = spec.kind != "regression"
+    return AugmentationRecipe(
+        seed_entropy=seed,
+        jitter=jitter,
+        matrices=np.array(group.matrices, dtype=np.float64),
+        classes=np.array(group.classes, dtype=np.int64) if classification else None,
+        signs=None if classification else np.array(group.signs, dtype=np.float64),
+        centre=(float(spec.centre[0]), float(spec.centre[1])),
+        any_rotation=bool(spec.any_rotation),
+    )
 
 
 def _regularization(session: TrainingSession) -> dict[str, float] | None:
@@ -394,6 +447,7 @@ def recipe_from_session(
         reported_test_loss=_finite_or_none(metrics["test_loss"]),
         status=str(session.status),
         config=config.model_dump(),
+        augmentation=_augmentation(session),
     )
 
 

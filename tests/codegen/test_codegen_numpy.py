@@ -7,7 +7,8 @@ module-level `model` read). Configs cover every hidden activation (linear, sigmo
 leaky_relu, elu, prelu, rrelu) and softmax outputs, every loss (BCE, mse on a sigmoid output,
 mse for regression, sparse CCE), every optimizer (sgd, momentum and Nesterov, adagrad, rmsprop
 with momentum, adam), every regularizer (l1, l2, l1_l2), max-norm, batch norm, dropout, early
-stopping, user points, every feature, and the three problem kinds.
+stopping, user points, every feature, augmentation (rotations, mirrors with class
+permutations, sign flips, jitter) and the three problem kinds.
 """
 
 from __future__ import annotations
@@ -73,7 +74,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "points": [[0.1 * i, -0.05 * i * i, float(i % 2)] for i in range(-10, 10)],
         "test_points": [[0.3, 0.2, 1.0], [-0.4, 0.1, 0.0]], "initializer": "he_normal",
         "init_scale": 1.5, "layers": [{"units": 3, "activation": "relu"}], "batch_size": 3,
+        "augmentation": True,
     },
+    "binary_circle_augmented": {**SMALL, "augmentation": True},
+    "multiclass_blobs_augmented": {"dataset": "blobs-4", "n_samples": 40, "augmentation": True},
+    "regression_augmented": {"dataset": "reg-gauss", "n_samples": 40, "augmentation": True},
 }
 EPOCHS = 4
 
