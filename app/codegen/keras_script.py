@@ -137,22 +137,35 @@ def origin(recipe: Recipe) -> str:
     return f"{kind} {recipe.session_id}, epoch {recipe.epochs}"
 
 
+def augmented(recipe: Recipe) -> bool:
+    """Whether the run trained on augmented copies of its points (a new draw every epoch)."""
+    return bool(recipe.config.get("augmentation")) or any(
+        kind.startswith("augmentation") for kind in recipe.randomness
+    )
+
+
 def not_exact_reasons(recipe: Recipe, library: str) -> list[str]:
     """Why a `library` script cannot land on the playground's weights (empty when it can)."""
     reasons = list(recipe.changes)
-    for kind in recipe.randomness:
-        if kind.startswith("augmentation"):
-            reasons.append(
-                "augmentation: the playground trained every epoch on randomly transformed and "
-                "jittered copies of the points; this script trains on the points themselves"
-            )
-        else:
-            reasons.append(
-                f"{kind}; {library} draws its own random numbers (seeded), not the "
-                "playground's, so the weights differ even though the network, data and "
-                "training are the same"
-            )
+    if augmented(recipe):
+        reasons.append(
+            "augmentation: the playground trained every epoch on randomly transformed and "
+            "jittered copies of the points; this script trains on the points themselves"
+        )
+    draws = [kind for kind in recipe.randomness if not kind.startswith("augmentation")]
+    if not draws and any(la.dropout > 0.0 or la.activation == "rrelu" for la in recipe.layers):
+        draws = ["dropout masks or RReLU slopes are drawn at random every batch"]
+    reasons += [
+        f"{kind}; {library} draws its own random numbers (seeded), not the playground's, so "
+        "the weights differ even though the network, data and training are the same"
+        for kind in draws
+    ]
     return reasons
+
+
+def library_exact(recipe: Recipe) -> bool:
+    """Whether a Keras or PyTorch script of `recipe` lands on the playground's weights."""
+    return not not_exact_reasons(recipe, "the library")
 
 
 def header(recipe: Recipe, library: str, needs: str, name: str) -> str:

@@ -172,7 +172,7 @@ def test_scripts_render_compile_and_lint(tmp_path: Path) -> None:
     """Without Keras or torch (the normal suite): every config's Keras and PyTorch script
     renders, compiles, passes ruff with the project's settings, imports nothing from this
     project, and its docstring says exact or NOT EXACT as the recipe is (the random config:
-    NOT EXACT, naming dropout and rrelu)."""
+    NOT EXACT, naming dropout and rrelu; an augmented run: NOT EXACT, naming augmentation)."""
     recipes = {name: recipe_from_session(trained(config, 1)) for name, config in CONFIGS.items()}
     recipes["multiclass_rrelu_dropout"] = recipe_from_session(trained(RANDOM_CONFIG, 1))
     names = []
@@ -181,12 +181,16 @@ def test_scripts_render_compile_and_lint(tmp_path: Path) -> None:
             text = render(recipe, framework)
             compile(text, f"{name}_{framework}.py", "exec")
             assert "from app" not in text and "import app" not in text, name
-            assert ("Exact:" in text) == recipe.exact and ("NOT EXACT" in text) != recipe.exact
+            exact = not recipe.changes and name != "multiclass_rrelu_dropout"
+            assert ("Exact:" in text) == exact and ("NOT EXACT" in text) != exact, name
             (tmp_path / f"{name}_{framework}.py").write_text(text)
             names.append(f"{name}_{framework}")
-    assert not recipes["multiclass_rrelu_dropout"].exact
     random_text = render(recipes["multiclass_rrelu_dropout"], "pytorch")
     assert "- dropout: random masks" in random_text and "rrelu: random slopes" in random_text
+    augmented = recipe_from_session(trained({**SMALL, "augmentation": True}, 1))
+    for framework in ("keras", "pytorch"):
+        text = render(augmented, framework)
+        assert "NOT EXACT" in text and "- augmentation: the playground trained" in text
     lint(tmp_path, names)
 
 
