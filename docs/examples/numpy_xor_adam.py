@@ -28,6 +28,10 @@ def features(points):
     x1, x2 = points[:, 0], points[:, 1]
     return np.column_stack([x1, x2])
 
+def targets(labels):
+    """The loss's targets: the labels as a column (n, 1)."""
+    return labels.reshape(-1, 1)
+
 
 # ---- activations, each with its backward (dL/dz from dL/da) -------------------------------------
 
@@ -222,11 +226,12 @@ order_rng = np.random.default_rng(np.random.SeedSequence(SEED, spawn_key=(1,)))
 def train(model):
     """EPOCHS epochs of minibatches of BATCH_SIZE points, in the playground's order."""
     check_batch_order()
+    x_train, y_train = X_TRAIN, Y_TRAIN
     for epoch in range(EPOCHS):
-        order = order_rng.permutation(len(X_TRAIN))
+        order = order_rng.permutation(len(x_train))
         for start in range(0, len(order), BATCH_SIZE):
             batch = order[start:start + BATCH_SIZE]
-            train_step(model, X_TRAIN[batch], Y_TRAIN[batch])
+            train_step(model, x_train[batch], y_train[batch])
         if (epoch + 1) % 5 == 0:
             train_loss, test_loss = evaluate(model)
             print(f"epoch {epoch + 1}: train loss {train_loss:.6f}, test loss {test_loss:.6f}")
@@ -301,9 +306,7 @@ TEST_POINTS = np.array([
 ], dtype=np.float64)
 X_TRAIN, X_TEST = features(TRAIN_POINTS), features(TEST_POINTS)
 X_ALL = np.concatenate([X_TRAIN, X_TEST])
-# Targets: the labels as a column (n, 1).
-Y_TRAIN = TRAIN_POINTS[:, 2:3]
-Y_TEST = TEST_POINTS[:, 2:3]
+Y_TRAIN, Y_TEST = targets(TRAIN_POINTS[:, 2]), targets(TEST_POINTS[:, 2])
 
 
 # The playground's initial weights, in Keras order.
