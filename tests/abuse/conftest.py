@@ -90,19 +90,19 @@ def quiet_and_attacked(
     return figures(samples, quiet_start, quiet_end), figures(samples, start, end), outcome
 
 
-# NOT the issue's bar: 42 concurrent race steps, each owner polling its job twice a second,
-# keep the event loop ~75% busy with requests, and /health p99 measured 50-63 ms in quiet runs
-# on 2 cores (p50 5-6 ms; 8,895 ms before issue 9). The bar of 50 ms is open for this attack
-# (the per-request cost of the middleware stack and the access log is the next thing to cut);
-# this bound fails on a blocked loop, not on the last 13 ms.
-RACE_STEPS_HEALTH_P99_MS = 100.0
+# The issue's bar for 42 concurrent race steps too, each owner polling its job twice a second
+# (84 polls a second, arriving together): 50-63 ms in quiet runs before the rate limiter
+# stopped starting a thread per request and the job poll lost its dependencies and response
+# validation (docs/benchmarks.md "Under attack", bench/request_cost.py).
+RACE_STEPS_HEALTH_P99_MS = HEALTH_P99_MS
 
 
 def assert_responsive(
     quiet: Figures, attacked: Figures, what: str, bound: float = HEALTH_P99_MS
 ) -> None:
     """/health p99 < `bound` (50 ms) under attack (the quiet figures shown: the machine is
-    shared)."""
+    shared; printed either way, `pytest -s` shows them)."""
+    print(f"\n{what}: quiet  {quiet.line()}\n{what}: attack {attacked.line()}")
     assert attacked.p99 < bound, (
         f"/health p99 {attacked.p99:.1f} ms during {what} (>= {bound} ms)\n"
         f"  quiet:  {quiet.line()}\n  attack: {attacked.line()}"
