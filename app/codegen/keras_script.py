@@ -18,14 +18,16 @@ a comment saying why:
 - RReLU: Keras has none; a small layer draws one slope per unit per training batch.
 - Early stopping on the test loss is written out in the epoch loop.
 
-Without training-time randomness the script lands on the session's weights to ~1e-15
-relative on small nets (bound promised: 1e-6). Dropout and RReLU draw Keras's own random
-numbers: such a script says at the top that its weights differ.
+Without dropout or RReLU the script lands on the session's weights to ~1e-15 relative on
+small nets (bound promised: 1e-6); augmentation is numpy's draws, redone as the numpy export
+does (numpy_script's augment code). Dropout and RReLU draw Keras's own random numbers: such a
+script says at the top that its weights differ.
 """
 
 from __future__ import annotations
 
 from app.codegen import source
+from app.codegen.numpy_script import _augment_code as augment_code
 from app.codegen.recipe import LayerRecipe, Recipe
 
 # The Keras optimizer class and the keyword arguments it takes, per engine class.
@@ -147,7 +149,7 @@ def augmented(recipe: Recipe) -> bool:
 def not_exact_reasons(recipe: Recipe, library: str) -> list[str]:
     """Why a `library` script cannot land on the playground's weights (empty when it can)."""
     reasons = list(recipe.changes)
-    if augmented(recipe):
+    if augmented(recipe) and recipe.augmentation is None:
         reasons.append(
             "augmentation: the playground trained every epoch on randomly transformed and "
             "jittered copies of the points; this script trains on the points themselves"
@@ -432,14 +434,15 @@ def evaluate(model):
         test_loss = loss_fn(Y_TEST, {predict}(model, X_TEST, training=False))
     return float(train_loss), float(test_loss)
 ''' + loop_code(recipe, "", "order[start:start + BATCH_SIZE]",
-                "train_step(model, X_TRAIN[batch], Y_TRAIN[batch])")
+                "train_step(model, x_train[batch], y_train[batch])", "features(points)")
 
 
-def loop_code(recipe: Recipe, setup: str, batch: str, step: str) -> str:
-    """check_batch_order() and train(model): the epochs, the playground's batch order, the
-    losses now and then, early stopping. `setup`: lines at the start of train (indented);
-    `batch`: the batch's indices from `order` and `start`; `step`: the call that trains on
-    the points of `batch`."""
+def loop_code(recipe: Recipe, setup: str, batch: str, step: str, inputs: str) -> str:
+    """check_batch_order() and train(model): the epochs (each on fresh augmented copies when
+    the run augmented), the playground's batch order, the losses now and then, early
+    stopping. `setup`: lines at the start of train (indented); `batch`: the batch's indices
+    from `order` and `start`; `step`: the call that trains on x_train, y_train at `batch`;
+    `inputs`: the network's inputs from `points`."""
     early = ""
     if recipe.early_stopping_patience is not None:
         early = '''
@@ -470,6 +473,14 @@ def loop_code(recipe: Recipe, setup: str, batch: str, step: str) -> str:
             "            train_loss, test_loss = evaluate(model)\n            " + show
         )
     best = "    best_test_loss, wait = np.inf, 0\n" if always else ""
+    if recipe.augmentation is None:
+        best += "    x_train, y_train = X_TRAIN, Y_TRAIN\n"
+        epoch_data = ""
+    else:
+        epoch_data = (
+            "        points, labels = augment(TRAIN_POINTS[:, :2], TRAIN_POINTS[:, 2])\n"
+            f"        x_train, y_train = {inputs}, targets(labels)\n"
+        )
     spawn = tuple(recipe.order_spawn_key)
     return f'''
 
@@ -488,7 +499,7 @@ def train(model):
     # The playground draws each epoch's order of the training points from one generator.
     order_rng = np.random.default_rng(np.random.SeedSequence(SEED, spawn_key={spawn!r}))
 {setup}{best}    for epoch in range(EPOCHS):
-        order = order_rng.permutation(len(X_TRAIN))
+{epoch_data}        order = order_rng.permutation(len(x_train))
         for start in range(0, len(order), BATCH_SIZE):
             batch = {batch}
             {step}
@@ -496,19 +507,21 @@ def train(model):
 '''
 
 
-def targets_code(recipe: Recipe) -> str:
-    """Y_TRAIN / Y_TEST in the loss's shape."""
+def targets_code(recipe: Recipe, torch_tensors: bool = False) -> str:
+    """`targets(labels)`: the labels in the loss's shape (as tensors for PyTorch)."""
     if recipe.problem == "multiclass":
-        return (
-            "# Targets: the integer class labels (n,).\n"
-            "Y_TRAIN = TRAIN_POINTS[:, 2].astype(np.int64)\n"
-            "Y_TEST = TEST_POINTS[:, 2].astype(np.int64)\n"
-        )
-    return (
-        "# Targets: the labels as a column (n, 1).\n"
-        "Y_TRAIN = TRAIN_POINTS[:, 2:3]\n"
-        "Y_TEST = TEST_POINTS[:, 2:3]\n"
-    )
+        doc, body = "the integer class labels (n,)", "labels.astype(np.int64)"
+        if torch_tensors:
+            body = "torch.tensor(labels, dtype=torch.int64)"
+    else:
+        doc, body = "the labels as a column (n, 1)", "labels.reshape(-1, 1)"
+        if torch_tensors:
+            body = "torch.tensor(labels.reshape(-1, 1))"
+    return f'''
+def targets(labels):
+    """The loss's targets: {doc}."""
+    return {body}
+'''
 
 
 def data_code(recipe: Recipe) -> str:
@@ -518,7 +531,7 @@ def data_code(recipe: Recipe) -> str:
         f"TRAIN_POINTS = {source.points_literal(recipe.x_train, recipe.y_train)}\n",
         f"TEST_POINTS = {source.points_literal(recipe.x_test, recipe.y_test)}\n",
         "X_TRAIN, X_TEST = features(TRAIN_POINTS), features(TEST_POINTS)\n",
-        targets_code(recipe),
+        "Y_TRAIN, Y_TEST = targets(TRAIN_POINTS[:, 2]), targets(TEST_POINTS[:, 2])\n",
     ])
 
 
@@ -572,6 +585,8 @@ def render(recipe: Recipe) -> str:
         seeding,
         section("inputs"),
         features_code(recipe),
+        targets_code(recipe),
+        augment_code(recipe),
         section("network"),
         "\n" + blocks(
             activation_functions_code(recipe),

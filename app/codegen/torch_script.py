@@ -17,9 +17,10 @@ with a comment saying why:
 - Max-norm (torch has no constraints) and RReLU per unit (torch's draws per element) are
   written out; the losses of sigmoid/softmax outputs are taken from the logits.
 
-Without training-time randomness the script lands on the session's weights to ~1e-15
-relative on small nets (bound promised: 1e-6). Dropout and RReLU draw torch's own random
-numbers: such a script says at the top that its weights differ.
+Without dropout or RReLU the script lands on the session's weights to ~1e-15 relative on
+small nets (bound promised: 1e-6); augmentation is numpy's draws, redone as the numpy export
+does. Dropout and RReLU draw torch's own random numbers: such a script says at the top that
+its weights differ.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from app.codegen.keras_script import (
     report_code,
     section,
     settings_code,
+    targets_code,
     tidy,
 )
+from app.codegen.numpy_script import _augment_code as augment_code
 from app.codegen.recipe import LayerRecipe, Recipe
 
 MODULES: dict[str, str] = {
@@ -411,30 +414,19 @@ def evaluate(model):
         recipe,
         "    optimizer = make_optimizer(model)\n",
         "torch.from_numpy(order[start:start + BATCH_SIZE])",
-        "train_step(model, optimizer, X_TRAIN[batch], Y_TRAIN[batch])",
+        "train_step(model, optimizer, x_train[batch], y_train[batch])",
+        "torch.tensor(features(points))",
     )
 
 
 def tensors_code(recipe: Recipe) -> str:
-    """The points as tensors: inputs and targets."""
-    if recipe.problem == "multiclass":
-        targets = (
-            "# Targets: the integer class labels (n,).\n"
-            "Y_TRAIN = torch.tensor(TRAIN_POINTS[:, 2], dtype=torch.int64)\n"
-            "Y_TEST = torch.tensor(TEST_POINTS[:, 2], dtype=torch.int64)\n"
-        )
-    else:
-        targets = (
-            "# Targets: the labels as a column (n, 1).\n"
-            "Y_TRAIN = torch.tensor(TRAIN_POINTS[:, 2:3])\n"
-            "Y_TEST = torch.tensor(TEST_POINTS[:, 2:3])\n"
-        )
+    """The points, and the inputs and targets as tensors."""
     data = data_code(recipe)
-    data = data[:data.index("X_TRAIN, X_TEST")]
-    return data + (
+    return data[:data.index("X_TRAIN, X_TEST")] + (
         "X_TRAIN = torch.tensor(features(TRAIN_POINTS))\n"
         "X_TEST = torch.tensor(features(TEST_POINTS))\n"
-    ) + targets
+        "Y_TRAIN, Y_TEST = targets(TRAIN_POINTS[:, 2]), targets(TEST_POINTS[:, 2])\n"
+    )
 
 
 def render(recipe: Recipe) -> str:
@@ -469,6 +461,8 @@ def render(recipe: Recipe) -> str:
         seeding,
         section("inputs"),
         features_code(recipe),
+        targets_code(recipe, torch_tensors=True),
+        augment_code(recipe),
         section("network"),
         "\n" + blocks(
             BATCH_NORM_CODE if any(la.batch_norm for la in recipe.layers) else "",

@@ -42,6 +42,10 @@ def features(points):
     x1, x2 = points[:, 0], points[:, 1]
     return np.column_stack([x1, x2])
 
+def targets(labels):
+    """The loss's targets: the labels as a column (n, 1)."""
+    return labels.reshape(-1, 1)
+
 
 # ---- network ------------------------------------------------------------------------------------
 
@@ -117,11 +121,12 @@ def train(model):
     check_batch_order()
     # The playground draws each epoch's order of the training points from one generator.
     order_rng = np.random.default_rng(np.random.SeedSequence(SEED, spawn_key=(1,)))
+    x_train, y_train = X_TRAIN, Y_TRAIN
     for epoch in range(EPOCHS):
-        order = order_rng.permutation(len(X_TRAIN))
+        order = order_rng.permutation(len(x_train))
         for start in range(0, len(order), BATCH_SIZE):
             batch = order[start:start + BATCH_SIZE]
-            train_step(model, X_TRAIN[batch], Y_TRAIN[batch])
+            train_step(model, x_train[batch], y_train[batch])
         if (epoch + 1) % 5 == 0:
             train_loss, test_loss = evaluate(model)
             print(f"epoch {epoch + 1}: train loss {train_loss:.6f}, test loss {test_loss:.6f}")
@@ -187,9 +192,7 @@ TEST_POINTS = np.array([
     [3.7829120827505998, -3.8452646181346823, 0], [1.3663577576717991, 2.594965609839984, 1],
 ], dtype=np.float64)
 X_TRAIN, X_TEST = features(TRAIN_POINTS), features(TEST_POINTS)
-# Targets: the labels as a column (n, 1).
-Y_TRAIN = TRAIN_POINTS[:, 2:3]
-Y_TEST = TEST_POINTS[:, 2:3]
+Y_TRAIN, Y_TEST = targets(TRAIN_POINTS[:, 2]), targets(TEST_POINTS[:, 2])
 
 
 # The playground's initial weights, in Keras order (model.get_weights()).

@@ -33,6 +33,10 @@ def features(points):
     x1, x2 = points[:, 0], points[:, 1]
     return np.column_stack([x1, x2])
 
+def targets(labels):
+    """The loss's targets: the labels as a column (n, 1)."""
+    return torch.tensor(labels.reshape(-1, 1))
+
 
 # ---- network ------------------------------------------------------------------------------------
 
@@ -164,11 +168,12 @@ def train(model):
     # The playground draws each epoch's order of the training points from one generator.
     order_rng = np.random.default_rng(np.random.SeedSequence(SEED, spawn_key=(1,)))
     optimizer = make_optimizer(model)
+    x_train, y_train = X_TRAIN, Y_TRAIN
     for epoch in range(EPOCHS):
-        order = order_rng.permutation(len(X_TRAIN))
+        order = order_rng.permutation(len(x_train))
         for start in range(0, len(order), BATCH_SIZE):
             batch = torch.from_numpy(order[start:start + BATCH_SIZE])
-            train_step(model, optimizer, X_TRAIN[batch], Y_TRAIN[batch])
+            train_step(model, optimizer, x_train[batch], y_train[batch])
         if (epoch + 1) % 5 == 0:
             train_loss, test_loss = evaluate(model)
             print(f"epoch {epoch + 1}: train loss {train_loss:.6f}, test loss {test_loss:.6f}")
@@ -235,9 +240,7 @@ TEST_POINTS = np.array([
 ], dtype=np.float64)
 X_TRAIN = torch.tensor(features(TRAIN_POINTS))
 X_TEST = torch.tensor(features(TEST_POINTS))
-# Targets: the labels as a column (n, 1).
-Y_TRAIN = torch.tensor(TRAIN_POINTS[:, 2:3])
-Y_TEST = torch.tensor(TEST_POINTS[:, 2:3])
+Y_TRAIN, Y_TEST = targets(TRAIN_POINTS[:, 2]), targets(TEST_POINTS[:, 2])
 
 
 # The playground's initial weights, in Keras order (kernels (in, out)).

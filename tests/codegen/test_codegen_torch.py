@@ -9,7 +9,8 @@ Configs cover every hidden activation (linear, sigmoid, tanh, relu, leaky_relu, 
 rrelu with dropout as the random case), sigmoid and softmax outputs, every loss (BCE, mse on a
 sigmoid output, mse for regression, sparse CCE), every optimizer (sgd, momentum and Nesterov,
 adagrad, rmsprop with and without momentum, adam), every regularizer (l1, l2, l1_l2), max-norm
-(that clips), batch norm, early stopping, the sin features, and the three problem kinds.
+(that clips), batch norm, early stopping, the sin features, augmentation (sign flips, class
+permutations, jitter of user points: numpy draws the scripts redo), and the three problem kinds.
 """
 
 from __future__ import annotations
@@ -71,7 +72,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
     },
     "regression_relu_adagrad": {
         "dataset": "reg-gauss", "n_samples": 40, "optimizer": "adagrad", "learning_rate": 0.1,
-        "layers": [{"units": 3, "activation": "relu"}],
+        "layers": [{"units": 3, "activation": "relu"}], "augmentation": True,
+    },
+    "multiclass_augmented_tanh_sgd": {
+        "dataset": "blobs-4", "n_samples": 48, "augmentation": True, "layers": [{"units": 3}],
+    },
+    "binary_augmented_user_points": {
+        "points": [[0.1 * i, -0.05 * i * i, float(i % 2)] for i in range(-10, 10)],
+        "augmentation": True, "layers": [{"units": 3, "activation": "relu"}], "batch_size": 3,
     },
 }
 # Training-time randomness: the script runs and keeps the structure, its draws are torch's.
