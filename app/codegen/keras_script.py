@@ -16,12 +16,14 @@ a comment saying why:
   below the limit; the script's MaxNorm leaves those columns exactly as they are.
 - Leaky ReLU: Keras's "leaky_relu" string means slope 0.2, the playground's 0.01.
 - RReLU: Keras has none; a small layer draws one slope per unit per training batch.
+- Dropout: a small layer with keras.layers.Dropout's formula, its masks the playground's.
 - Early stopping on the test loss is written out in the epoch loop.
 
-Without dropout or RReLU the script lands on the session's weights to ~1e-15 relative on
-small nets (bound promised: 1e-6); augmentation is numpy's draws, redone as the numpy export
-does (numpy_script's augment code). Dropout and RReLU draw Keras's own random numbers: such a
-script says at the top that its weights differ.
+The script lands on the session's weights to ~1e-15 relative on small nets (bound promised:
+1e-6), training randomness included: the augmentation, the dropout masks and the RReLU slopes
+are numpy draws from the playground's own generators, in its order, so the scripts draw them
+the same way (augmentation with numpy_script's code; Dropout and RReLU are small layers). Only
+mid-run changes make a script say at the top that it is not exact, and why.
 """
 
 from __future__ import annotations
@@ -84,22 +86,45 @@ class MaxNorm(keras.constraints.Constraint):
 RRELU_CODE = '''
 class RReLU(keras.layers.Layer):
     """Randomized leaky ReLU (Keras has none): z >= 0 ? z : slope z, with one slope per unit
-    drawn from U[lower, upper] for every training batch, and (lower + upper) / 2 otherwise."""
+    drawn from U[lower, upper] for every training batch, and (lower + upper) / 2 otherwise.
+    The slopes come from the playground's own noise generator, so they are its slopes."""
 
     def __init__(self, lower, upper, **kwargs):
         super().__init__(**kwargs)
         self.lower, self.upper = lower, upper
-        self.seed_generator = keras.random.SeedGenerator(SEED)
 
     def call(self, z, training=False):
         if training:
-            slope = keras.random.uniform(
-                (z.shape[-1],), self.lower, self.upper, seed=self.seed_generator
-            )
+            drawn = noise_rng.uniform(self.lower, self.upper, size=(z.shape[-1],))
+            slope = keras.ops.convert_to_tensor(drawn)
         else:
             slope = (self.lower + self.upper) / 2.0
         return keras.ops.where(z >= 0.0, z, slope * z)
 '''
+
+DROPOUT_CODE = '''
+class Dropout(keras.layers.Layer):
+    """keras.layers.Dropout's inverted dropout (in training keep each value with p = 1 - rate
+    and scale it by 1 / p), with the masks drawn from the playground's own noise generator:
+    the playground's masks. (keras.layers.Dropout(rate) draws Keras's own.)"""
+
+    def __init__(self, rate, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        keep = noise_rng.random(tuple(x.shape)) >= self.rate
+        return x * keras.ops.convert_to_tensor(keep / (1.0 - self.rate))
+'''
+
+NOISE_CODE = '''
+# Dropout masks and RReLU slopes: the playground's noise generator, drawn in the same order
+# (layer by layer, batch by batch), so the draws are the playground's.
+noise_rng = np.random.default_rng(np.random.SeedSequence(SEED, spawn_key={spawn}))
+'''
+
 
 LOSS_CODE: dict[str, str] = {
     "binary_crossentropy": '''
@@ -147,21 +172,15 @@ def augmented(recipe: Recipe) -> bool:
 
 
 def not_exact_reasons(recipe: Recipe, library: str) -> list[str]:
-    """Why a `library` script cannot land on the playground's weights (empty when it can)."""
+    """Why a `library` script cannot land on the playground's weights (empty when it can):
+    mid-run changes, or augmentation the recipe cannot redo. Dropout and RReLU draws are the
+    playground's own (numpy's noise generator), so they are no reason."""
     reasons = list(recipe.changes)
     if augmented(recipe) and recipe.augmentation is None:
         reasons.append(
             "augmentation: the playground trained every epoch on randomly transformed and "
             "jittered copies of the points; this script trains on the points themselves"
         )
-    draws = [kind for kind in recipe.randomness if not kind.startswith("augmentation")]
-    if not draws and any(la.dropout > 0.0 or la.activation == "rrelu" for la in recipe.layers):
-        draws = ["dropout masks or RReLU slopes are drawn at random every batch"]
-    reasons += [
-        f"{kind}; {library} draws its own random numbers (seeded), not the playground's, so "
-        "the weights differ even though the network, data and training are the same"
-        for kind in draws
-    ]
     return reasons
 
 
@@ -195,6 +214,12 @@ def header(recipe: Recipe, library: str, needs: str, name: str) -> str:
             "1e-6 relative (the same formulas in float64: only the rounding of sums and "
             "library functions differs, ~1e-15 per step)."
         ))
+        if recipe.randomness:
+            kinds = ", ".join(kind.split(":")[0] for kind in recipe.randomness)
+            lines += ["", source.paragraph(
+                f"Its random draws ({kinds}) come from the playground's own seeded generators "
+                "(with numpy) in the playground's order, so they match too."
+            )]
     lines.append('"""')
     return "\n".join(lines)
 
@@ -335,7 +360,7 @@ def layer_lines(recipe: Recipe) -> list[str]:
             )
         if layer.dropout > 0.0:
             rate = source.number(layer.dropout)
-            lines.append(f"        keras.layers.Dropout({rate}, seed=SEED),")
+            lines.append(f"        Dropout({rate}),")
     return lines
 
 
@@ -573,7 +598,7 @@ def render(recipe: Recipe) -> str:
         "from keras.src.backend.common import dtypes as keras_dtypes\n"
     )
     seeding = (
-        "keras.utils.set_random_seed(SEED)  # Keras's own draws (dropout, RReLU), repeatable\n"
+        NOISE_CODE.replace("{spawn}", repr(tuple(recipe.noise_spawn_key)))
         if random_layers else ""
     )
     sections = [
@@ -592,6 +617,7 @@ def render(recipe: Recipe) -> str:
             activation_functions_code(recipe),
             MAX_NORM_CODE if recipe.max_norm is not None else "",
             RRELU_CODE if "rrelu" in uses else "",
+            DROPOUT_CODE if any(la.dropout > 0.0 for la in recipe.layers) else "",
             build_code(recipe),
         ),
         section("loss and optimizer"),

@@ -14,19 +14,21 @@ with a comment saying why:
 - Batch normalization: torch.nn.BatchNorm1d updates its running variance with the unbiased
   batch variance; the script's BatchNorm uses the biased one, as Keras.
 - L1/L2: penalties added to the loss (torch's weight_decay is L2 only, at rate / 2).
-- Max-norm (torch has no constraints) and RReLU per unit (torch's draws per element) are
-  written out; the losses of sigmoid/softmax outputs are taken from the logits.
+- Max-norm (torch has no constraints), RReLU per unit (torch's draws per element) and
+  Dropout with the playground's masks are written out; the losses of sigmoid/softmax outputs
+  are taken from the logits.
 
-Without dropout or RReLU the script lands on the session's weights to ~1e-15 relative on
-small nets (bound promised: 1e-6); augmentation is numpy's draws, redone as the numpy export
-does. Dropout and RReLU draw torch's own random numbers: such a script says at the top that
-its weights differ.
+The script lands on the session's weights to ~1e-15 relative on small nets (bound promised:
+1e-6), training randomness included: augmentation, dropout masks and RReLU slopes are numpy
+draws from the playground's own generators, in its order, and the script draws them the same
+way. Only mid-run changes make a script say at the top that it is not exact, and why.
 """
 
 from __future__ import annotations
 
 from app.codegen import source
 from app.codegen.keras_script import (
+    NOISE_CODE,
     activation_constants,
     blocks,
     data_code,
@@ -84,7 +86,8 @@ RRELU_CODE = '''
 class RReLU(nn.Module):
     """Randomized leaky ReLU as the playground's: z >= 0 ? z : slope z, with one slope per
     unit drawn from U[lower, upper] for every training batch, and (lower + upper) / 2
-    otherwise. (torch.nn.RReLU draws one slope per element.)"""
+    otherwise; the slopes come from the playground's own noise generator. (torch.nn.RReLU
+    draws one slope per element, from torch's generator.)"""
 
     def __init__(self, lower, upper):
         super().__init__()
@@ -92,11 +95,29 @@ class RReLU(nn.Module):
 
     def forward(self, z):
         if self.training:
-            slope = torch.empty(z.shape[1]).uniform_(self.lower, self.upper)
+            slope = torch.from_numpy(noise_rng.uniform(self.lower, self.upper, z.shape[1]))
         else:
             slope = torch.full((z.shape[1],), (self.lower + self.upper) / 2.0)
         return torch.where(z >= 0.0, z, slope * z)
 '''
+
+DROPOUT_CODE = '''
+class Dropout(nn.Module):
+    """torch.nn.Dropout's inverted dropout (in training keep each value with p = 1 - rate and
+    scale it by 1 / p), with the masks drawn from the playground's own noise generator: the
+    playground's masks. (nn.Dropout(rate) draws torch's own.)"""
+
+    def __init__(self, rate):
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        keep = noise_rng.random(tuple(x.shape)) >= self.rate
+        return x * torch.from_numpy(keep / (1.0 - self.rate))
+'''
+
 
 OPTIMIZER_CODE: dict[str, str] = {
     "SGD": "",
@@ -241,7 +262,7 @@ def module_lines(recipe: Recipe) -> list[str]:
             lines.append(f'        ("{layer.name}_{layer.activation}", {module}),{note}')
         if layer.dropout > 0.0:
             rate = source.number(layer.dropout)
-            lines.append(f'        ("{layer.name}_dropout", nn.Dropout({rate})),')
+            lines.append(f'        ("{layer.name}_dropout", Dropout({rate})),')
     return lines
 
 
@@ -451,7 +472,7 @@ def render(recipe: Recipe) -> str:
         "torch.set_num_threads(1)  # tensors this small: more threads cost more than they save\n"
     )
     seeding = (
-        "torch.manual_seed(SEED)  # torch's own draws (dropout, RReLU), repeatable\n"
+        NOISE_CODE.replace("{spawn}", repr(tuple(recipe.noise_spawn_key)))
         if random_layers else ""
     )
     sections = [
@@ -467,6 +488,7 @@ def render(recipe: Recipe) -> str:
         "\n" + blocks(
             BATCH_NORM_CODE if any(la.batch_norm for la in recipe.layers) else "",
             RRELU_CODE if "rrelu" in uses else "",
+            DROPOUT_CODE if any(la.dropout > 0.0 for la in recipe.layers) else "",
             build_code(recipe),
         ),
         section("loss, penalties and optimizer"),
