@@ -170,7 +170,9 @@ async def measure(
         "elapsed": elapsed, "epochs": epochs, "frames": frames, "health": p99s,
         "server_cores": ours / elapsed, "client_cores": client / elapsed,
         "other_cores": max(0.0, (machine - ours - client) / elapsed),
-        "gaps": sum(t.rows < t.last_epoch - (t.first_epoch or 0) for t in tallies),
+        # Epoch rows are counted by the flat-out client only (the paced one reads headers).
+        "gaps": None if speed is not None else sum(
+            t.rows < t.last_epoch - (t.first_epoch or 0) for t in tallies),
     }
 
 
@@ -179,13 +181,21 @@ def print_result(name: str, result: dict[str, Any]) -> None:
     print(f"== {name}: {len(epochs)} sessions, {result['elapsed']:.1f} s window; server side "
           f"{result['server_cores']:.2f} cores, this client {result['client_cores']:.2f}, "
           f"other programs {result['other_cores']:.2f} (counts if <= 0.15)")
+    print(f"   idle (no sessions): {result['idle']:.3f} cores")
     print(f"   epochs/s per session: min {min(epochs):.0f}  median "
           f"{statistics.median(epochs):.0f}  total {sum(epochs):.0f}")
     print(f"   frames/s per session: min {min(frames):.1f}  median "
           f"{statistics.median(frames):.1f}  total {sum(frames):.0f}; sessions missing "
-          f"epoch rows: {result['gaps']}")
+          f"epoch rows: {'not counted (paced)' if result['gaps'] is None else result['gaps']}")
     for i, (p50, p99) in enumerate(result["health"]):
         print(f"   /health on replica {i}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+
+
+def idle_cores(marker: str, seconds: float) -> float:
+    """Cores the started processes use with no session at all (Ray's own upkeep)."""
+    before = cpu_by_marker(marker)
+    time.sleep(seconds)
+    return (cpu_by_marker(marker) - before) / seconds
 
 
 def run_local(args: argparse.Namespace) -> dict[str, Any]:
@@ -196,8 +206,11 @@ def run_local(args: argparse.Namespace) -> dict[str, Any]:
     try:
         wait_ready(base)
         time.sleep(args.settle)  # the worker processes warm up
-        return asyncio.run(measure([base], args.sessions, args.seconds, args.warmup,
-                                   args.speed, marker))
+        idle = idle_cores(marker, args.idle)
+        result = asyncio.run(measure([base], args.sessions, args.seconds, args.warmup,
+                                     args.speed, marker))
+        result["idle"] = idle
+        return result
     finally:
         stop(server)
         kill_marked(marker)
@@ -227,6 +240,7 @@ def run_ray(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         for base in bases:
             wait_ready(base)
         time.sleep(args.settle)  # the shards warm up
+        idle = idle_cores(marker, args.idle)
         calls_before = shard_calls(env["RAY_ADDRESS"], args.shards)
         began = time.perf_counter()
         result = asyncio.run(measure(bases, args.sessions, args.seconds, args.warmup,
@@ -234,6 +248,7 @@ def run_ray(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         span = time.perf_counter() - began
         calls_after = shard_calls(env["RAY_ADDRESS"], args.shards)
         calls = {k: (calls_after[k] - calls_before[k]) / span for k in calls_before}
+        result["idle"] = idle
         return result, calls
     finally:
         for replica in replicas:
@@ -266,9 +281,11 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--settle", type=float, default=3.0)
+    parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--speed", type=float, default=None, help="default: flat out")
     parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--idle", type=float, default=5.0,
+                        help="seconds of the idle CPU measurement before the sessions")
     args = parser.parse_args()
     local = run_local(args)
     print_result("local backend (one server, a worker process per core)", local)
