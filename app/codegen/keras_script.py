@@ -609,9 +609,7 @@ def render(recipe: Recipe) -> str:
         "\n" + settings_code(recipe),
         seeding,
         section("inputs"),
-        features_code(recipe),
-        targets_code(recipe),
-        augment_code(recipe),
+        "\n" + blocks(features_code(recipe), targets_code(recipe), augment_code(recipe)),
         section("network"),
         "\n" + blocks(
             activation_functions_code(recipe),

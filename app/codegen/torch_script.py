@@ -481,9 +481,11 @@ def render(recipe: Recipe) -> str:
         "\n" + settings_code(recipe),
         seeding,
         section("inputs"),
-        features_code(recipe),
-        targets_code(recipe, torch_tensors=True),
-        augment_code(recipe),
+        "\n" + blocks(
+            features_code(recipe),
+            targets_code(recipe, torch_tensors=True),
+            augment_code(recipe),
+        ),
         section("network"),
         "\n" + blocks(
             BATCH_NORM_CODE if any(la.batch_norm for la in recipe.layers) else "",

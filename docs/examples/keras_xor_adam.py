@@ -42,6 +42,7 @@ def features(points):
     x1, x2 = points[:, 0], points[:, 1]
     return np.column_stack([x1, x2])
 
+
 def targets(labels):
     """The loss's targets: the labels as a column (n, 1)."""
     return labels.reshape(-1, 1)
