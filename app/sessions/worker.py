@@ -732,6 +732,10 @@ class Worker:
         wall_end = due if runner.may_emit and due > now else math.inf
         record = runner.subscribers > 0 and session.config.lockstep
         paced = runner.paced
+        # Behind on the epochs with this page's frame at its deadline (before the next turn):
+        # one new epoch, then the frame, the rest of the slice to the other sessions' turns.
+        frame_first = (paced and self.behind and runner.may_emit
+                       and self._frame_due(runner, now, self.round_seconds))
         trained = 0
         while session.is_training and (not paced or runner.due(now)):
             session.train_one_epoch()
@@ -746,7 +750,7 @@ class Worker:
                     runner.lockstep_first = session.epoch
                     runner.lockstep_history = session.history_id
                 runner.lockstep.append(flat_weights(session))
-            if time.thread_time() >= cpu_end or time.monotonic() >= wall_end:
+            if frame_first or time.thread_time() >= cpu_end or time.monotonic() >= wall_end:
                 break
         if trained:
             runner.dirty = True
