@@ -6,24 +6,15 @@ Gold: the counts of checkpoint messages per pass, by hand (2, 2, 1 for five due 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from app.sessions.config import SessionConfig
 from app.sessions.session import TrainingSession
 from app.sessions.worker import PERIODIC_CHECKPOINTS, Runner, Worker
+from tests.sessions.worker_sink import Sink
 
 
-class Sink:
-    """The worker's pipe: records what the worker sends, never has calls."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[Any, ...]] = []
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        self.sent.append(message)
-
-    def poll(self, timeout: float) -> bool:
-        return False
+class CheckpointSink(Sink):
+    """The worker's pipe (tests/sessions/worker_sink.py) and what this test reads of it."""
 
     def checkpoints(self) -> list[str]:
         ids = [m[1].session_id for m in self.sent if m[0] == "checkpoint"]
@@ -31,9 +22,9 @@ class Sink:
         return ids
 
 
-def due_worker(count: int) -> tuple[Worker, Sink]:
+def due_worker(count: int) -> tuple[Worker, CheckpointSink]:
     """`count` running sessions, each stored once and changed since, due (not urgent)."""
-    sink = Sink()
+    sink = CheckpointSink()
     worker = Worker(sink, checkpoint_seconds=5.0)  # type: ignore[arg-type]
     for n in range(count):
         session = TrainingSession(SessionConfig(), f"s{n}")

@@ -6,7 +6,6 @@ epochs in it. Gold: the deadline computed by hand (0.09 s - 1/30 s of cadence = 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 
@@ -14,19 +13,11 @@ from app.sessions import worker as worker_module
 from app.sessions.config import SessionConfig
 from app.sessions.session import TrainingSession
 from app.sessions.worker import Runner, Worker
+from tests.sessions.worker_sink import Sink
 
 
-class Sink:
-    """The worker's pipe: records what the worker sends, never has calls."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[Any, ...]] = []
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        self.sent.append(message)
-
-    def poll(self, timeout: float) -> bool:
-        return False
+class FrameSink(Sink):
+    """The worker's pipe (tests/sessions/worker_sink.py) and what this test reads of it."""
 
     def frames(self) -> list[tuple[str, int]]:
         """(session id, last epoch) of the frames sent, in order."""
@@ -34,10 +25,10 @@ class Sink:
                 for sid, part in m[1]]
 
 
-def late_worker(frame_age: float) -> tuple[Worker, Sink, list[Runner]]:
+def late_worker(frame_age: float) -> tuple[Worker, FrameSink, list[Runner]]:
     """Three watched sessions at pace 20, each two epochs late (the worker is behind), whose
     frame fell due `frame_age` seconds ago, with an epoch no frame carried yet."""
-    sink = Sink()
+    sink = FrameSink()
     worker = Worker(sink)  # type: ignore[arg-type]
     runners = [Runner(TrainingSession(SessionConfig(speed=20.0), f"s{n}"), subscribers=1)
                for n in range(3)]

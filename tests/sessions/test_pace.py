@@ -26,6 +26,7 @@ from app.sessions.config import SessionConfig
 from app.sessions.frames import FramePart
 from app.sessions.session import TrainingSession
 from app.sessions.worker import CATCH_UP, Runner, Worker, worker_main
+from tests.sessions.worker_sink import Sink
 
 
 class WorkerClient:
@@ -298,17 +299,8 @@ def test_no_new_frame_is_built_until_the_last_one_was_taken() -> None:
         client.close()
 
 
-class Sink:
-    """Stands in for the worker's pipe: records what the worker sends, never has calls."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[Any, ...]] = []
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        self.sent.append(message)
-
-    def poll(self, timeout: float) -> bool:
-        return False
+class FrameSink(Sink):
+    """The worker's pipe (tests/sessions/worker_sink.py) and what this test reads of it."""
 
     def frames(self) -> list[str]:
         """The session ids of the frames sent, in order."""
@@ -316,7 +308,7 @@ class Sink:
 
 
 def test_frames_wait_while_a_paced_session_is_late_on_its_epochs() -> None:
-    sink = Sink()
+    sink = FrameSink()
     worker = Worker(sink)  # type: ignore[arg-type]
     late, watched = (Runner(TrainingSession(SessionConfig(speed=20.0), name), subscribers=1)
                      for name in ("late", "watched"))
