@@ -29,7 +29,7 @@ mid-run changes make a script say at the top that it is not exact, and why.
 from __future__ import annotations
 
 from app.codegen import source
-from app.codegen.numpy_script import _augment_code as augment_code
+from app.codegen.numpy_script import augment_code
 from app.codegen.recipe import LayerRecipe, Recipe
 
 # The Keras optimizer class and the keyword arguments it takes, per engine class.
@@ -468,44 +468,7 @@ def loop_code(recipe: Recipe, setup: str, batch: str, step: str, inputs: str) ->
     stopping. `setup`: lines at the start of train (indented); `batch`: the batch's indices
     from `order` and `start`; `step`: the call that trains on x_train, y_train at `batch`;
     `inputs`: the network's inputs from `points`."""
-    early = ""
-    if recipe.early_stopping_patience is not None:
-        early = '''
-        # Early stopping as the playground's: stop once the test loss has not improved on its
-        # best for PATIENCE epochs in a row.
-        if test_loss < best_test_loss:
-            best_test_loss, wait = test_loss, 0
-        else:
-            wait += 1
-            if wait >= PATIENCE:
-                print(f"early stopping after epoch {epoch + 1}")
-                break
-'''
-    report_every = max(1, recipe.epochs // 10)
-    always = recipe.early_stopping_patience is not None
-    show = ('print(f"epoch {epoch + 1}: train loss {train_loss:.6f}, '
-            'test loss {test_loss:.6f}")\n')
-    if report_every == 1:
-        evaluate_line = "        train_loss, test_loss = evaluate(model)\n        " + show
-    elif always:
-        evaluate_line = (
-            "        train_loss, test_loss = evaluate(model)\n"
-            f"        if (epoch + 1) % {report_every} == 0:\n            " + show
-        )
-    else:
-        evaluate_line = (
-            f"        if (epoch + 1) % {report_every} == 0:\n"
-            "            train_loss, test_loss = evaluate(model)\n            " + show
-        )
-    best = "    best_test_loss, wait = np.inf, 0\n" if always else ""
-    if recipe.augmentation is None:
-        best += "    x_train, y_train = X_TRAIN, Y_TRAIN\n"
-        epoch_data = ""
-    else:
-        epoch_data = (
-            "        points, labels = augment(TRAIN_POINTS[:, :2], TRAIN_POINTS[:, 2])\n"
-            f"        x_train, y_train = {inputs}, targets(labels)\n"
-        )
+    best, epoch_data, evaluate_line, early = source.epoch_code(recipe, inputs)
     spawn = tuple(recipe.order_spawn_key)
     return f'''
 

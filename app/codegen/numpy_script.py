@@ -615,50 +615,13 @@ def _training_code(recipe: Recipe) -> str:
         )
     else:
         step = "    grad = model.layers[-1].backward(output_gradient(y_pred, y))\n"
-    early = ""
-    if recipe.early_stopping_patience is not None:
-        early = '''
-        # Early stopping as the playground's: stop once the test loss has not improved on its
-        # best for PATIENCE epochs in a row.
-        if test_loss < best_test_loss:
-            best_test_loss, wait = test_loss, 0
-        else:
-            wait += 1
-            if wait >= PATIENCE:
-                print(f"early stopping after epoch {epoch + 1}")
-                break
-'''
-    report_every = max(1, recipe.epochs // 10)
-    evaluate_always = recipe.early_stopping_patience is not None
     noise = (
         "# Dropout masks and RReLU slopes: the playground's noise generator, same order.\n"
         "noise_rng = np.random.default_rng(np.random.SeedSequence(SEED, spawn_key="
         f"{tuple(recipe.noise_spawn_key)!r}))\n"
         if uses_noise else ""
     )
-    show = ('print(f"epoch {epoch + 1}: train loss {train_loss:.6f}, '
-            'test loss {test_loss:.6f}")\n')
-    if report_every == 1:
-        evaluate_line = "        train_loss, test_loss = evaluate(model)\n        " + show
-    elif evaluate_always:
-        evaluate_line = (
-            "        train_loss, test_loss = evaluate(model)\n"
-            f"        if (epoch + 1) % {report_every} == 0:\n            " + show
-        )
-    else:
-        evaluate_line = (
-            f"        if (epoch + 1) % {report_every} == 0:\n"
-            "            train_loss, test_loss = evaluate(model)\n            " + show
-        )
-    best = "    best_test_loss, wait = np.inf, 0\n" if evaluate_always else ""
-    if recipe.augmentation is None:
-        best += "    x_train, y_train = X_TRAIN, Y_TRAIN\n"
-        epoch_data = ""
-    else:
-        epoch_data = (
-            "        points, labels = augment(TRAIN_POINTS[:, :2], TRAIN_POINTS[:, 2])\n"
-            "        x_train, y_train = features(points), targets(labels)\n"
-        )
+    best, epoch_data, evaluate_line, early = source.epoch_code(recipe, "features(points)")
     output = (
         "model.predict(X_ALL)\n    output = model.layers[-1].z  # the logits"
         if recipe.fused else "output = model.predict(X_ALL)"
@@ -757,7 +720,7 @@ def augment(points, labels):
 '''
 
 
-def _augment_code(recipe: Recipe) -> str:
+def augment_code(recipe: Recipe) -> str:
     """The augmentation's constants, generator and function, or "" without augmentation."""
     spec = recipe.augmentation
     if spec is None:
@@ -845,7 +808,7 @@ def render(recipe: Recipe) -> str:
         _section("inputs"),
         _features_code(recipe),
         _targets_code(recipe),
-        _augment_code(recipe),
+        augment_code(recipe),
         _section("activations, each with its backward (dL/dz from dL/da)"),
         _activations_code(recipe),
         _section("loss"),

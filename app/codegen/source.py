@@ -116,3 +116,49 @@ def file_name(recipe: Recipe, framework: str) -> str:
     shape = "-".join(str(n) for n in [len(recipe.features), *(la.units for la in recipe.layers)])
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in recipe.dataset)
     return f"{stem}_{shape}_{framework}.py"
+
+
+def epoch_code(recipe: Recipe, inputs: str) -> tuple[str, str, str, str]:
+    """The pieces of a script's epoch loop that every framework writes alike: the lines before
+    the loop (the best test loss, the fixed training arrays), an epoch's augmented data,
+    its evaluation and progress print (every epoch when early stopping needs the test loss),
+    and early stopping. `inputs`: the network's inputs from `points`."""
+    early = ""
+    if recipe.early_stopping_patience is not None:
+        early = '''
+        # Early stopping as the playground's: stop once the test loss has not improved on its
+        # best for PATIENCE epochs in a row.
+        if test_loss < best_test_loss:
+            best_test_loss, wait = test_loss, 0
+        else:
+            wait += 1
+            if wait >= PATIENCE:
+                print(f"early stopping after epoch {epoch + 1}")
+                break
+'''
+    report_every = max(1, recipe.epochs // 10)
+    always = recipe.early_stopping_patience is not None
+    show = ('print(f"epoch {epoch + 1}: train loss {train_loss:.6f}, '
+            'test loss {test_loss:.6f}")\n')
+    if report_every == 1:
+        evaluate_line = "        train_loss, test_loss = evaluate(model)\n        " + show
+    elif always:
+        evaluate_line = (
+            "        train_loss, test_loss = evaluate(model)\n"
+            f"        if (epoch + 1) % {report_every} == 0:\n            " + show
+        )
+    else:
+        evaluate_line = (
+            f"        if (epoch + 1) % {report_every} == 0:\n"
+            "            train_loss, test_loss = evaluate(model)\n            " + show
+        )
+    best = "    best_test_loss, wait = np.inf, 0\n" if always else ""
+    if recipe.augmentation is None:
+        best += "    x_train, y_train = X_TRAIN, Y_TRAIN\n"
+        epoch_data = ""
+    else:
+        epoch_data = (
+            "        points, labels = augment(TRAIN_POINTS[:, :2], TRAIN_POINTS[:, 2])\n"
+            f"        x_train, y_train = {inputs}, targets(labels)\n"
+        )
+    return best, epoch_data, evaluate_line, early

@@ -41,7 +41,7 @@ from app.codegen.keras_script import (
     targets_code,
     tidy,
 )
-from app.codegen.numpy_script import _augment_code as augment_code
+from app.codegen.numpy_script import augment_code
 from app.codegen.recipe import LayerRecipe, Recipe
 
 MODULES: dict[str, str] = {
