@@ -30,7 +30,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from app.backends import SessionBackend
-from app.backends.ray_shard import DIRECTORY, Directory, Shard, shard_name
+from app.backends.ray_directory import DIRECTORY, Directory
+from app.backends.ray_shard import Shard, shard_name
 from app.sessions.worker_link import WorkerHandle
 from app.storage.database import database_url
 

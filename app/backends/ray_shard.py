@@ -18,9 +18,9 @@ process died (`max_restarts=-1`); the new incarnation asks the directory which s
 and restores each from its last database checkpoint, paused; replicas see the new incarnation
 in their next pull and reseed their watchers ("restored", then a fresh hello).
 
-The directory actor (`Directory`) is the session -> shard map plus each session's owner hash and
-address: placement (the least-loaded shard) and the session quotas are decided there, over every
-replica's sessions. Actor methods run one at a time, so a check and its reservation are atomic.
+The directory actor (`Directory`, app/backends/ray_directory.py) is the session -> shard map
+plus each session's owner hash and address: placement and the session quotas are decided there,
+over every replica's sessions.
 
 The classes are plain Python; app/backends/ray_backend.py wraps them with `ray.remote`.
 """
@@ -37,7 +37,8 @@ import time
 from collections import Counter, deque
 from typing import Any
 
-DIRECTORY = "nnpg-directory"
+from app.backends.ray_directory import DIRECTORY
+
 SHARD = "nnpg-shard-{}"
 REPLICA_CHECK = 1.0  # s between two looks for replicas that stopped pulling
 
@@ -334,60 +335,3 @@ class Shard:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every checkpoint handed to the writer is written (tests)."""
         return self.writer.flush(timeout) if self.writer is not None else True
-
-
-class Directory:
-    """Session -> (shard, owner hash, address) for every replica; placement and quotas."""
-
-    def __init__(self) -> None:
-        self.sessions: dict[str, tuple[int, str, str]] = {}
-        self.owners: list[str] = []  # every owner hash that created a session, in order
-        self.known: set[str] = set()
-
-    def place(
-        self, session_id: str, owner: str, address: str, shards: list[int], limits: dict[str, int]
-    ) -> tuple[int | None, str | None]:
-        """Reserve a session on the least-loaded of `shards`: (shard, None), or (None, why)
-        when a quota refuses it (the 429 detail, naming the setting)."""
-        total = len(self.sessions)
-        if total >= limits["max_sessions"]:
-            return None, f"{total} sessions exist; max_sessions = {limits['max_sessions']}"
-        owned = sum(o == owner for _, o, _ in self.sessions.values()) if owner else 0
-        if owner and owned >= limits["max_sessions_per_owner"]:
-            return None, (
-                f"this owner has {owned} live sessions; max_sessions_per_owner = "
-                f"{limits['max_sessions_per_owner']} (delete one, or wait for one to expire)")
-        near = sum(a == address for _, _, a in self.sessions.values()) if address else 0
-        if address and near >= limits["max_sessions_per_address"]:
-            return None, (
-                f"address {address} has {near} live sessions; max_sessions_per_address = "
-                f"{limits['max_sessions_per_address']}")
-        load = Counter(s for s, _, _ in self.sessions.values())
-        shard = min(shards, key=lambda s: (load[s], s))
-        self.sessions[session_id] = (shard, owner, address)
-        if owner and owner not in self.known:
-            self.known.add(owner)
-            self.owners.append(owner)
-        return shard, None
-
-    def owners_since(self, seen: int) -> tuple[list[str], int]:
-        """The owner hashes after the first `seen` ones, and how many there are now: each
-        replica keeps its owner registry up to date with these (a token issued by one replica
-        works on every replica)."""
-        return self.owners[seen:], len(self.owners)
-
-    def lookup(self, session_id: str) -> tuple[int, str, str] | None:
-        """(shard, owner hash, address) of a session, or None."""
-        return self.sessions.get(session_id)
-
-    def release(self, session_id: str) -> None:
-        """A session was deleted (or its create failed)."""
-        self.sessions.pop(session_id, None)
-
-    def sessions_on(self, shard: int) -> list[str]:
-        """The sessions placed on a shard (a restarted shard restores them)."""
-        return [s for s, (where, _, _) in self.sessions.items() if where == shard]
-
-    def count(self) -> int:
-        """Sessions placed."""
-        return len(self.sessions)

@@ -11,7 +11,8 @@ import threading
 import time
 from typing import Any
 
-from app.backends.ray_shard import Directory, ShardConn
+from app.backends.ray_directory import Directory
+from app.backends.ray_shard import ShardConn
 from app.sessions.worker import Worker
 from app.storage import SessionCheckpoint
 
