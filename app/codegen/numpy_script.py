@@ -575,7 +575,8 @@ def _build_code(recipe: Recipe) -> str:
                 f"        BatchNormalization({layer.units}, momentum="
                 f"{source.number(layer.bn_momentum)}, epsilon={source.number(layer.bn_epsilon)}),"
             )
-            lines.append(f'        Activation("{layer.activation}"),')
+            if layer.activation not in ("prelu", "rrelu"):  # those two are layers below
+                lines.append(f'        Activation("{layer.activation}"),')
         if layer.activation == "prelu":
             lines.append(f"        PReLU({layer.units}),")
         if layer.activation == "rrelu":

@@ -270,8 +270,10 @@ class Recipe:
 
 
 def _activation_of(layer: Any) -> tuple[str, dict[str, float]]:
-    """(name, parameters) of a Dense's or an Activation layer's activation."""
-    inner = getattr(layer, "activation_layer", None)
+    """(name, parameters) of a Dense's or an Activation layer's activation, or of a PReLU or
+    RReLU layer itself (the activation after a batch norm)."""
+    inner = layer if type(layer).__name__ in ("PReLU", "RReLU") else None
+    inner = getattr(layer, "activation_layer", inner)
     if inner is not None:
         if type(inner).__name__ == "RReLU":
             return "rrelu", {"lower": float(inner.lower), "upper": float(inner.upper)}

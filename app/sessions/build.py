@@ -9,7 +9,7 @@ import numpy as np
 
 from app.datasets import USER_DATA_NAME, Dataset, dataset_from_points, featurize, make_dataset
 from app.engine import constraints, optimizers, regularizers
-from app.engine.layers import Activation, Dense, Dropout, Input, Layer
+from app.engine.layers import Activation, Dense, Dropout, Input, Layer, PReLU, RReLU
 from app.engine.layers_norm import BatchNormalization
 from app.engine.model import Sequential
 from app.sessions.config import OUTPUT_ACTIVATION, SessionConfig
@@ -144,7 +144,7 @@ def make_model(config: SessionConfig) -> BuiltModel:
         if spec.batch_norm:
             block["batch_norm"] = len(layers)
             layers.append(BatchNormalization())
-            layers.append(Activation(spec.activation))
+            layers.append(activation_after_norm(spec.activation))
         neuron_indices.append(len(layers) - 1)
         if spec.dropout > 0.0:
             layers.append(Dropout(spec.dropout))
@@ -174,6 +174,16 @@ def make_model(config: SessionConfig) -> BuiltModel:
     )
     parameters = list(model.parameters().values())
     return BuiltModel(model, dense_indices, neuron_indices, blocks, fused, parameters)
+
+
+def activation_after_norm(activation: str) -> Layer:
+    """The activation that follows a batch norm: its own layer (PReLU's slope and RReLU's
+    generator are state, so they are layers rather than functions, as in Keras)."""
+    if activation == "prelu":
+        return PReLU()
+    if activation == "rrelu":
+        return RReLU()
+    return Activation(activation)
 
 
 def init_generator(seed: int, init_draw: int) -> np.random.Generator:

@@ -55,6 +55,15 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "dataset": "spiral-3", "n_samples": 45, "optimizer": "rmsprop", "max_norm": 0.6,
         "layers": [{"units": 4, "activation": "relu", "batch_norm": True}, {"units": 3}],
     },
+    # PReLU / RReLU after a batch norm: their own layers, after the norm (as in Keras).
+    "binary_prelu_batchnorm_adam": {
+        **SMALL, "dataset": "xor", "optimizer": "adam", "learning_rate": 0.01,
+        "layers": [{"units": 3, "activation": "prelu", "batch_norm": True}],
+    },
+    "multiclass_rrelu_batchnorm_sgd": {
+        "dataset": "blobs-3", "n_samples": 45,
+        "layers": [{"units": 3, "activation": "rrelu", "batch_norm": True}],
+    },
     "regression_tanh_early_stopping": {
         "dataset": "reg-plane", "n_samples": 40, "layers": [{"units": 3}],
         "learning_rate": 0.3, "early_stopping_patience": 0, "batch_size": 7,
