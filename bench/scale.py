@@ -11,7 +11,8 @@ Each session plays flat out (or at `--speed`) with one websocket client, as benc
 (b). Printed per backend: epochs/s and frames/s per session (min, median), /health p50/p99 on
 each replica, the CPU of the server side (web processes, workers or shards, and Ray's own
 processes) and of other programs in the window (figures count only with others <= 0.15 cores),
-and for ray the actor calls per second (batched pushes and pulls) and frames per call.
+and for ray the batches per second on the replicas' shard connections (app/backends/shard_wire.py)
+and messages per batch.
 Targets (issue 12): ray >= 80% of local's epochs/s and frames/s per session, /health p99 < 100 ms
 on each replica.
 """
@@ -91,8 +92,12 @@ def base_env(marker: str) -> dict[str, str]:
 
 def serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [str(BIN / "nn-playground"), "--port", str(port)], cwd=ROOT, env=env,
-        stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        [str(BIN / "nn-playground"), "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -120,7 +125,11 @@ def kill_marked(marker: str) -> None:
 
 
 async def measure(
-    bases: list[str], sessions: int, seconds: float, warmup: float, speed: float | None,
+    bases: list[str],
+    sessions: int,
+    seconds: float,
+    warmup: float,
+    speed: float | None,
     marker: str,
 ) -> dict[str, Any]:
     """Create the sessions round-robin over `bases`, watch each through the next base, and
@@ -139,13 +148,18 @@ async def measure(
     tasks = []
     for (where, session), tally in zip(created, tallies, strict=True):
         watched = bases[(where + 1) % len(bases)].replace("http", "ws", 1)  # the other replica
-        tasks.append(asyncio.create_task(
-            watcher(watched + session["ws_url"], session["owner_token"], tally, start, done)))
+        tasks.append(
+            asyncio.create_task(
+                watcher(watched + session["ws_url"], session["owner_token"], tally, start, done)
+            )
+        )
     latencies: list[list[float]] = [[] for _ in bases]
     await asyncio.sleep(warmup)
     start.set()
-    health = [asyncio.create_task(poll_health(b, lat, done))
-              for b, lat in zip(bases, latencies, strict=True)]
+    health = [
+        asyncio.create_task(poll_health(b, lat, done))
+        for b, lat in zip(bases, latencies, strict=True)
+    ]
     began = time.perf_counter()
     ours, machine, client = cpu_by_marker(marker), machine_cpu(), own_cpu()
     await asyncio.sleep(seconds)
@@ -157,36 +171,53 @@ async def measure(
     await asyncio.gather(*tasks, *health)
     async with httpx.AsyncClient(timeout=60) as http:
         for where, session in created:
-            await http.delete(f"{bases[where]}/api/sessions/{session['id']}",
-                              headers={"Authorization": f"Bearer {session['owner_token']}"})
+            await http.delete(
+                f"{bases[where]}/api/sessions/{session['id']}",
+                headers={"Authorization": f"Bearer {session['owner_token']}"},
+            )
     epochs = [(t.last_epoch - (t.first_epoch or 0)) / elapsed for t in tallies]
     frames = [t.frames / elapsed for t in tallies]
     p99s = []
     for lat in latencies:
         ordered = sorted(lat) or [0.0]
-        p99s.append((ordered[len(ordered) // 2] * 1000,
-                     ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000))
+        p99s.append(
+            (
+                ordered[len(ordered) // 2] * 1000,
+                ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+            )
+        )
     return {
-        "elapsed": elapsed, "epochs": epochs, "frames": frames, "health": p99s,
-        "server_cores": ours / elapsed, "client_cores": client / elapsed,
+        "elapsed": elapsed,
+        "epochs": epochs,
+        "frames": frames,
+        "health": p99s,
+        "server_cores": ours / elapsed,
+        "client_cores": client / elapsed,
         "other_cores": max(0.0, (machine - ours - client) / elapsed),
         # Epoch rows are counted by the flat-out client only (the paced one reads headers).
-        "gaps": None if speed is not None else sum(
-            t.rows < t.last_epoch - (t.first_epoch or 0) for t in tallies),
+        "gaps": None
+        if speed is not None
+        else sum(t.rows < t.last_epoch - (t.first_epoch or 0) for t in tallies),
     }
 
 
 def print_result(name: str, result: dict[str, Any]) -> None:
     epochs, frames = result["epochs"], result["frames"]
-    print(f"== {name}: {len(epochs)} sessions, {result['elapsed']:.1f} s window; server side "
-          f"{result['server_cores']:.2f} cores, this client {result['client_cores']:.2f}, "
-          f"other programs {result['other_cores']:.2f} (counts if <= 0.15)")
+    print(
+        f"== {name}: {len(epochs)} sessions, {result['elapsed']:.1f} s window; server side "
+        f"{result['server_cores']:.2f} cores, this client {result['client_cores']:.2f}, "
+        f"other programs {result['other_cores']:.2f} (counts if <= 0.15)"
+    )
     print(f"   idle (no sessions): {result['idle']:.3f} cores")
-    print(f"   epochs/s per session: min {min(epochs):.0f}  median "
-          f"{statistics.median(epochs):.0f}  total {sum(epochs):.0f}")
-    print(f"   frames/s per session: min {min(frames):.1f}  median "
-          f"{statistics.median(frames):.1f}  total {sum(frames):.0f}; sessions missing "
-          f"epoch rows: {'not counted (paced)' if result['gaps'] is None else result['gaps']}")
+    print(
+        f"   epochs/s per session: min {min(epochs):.0f}  median "
+        f"{statistics.median(epochs):.0f}  total {sum(epochs):.0f}"
+    )
+    print(
+        f"   frames/s per session: min {min(frames):.1f}  median "
+        f"{statistics.median(frames):.1f}  total {sum(frames):.0f}; sessions missing "
+        f"epoch rows: {'not counted (paced)' if result['gaps'] is None else result['gaps']}"
+    )
     for i, (p50, p99) in enumerate(result["health"]):
         print(f"   /health on replica {i}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
 
@@ -207,8 +238,9 @@ def run_local(args: argparse.Namespace) -> dict[str, Any]:
         wait_ready(base)
         time.sleep(args.settle)  # the worker processes warm up
         idle = idle_cores(marker, args.idle)
-        result = asyncio.run(measure([base], args.sessions, args.seconds, args.warmup,
-                                     args.speed, marker))
+        result = asyncio.run(
+            measure([base], args.sessions, args.seconds, args.warmup, args.speed, marker)
+        )
         result["idle"] = idle
         return result
     finally:
@@ -222,15 +254,32 @@ def run_ray(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     env = base_env(marker)
     port = free_port()
     head = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}",
-         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--object-store-memory=100000000",
-         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={marker}/ray",
-         f"--dashboard-agent-listen-port={free_port()}"],
-        env=env, stdout=(Path(marker) / "head.log").open("wb"), stderr=subprocess.STDOUT,
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--object-store-memory=100000000",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={marker}/ray",
+            f"--dashboard-agent-listen-port={free_port()}",
+        ],
+        env=env,
+        stdout=(Path(marker) / "head.log").open("wb"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    env.update({"RAY_ADDRESS": f"127.0.0.1:{port}", "NN_PLAYGROUND_BACKEND": "ray",
-                "NN_PLAYGROUND_RAY_SHARDS": str(args.shards)})
+    env.update(
+        {
+            "RAY_ADDRESS": f"127.0.0.1:{port}",
+            "NN_PLAYGROUND_BACKEND": "ray",
+            "NN_PLAYGROUND_RAY_SHARDS": str(args.shards),
+        }
+    )
     replicas, bases = [], []
     try:
         for i in range(2):
@@ -243,8 +292,9 @@ def run_ray(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         idle = idle_cores(marker, args.idle)
         calls_before = shard_calls(env["RAY_ADDRESS"], args.shards)
         began = time.perf_counter()
-        result = asyncio.run(measure(bases, args.sessions, args.seconds, args.warmup,
-                                     args.speed, marker))
+        result = asyncio.run(
+            measure(bases, args.sessions, args.seconds, args.warmup, args.speed, marker)
+        )
         span = time.perf_counter() - began
         calls_after = shard_calls(env["RAY_ADDRESS"], args.shards)
         calls = {k: (calls_after[k] - calls_before[k]) / span for k in calls_before}
@@ -259,17 +309,19 @@ def run_ray(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def shard_calls(address: str, shards: int) -> dict[str, float]:
-    """Pushes, pulls and messages pulled so far, summed over the shards (a driver process)."""
+    """Batches in and out of the shards' connections and messages sent so far, summed over the
+    shards (a driver process)."""
     script = (
         "import json, ray\n"
         f"ray.init(address={address!r}, namespace='nn_playground', log_to_driver=False)\n"
         f"s = [ray.get(ray.get_actor(f'nnpg-shard-{{i}}').stats.remote())\n"
         f"     for i in range({shards})]\n"
-        "keys = ('pushes', 'pulls', 'messages_out')\n"
+        "keys = ('batches_in', 'batches_out', 'messages_out')\n"
         "print(json.dumps({k: sum(x[k] for x in s) for k in keys}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     import json
 
     counts: dict[str, float] = json.loads(out.strip().splitlines()[-1])
@@ -284,20 +336,29 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--speed", type=float, default=None, help="default: flat out")
     parser.add_argument("--shards", type=int, default=2)
-    parser.add_argument("--idle", type=float, default=5.0,
-                        help="seconds of the idle CPU measurement before the sessions")
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=5.0,
+        help="seconds of the idle CPU measurement before the sessions",
+    )
     args = parser.parse_args()
     local = run_local(args)
     print_result("local backend (one server, a worker process per core)", local)
     remote, calls = run_ray(args)
     print_result(f"ray backend ({args.shards} shard actors, 2 replicas, watched across)", remote)
-    print(f"   actor calls/s: pushes {calls['pushes']:.0f}, pulls {calls['pulls']:.0f}; "
-          f"messages per pull {calls['messages_out'] / max(calls['pulls'], 1):.2f}")
+    print(
+        f"   wire batches/s: to the shards {calls['batches_in']:.0f}, from them "
+        f"{calls['batches_out']:.0f}; messages per batch from them "
+        f"{calls['messages_out'] / max(calls['batches_out'], 1):.2f}"
+    )
     ratio_e = statistics.median(remote["epochs"]) / max(statistics.median(local["epochs"]), 1e-9)
     ratio_f = statistics.median(remote["frames"]) / max(statistics.median(local["frames"]), 1e-9)
     worst = max(p99 for _, p99 in remote["health"])
-    print(f"== ray vs local (median session): epochs/s {ratio_e:.2f}x, frames/s {ratio_f:.2f}x "
-          f"(target >= 0.80); worst replica /health p99 {worst:.1f} ms (target < 100)")
+    print(
+        f"== ray vs local (median session): epochs/s {ratio_e:.2f}x, frames/s {ratio_f:.2f}x "
+        f"(target >= 0.80); worst replica /health p99 {worst:.1f} ms (target < 100)"
+    )
     return 0
 
 

@@ -4,26 +4,29 @@ Each replica joins the Ray cluster (`ray.init(address=RAY_ADDRESS)`), gets or cr
 actors `nnpg-shard-0..N-1` and the directory actor `nnpg-directory` (named, detached, in the
 fixed namespace `ray_namespace`, so every replica finds the same ones and they outlive the
 replica that created them), and keeps one `ShardLink` per shard: a WorkerHandle (the manager's
-worker link) whose "pipe" is two threads:
-
-- a writer that pushes the queued messages to the shard as one `push` call, waiting for it, so
-  the shard receives them in order (a threaded actor does not order concurrent calls);
-- a reader that pulls everything the shard has for this replica as one `pull` call (a long poll),
-  at most once per `ray_pull_interval`, and hands the batch to the event loop in order.
+worker link) whose "pipe" is a TCP connection to the shard (app/backends/shard_wire.py), served
+by asyncio streams on this replica's event loop. The messages of one pass of the loop go out as
+one batch, in order; the shard's batches (at most one per `ray_pull_interval`) are dispatched
+on the loop as they arrive. No thread of ours runs Ray's client code on the hot path: Ray is
+used to find or create the actors, to ask a shard for its endpoint (in a thread), and for the
+directory's placement, lookups, owners and running counts (cold paths).
 
 Sessions this replica never saw (created through another replica) are located through the
 directory on their first request (`locate`); creates are placed by the directory, which applies
-the session quotas over every replica's sessions. A shard that restarted (its process died and
-Ray started it again) shows a new incarnation in the next pull: calls in flight fail with 503,
-and watchers get {"type": "restored", "epoch": N} and a fresh hello, as after a worker death.
+the session quotas over every replica's sessions. When a shard's connection drops, calls in
+flight fail with 503 and the link reconnects to the endpoint Ray gives it: a shard that restarted
+(its process died and Ray started it again) shows a new incarnation, and watchers get
+{"type": "restored", "epoch": N} and a fresh hello, as after a worker death; the same shard
+after a dropped connection gets this replica's watchers again (a fresh hello each).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
-import queue
+import pickle
 import secrets
 import threading
 import time
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from app.backends import SessionBackend
 from app.backends.ray_directory import DIRECTORY, Directory
 from app.backends.ray_shard import Shard, shard_name
+from app.backends.shard_wire import HEADER, HEARTBEAT, MESSAGE_MAX, SILENCE, pack
 from app.sessions.worker_link import WorkerHandle
 from app.storage.database import database_url
 
@@ -39,157 +43,221 @@ if TYPE_CHECKING:
     from app.sessions.manager import SessionHandle, SessionManager
     from app.settings import Settings
 
-PULL_WAIT = 0.5  # s a pull waits at the shard for something to say (a long poll)
 RETRY = 0.2  # s between two tries to reach a shard that does not answer
-SHARD_CONCURRENCY = 64  # concurrent actor calls a shard serves (each replica: a push, a pull)
+ENDPOINT_TIMEOUT = 30.0  # s to wait for a shard's endpoint (a restarting shard answers late)
+CONNECT_TIMEOUT = 10.0  # s for a connection and its handshake
+FIRST_CONNECT = 60.0  # s a starting replica waits for its first connection to each shard
+SHARD_CONCURRENCY = 16  # concurrent actor calls a shard serves (endpoint, running, stats)
 OWNER_SYNC = 0.5  # s between two reads of the owners other replicas registered
+
+logger = logging.getLogger("nn_playground.backends")
+
+
+async def read_message(reader: asyncio.StreamReader) -> bytes:
+    """One wire message (shard_wire.py) from an asyncio stream."""
+    (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
+    if size > MESSAGE_MAX:
+        raise EOFError(f"a {size}-byte message is over the {MESSAGE_MAX}-byte limit")
+    return await reader.readexactly(size)
 
 
 def _ray() -> Any:
     try:
         import ray
     except ImportError:  # pragma: no cover - the message is the point
-        raise RuntimeError(
-            'NN_PLAYGROUND_BACKEND=ray needs Ray: pip install -e ".[ray]"'
-        ) from None
+        raise RuntimeError('NN_PLAYGROUND_BACKEND=ray needs Ray: pip install -e ".[ray]"') from None
     return ray
 
 
 class ShardLink(WorkerHandle):
-    """The manager's worker link to one shard actor (see the module docstring)."""
+    """The manager's worker link to one shard: a TCP connection on this replica's event loop
+    (see the module docstring and app/backends/shard_wire.py)."""
 
     def __init__(self, index: int, actor: Any, backend: RayBackend, manager: SessionManager):
-        # Not WorkerHandle.__init__: no process and no pipe; the same surface for the manager.
+        # Not WorkerHandle.__init__: no process, no pipe, no thread; the same surface for the
+        # manager. Built on the event loop; every method but send() and stop() runs there.
         self.index = index
         self.manager = manager
         self.actor = actor
         self.backend = backend
-        self.outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self.runner: Any = None  # no process of ours (app/ops/metrics.py asks)
         self.sessions = 0
         self.alive = True  # a shard that restarts is the same link: it stays alive
         self.ready = False
         self.taken: set[str] = set()
         self.incarnation: str | None = None
-        self.reachable = True
+        self.reachable = False
         self.stopping = False
-        self.pulls = 0
-        self.reader = threading.Thread(target=self._read, name=f"shard-{index}-pull", daemon=True)
-        self.writer = threading.Thread(target=self._write, name=f"shard-{index}-push", daemon=True)
-        self.reader.start()
-        self.writer.start()
+        self.connected = asyncio.Event()  # the first connection is up (start waits for it)
+        self.queue: list[tuple[Any, ...]] = []  # messages of this pass of the loop
+        self.stream: asyncio.StreamWriter | None = None
+        self.last_read = self.last_write = 0.0
+        self.batches_in = 0  # batches received from the shard (the benchmark counts them)
+        self.thread = threading.get_ident()  # the event loop's thread
+        self.task = manager.loop.create_task(self._run())
 
-    def _write(self) -> None:
-        """Push queued messages in order, one actor call per batch, each waited for."""
-        ray = _ray()
-        replica = self.backend.replica
-        while True:
-            message = self.outbox.get()
-            batch: list[tuple[Any, ...]] = []
-            while message is not None:
-                batch.append(message)
-                try:
-                    message = self.outbox.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                try:
-                    ray.get(self.actor.push.remote(replica, batch))
-                except Exception as error:  # the shard is down (restarting): those calls fail
-                    self._fail_calls(batch, f"shard {self.index} is unavailable: {error!r}"[:200])
-            if message is None:
-                return
+    # ---- sending -------------------------------------------------------------------------
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        """Queue one message for the shard (from any thread; order is kept): the messages
+        of one pass of the event loop go out as one batch."""
+        loop = self.manager.loop
+        if threading.get_ident() != self.thread:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
+                loop.call_soon_threadsafe(self.send, message)
+            return
+        if not self.queue:
+            loop.call_soon(self._flush)
+        self.queue.append(message)
+
+    def _flush(self) -> None:
+        batch, self.queue = self.queue, []
+        writer = self.stream
+        if writer is None or writer.is_closing():
+            self._fail_calls(batch, f"shard {self.index} is not reachable; try again")
+            return
+        writer.write(pack(pickle.dumps(batch, protocol=5)))
+        self.last_write = self.manager.loop.time()
 
     def _fail_calls(self, batch: list[tuple[Any, ...]], detail: str) -> None:
-        replies = [("reply", m[1], 503, detail) for m in batch if m[0] == "call"]
-        if replies:
-            with contextlib.suppress(RuntimeError):
-                self.manager.loop.call_soon_threadsafe(self.manager.dispatch_all, replies)
+        for message in batch:
+            if message[0] == "call":
+                self.manager.dispatch(("reply", message[1], 503, detail))
 
-    def _read(self) -> None:
-        """Pull this replica's messages, at most once per interval, and dispatch them."""
+    # ---- the connection ------------------------------------------------------------------
+
+    def _endpoint(self) -> tuple[str, int, str, str]:
+        """Where the shard listens (a Ray call: in a thread, off the event loop)."""
         ray = _ray()
-        replica = self.backend.replica
-        interval = self.manager.settings.ray_pull_interval
+        endpoint: tuple[str, int, str, str] = ray.get(
+            self.actor.endpoint.remote(), timeout=ENDPOINT_TIMEOUT
+        )
+        return endpoint
+
+    async def _run(self) -> None:
+        """Connect, serve the connection until it drops, reconnect; forever."""
         loop = self.manager.loop
         while not self.stopping:
-            started = time.monotonic()
+            writer = None
             try:
-                incarnation, ready, messages = ray.get(
-                    self.actor.pull.remote(replica, PULL_WAIT)
+                host, port, secret, incarnation = await asyncio.to_thread(self._endpoint)
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port), CONNECT_TIMEOUT
                 )
-            except Exception:
-                if self.reachable:
-                    self.reachable = False
-                    with contextlib.suppress(RuntimeError):
-                        loop.call_soon_threadsafe(self._unreachable)
-                time.sleep(RETRY)
-                continue
-            self.pulls += 1
-            self.reachable = True
-            self.ready = bool(ready)
-            if incarnation != self.incarnation:
-                restarted = self.incarnation is not None
-                self.incarnation = incarnation
-                if restarted:
-                    with contextlib.suppress(RuntimeError):
-                        loop.call_soon_threadsafe(self._restarted)
-            batch = []
+                writer.write(pack(f"{secret} {self.backend.replica}".encode()))
+                # Trusted: the address the shard registered in Ray (shard_wire.py).
+                incarnation, ready = pickle.loads(
+                    await asyncio.wait_for(read_message(reader), CONNECT_TIMEOUT)
+                )
+                self.stream, self.ready = writer, bool(ready)
+                self.last_read = self.last_write = loop.time()
+                self._connected(incarnation)
+                beat = loop.create_task(self._heartbeat(writer))
+                try:
+                    await self._dispatch_batches(reader)
+                finally:
+                    beat.cancel()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # any failure: the shard is down (or restarting)
+                logger.debug("shard %s connection: %r", self.index, error)
+            finally:
+                self.stream = None
+                if writer is not None:
+                    writer.close()
+            if self.reachable:
+                self.reachable = False
+                self._unreachable()
+            if not self.stopping:
+                await asyncio.sleep(RETRY)
+
+    def _connected(self, incarnation: str) -> None:
+        """A new connection: a restarted shard's sessions are reseeded with "restored"; after
+        a mere reconnect to the same shard, this replica's watchers subscribe again (the shard
+        dropped them when the old connection closed)."""
+        before, self.incarnation = self.incarnation, incarnation
+        self.reachable = True
+        self.taken.clear()
+        self.connected.set()
+        if before is None:
+            return
+        self._restarted(incarnation != before)
+
+    async def _dispatch_batches(self, reader: asyncio.StreamReader) -> None:
+        """Dispatch every batch the shard sends, in order, on the event loop."""
+        manager = self.manager
+        loop = manager.loop
+        while True:
+            ready, messages = pickle.loads(await read_message(reader))  # trusted (above)
+            self.last_read = loop.time()
+            self.ready = ready
+            if messages:
+                self.batches_in += 1
             for message in messages:
                 if message[0] == "removed":  # deleted through another replica
-                    batch.append(("removed", message[1]))
+                    manager.discard(message[1])
                 else:
-                    batch.append(message)
-            if batch:
-                try:
-                    loop.call_soon_threadsafe(self._dispatch, batch)
-                except RuntimeError:
-                    return
-            left = interval - (time.monotonic() - started)
-            if left > 0:
-                time.sleep(left)
+                    manager.dispatch(message)
 
-    def _dispatch(self, batch: list[tuple[Any, ...]]) -> None:
-        for message in batch:
-            if message[0] == "removed":
-                self.manager.discard(message[1])
-            else:
-                self.manager.dispatch(message)
+    async def _heartbeat(self, writer: asyncio.StreamWriter) -> None:
+        """An empty batch after a second of silence; a shard silent for SILENCE is dead."""
+        loop = self.manager.loop
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            now = loop.time()
+            if now - self.last_read > SILENCE:
+                writer.transport.abort()  # the read fails: reconnect
+                return
+            if now - self.last_write >= HEARTBEAT and not self.queue:
+                writer.write(pack(pickle.dumps([])))
+                self.last_write = now
 
     def _unreachable(self) -> None:
         """Runs on the loop: the shard does not answer; calls waiting on it fail with 503."""
         manager = self.manager
         for request_id, (future, _, target) in list(manager.pending.items()):
             if target is self and not future.done():
-                manager.dispatch(("reply", request_id, 503,
-                                  f"shard {self.index} is restarting; try again"))
+                manager.dispatch(
+                    ("reply", request_id, 503, f"shard {self.index} is restarting; try again")
+                )
 
-    def _restarted(self) -> None:
-        """Runs on the loop: the shard is a new incarnation (restored from the database)."""
+    def _restarted(self, restored: bool) -> None:
+        """Runs on the loop: the shard is a new incarnation (`restored`: its sessions came back
+        from the database, paused) or the same one after a lost connection."""
         self._unreachable()
-        self.taken.clear()
         handles = [h for h in self.manager.handles.values() if h.worker is self]
         for handle in handles:
-            handle.status = "paused"
+            if restored:
+                handle.status = "paused"
             for subscriber in handle.subscribers:
                 subscriber.part, subscriber.seeded = None, False
         if handles:
-            self.manager.loop.create_task(self._reseed(handles))
+            self.manager.loop.create_task(self._reseed(handles, restored))
 
-    async def _reseed(self, handles: list[SessionHandle]) -> None:
+    async def _reseed(self, handles: list[SessionHandle], restored: bool) -> None:
         from app.sessions.manager import SessionCallError
 
         manager = self.manager
+        if not restored:  # the same shard: the sessions are as they were
+            for handle in handles:
+                for subscriber in list(handle.subscribers):
+                    await manager.reseed(handle, subscriber)
+            return
         for handle in handles:
             try:
                 public = await self._get_when_back(handle.session_id)
             except SessionCallError as error:
-                manager.lose(handle.session_id, f"its shard restarted and it could not be "
-                             f"restored: {error.detail}")
+                manager.lose(
+                    handle.session_id,
+                    f"its shard restarted and it could not be restored: {error.detail}",
+                )
                 continue
             manager.track_status(handle, public)
             epoch = public.get("epoch", 0)
-            detail = (f"the shard running this session restarted; it was restored from its "
-                      f"checkpoint at epoch {epoch}, paused")
+            detail = (
+                f"the shard running this session restarted; it was restored from its "
+                f"checkpoint at epoch {epoch}, paused"
+            )
             for subscriber in list(handle.subscribers):
                 subscriber.push_control({"type": "restored", "epoch": epoch, "detail": detail})
                 await manager.reseed(handle, subscriber)
@@ -207,11 +275,18 @@ class ShardLink(WorkerHandle):
             await asyncio.sleep(RETRY)
 
     def stop(self, timeout: float) -> None:
-        """Leave the shard (it lives on: detached); its watchers of ours are dropped there."""
+        """Leave the shard (it lives on: detached; our watchers there end with the
+        connection). Called from a thread; RayBackend.stop closes the connection."""
         self.stopping = True
-        self.outbox.put(None)
-        self.writer.join(timeout)
-        self.reader.join(timeout)
+
+    async def close(self) -> None:
+        """On the loop: send what is queued, close the connection, end the task."""
+        self.stopping = True
+        if self.queue:
+            self._flush()
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
 
 
 class RayBackend(SessionBackend):
@@ -232,6 +307,10 @@ class RayBackend(SessionBackend):
         await asyncio.to_thread(self._join)
         shards = await asyncio.to_thread(self._shards)
         self.links = [ShardLink(i, actor, self, manager) for i, actor in enumerate(shards)]
+        with contextlib.suppress(TimeoutError):  # a shard that is not up yet: 503 until it is
+            await asyncio.wait_for(
+                asyncio.gather(*(link.connected.wait() for link in self.links)), FIRST_CONNECT
+            )
         await self.sync_owners(manager)
         self.owner_sync = asyncio.create_task(self._sync_owners_forever(manager))
         return list(self.links)
@@ -258,10 +337,18 @@ class RayBackend(SessionBackend):
                 log_to_driver=False,
                 configure_logging=False,
             )
-        self.directory = ray.remote(Directory).options(
-            name=DIRECTORY, namespace=self.settings.ray_namespace, lifetime="detached",
-            get_if_exists=True, num_cpus=0, max_restarts=-1,
-        ).remote()
+        self.directory = (
+            ray.remote(Directory)
+            .options(
+                name=DIRECTORY,
+                namespace=self.settings.ray_namespace,
+                lifetime="detached",
+                get_if_exists=True,
+                num_cpus=0,
+                max_restarts=-1,
+            )
+            .remote()
+        )
 
     def _shards(self) -> list[Any]:
         ray = _ray()
@@ -274,10 +361,21 @@ class RayBackend(SessionBackend):
         actor_class = ray.remote(Shard)
         return [
             actor_class.options(
-                name=shard_name(i), namespace=settings.ray_namespace, lifetime="detached",
-                get_if_exists=True, max_restarts=-1, max_concurrency=SHARD_CONCURRENCY,
+                name=shard_name(i),
+                namespace=settings.ray_namespace,
+                lifetime="detached",
+                get_if_exists=True,
+                max_restarts=-1,
+                max_concurrency=SHARD_CONCURRENCY,
                 num_cpus=settings.ray_shard_cpus,
-            ).remote(i, settings.ray_namespace, env, checkpoint, settings.ray_replica_timeout)
+            ).remote(
+                i,
+                settings.ray_namespace,
+                env,
+                checkpoint,
+                settings.ray_replica_timeout,
+                settings.ray_pull_interval,
+            )
             for i in range(max(1, settings.ray_shards))
         ]
 
@@ -286,8 +384,11 @@ class RayBackend(SessionBackend):
 
     def _limits(self) -> dict[str, int]:
         s = self.settings
-        return {"max_sessions": s.max_sessions, "max_sessions_per_owner": s.max_sessions_per_owner,
-                "max_sessions_per_address": s.max_sessions_per_address}
+        return {
+            "max_sessions": s.max_sessions,
+            "max_sessions_per_owner": s.max_sessions_per_owner,
+            "max_sessions_per_address": s.max_sessions_per_address,
+        }
 
     async def place(
         self, manager: SessionManager, session_id: str, owner: str, address: str
@@ -324,19 +425,27 @@ class RayBackend(SessionBackend):
         """The running quotas over every shard: the sessions of this owner and of this address
         that train now, as the shards themselves see them (not as any replica last heard)."""
         settings = self.settings
-        answers = await asyncio.gather(*(
-            link.actor.running.remote(handle.owner, handle.address, handle.session_id)
-            for link in self.links if link.reachable
-        ), return_exceptions=True)
+        answers = await asyncio.gather(
+            *(
+                link.actor.running.remote(handle.owner, handle.address, handle.session_id)
+                for link in self.links
+                if link.reachable
+            ),
+            return_exceptions=True,
+        )
         counts = [a for a in answers if isinstance(a, tuple)]
         by_owner = sum(n for n, _ in counts)
         by_address = sum(n for _, n in counts)
         if handle.owner and by_owner >= settings.max_running_per_owner:
-            return (f"this owner has {by_owner} sessions training; max_running_per_owner = "
-                    f"{settings.max_running_per_owner} (pause one first)")
+            return (
+                f"this owner has {by_owner} sessions training; max_running_per_owner = "
+                f"{settings.max_running_per_owner} (pause one first)"
+            )
         if handle.address and by_address >= settings.max_running_per_address:
-            return (f"address {handle.address} has {by_address} sessions training; "
-                    f"max_running_per_address = {settings.max_running_per_address}")
+            return (
+                f"address {handle.address} has {by_address} sessions training; "
+                f"max_running_per_address = {settings.max_running_per_address}"
+            )
         return None
 
     def released(self, session_id: str) -> None:
@@ -349,4 +458,6 @@ class RayBackend(SessionBackend):
             self.owner_sync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.owner_sync
+        for link in self.links:
+            await link.close()
         self.links = []

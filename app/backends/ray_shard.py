@@ -1,22 +1,25 @@
-"""The Ray side of the ray backend: shard actors and the directory actor (issue 12).
+"""The Ray side of the ray backend: shard actors (issue 12).
 
 A shard actor hosts many sessions by running the same `Worker` loop as a worker process
 (app/sessions/worker.py), in a thread of the actor, fed through `ShardConn` (the pipe's surface:
-poll, recv, send) instead of a pipe. Web replicas talk to it with two actor methods:
+poll, recv, send) instead of a pipe. Web replicas reach it over a plain TCP connection each
+(app/backends/shard_wire.py): Ray only creates, names, places and restarts the actor, and its
+`endpoint()` method tells a replica where to connect. Over the connection:
 
-- `push(replica, messages)`: the pipe's web -> worker messages of one replica, in order;
-  plus ("track", session_id, owner_hash, address) before a create (whose checkpoints these are).
-- `pull(replica, wait)`: everything the worker said to that replica since its last pull, in
-  order (replies to its calls, frames of the sessions it watches, job messages), as one batch:
-  one actor call per shard per pull interval per replica, however many sessions and clients.
+- a replica's pipe messages, in order; plus ("track", session_id, owner_hash, address) before a
+  create (whose checkpoints these are);
+- everything the worker says to that replica (replies to its calls, frames of the sessions it
+  watches, job messages), batched: at most one batch per `ray_pull_interval` per replica,
+  however many sessions and clients.
 
 So a frame crosses the network once per replica that watches its session, not once per client,
 and the worker's flow control ("taken") is unchanged: a frame is built only once a replica's
 client took the previous one. Checkpoints never leave the shard: it writes them to the database
-itself (app/storage/writer.py), so a replica that dies loses nothing. Ray restarts a shard whose
-process died (`max_restarts=-1`); the new incarnation asks the directory which sessions it had
-and restores each from its last database checkpoint, paused; replicas see the new incarnation
-in their next pull and reseed their watchers ("restored", then a fresh hello).
+itself (app/storage/writer.py), so a replica that dies loses nothing (and its connection's
+subscriptions end when the connection closes). Ray restarts a shard whose process died
+(`max_restarts=-1`); the new incarnation asks the directory which sessions it had and restores
+each from its last database checkpoint, paused; replicas lose their connection, reconnect to the
+new endpoint, see the new incarnation and reseed their watchers ("restored", then a fresh hello).
 
 The directory actor (`Directory`, app/backends/ray_directory.py) is the session -> shard map
 plus each session's owner hash and address: placement and the session quotas are decided there,
@@ -51,9 +54,10 @@ def shard_name(index: int) -> str:
 class ShardConn:
     """The Worker loop's "pipe" inside a shard actor, and the per-replica mailboxes.
 
-    The worker thread calls poll/recv/send as on a pipe; the actor's RPC threads call
-    `incoming` (a replica's messages) and `outgoing` (a replica's pull). Request ids are
-    rewritten to shard-wide ones so replies go back to the replica that asked.
+    The worker thread calls poll/recv/send as on a pipe; each replica connection's threads
+    (app/backends/shard_wire.py) call `incoming` (the replica's messages) and `outgoing` (what
+    to send it). Request ids are rewritten to shard-wide ones so replies go back to the replica
+    that asked.
     """
 
     def __init__(self, replica_timeout: float) -> None:
@@ -73,8 +77,8 @@ class ShardConn:
         self.live: set[str] = set()  # sessions the worker hosts (as of its replies)
         self.on_checkpoint: Any = None  # (SessionCheckpoint) -> None, set by the shard
         self.on_deleted: Any = None  # (session_id) -> None
-        self.pulls = 0
-        self.pushes = 0
+        self.batches_out = 0  # non-empty batches handed to a replica
+        self.batches_in = 0  # batches a replica sent
         self.messages_out = 0
 
     # ---- the worker thread's side (a pipe) ----------------------------------------------
@@ -100,8 +104,9 @@ class ShardConn:
             checkpoint = message[1]
             owner, address = self.owners.get(checkpoint.session_id, ("", ""))
             if self.on_checkpoint is not None:
-                self.on_checkpoint(dataclasses.replace(
-                    checkpoint, owner_hash=owner, address=address))
+                self.on_checkpoint(
+                    dataclasses.replace(checkpoint, owner_hash=owner, address=address)
+                )
             return
         with self.lock:
             if kind == "ready":
@@ -187,7 +192,7 @@ class ShardConn:
         """A replica's messages, in its order."""
         with self.lock:
             self._seen(replica)
-            self.pushes += 1
+            self.batches_in += 1
             for message in messages:
                 kind = message[0]
                 if kind == "call":
@@ -214,16 +219,40 @@ class ShardConn:
             self.live.add(session_id)
             self.inbox_ready.notify()
 
-    def outgoing(self, replica: str, wait: float) -> list[tuple[Any, ...]]:
-        """Everything for this replica since its last pull (waiting up to `wait` for some)."""
+    def attach(self, replica: str) -> None:
+        """A replica connected (app/backends/shard_wire.py): its mailbox opens."""
         with self.lock:
             self._seen(replica)
+
+    def detach(self, replica: str) -> None:
+        """A replica's connection closed: it watches nothing any more, at once."""
+        with self.lock:
+            if replica in self.last_pull:
+                self._forget_replica(replica)
+            self.inbox_ready.notify()
+            self.outbox_ready.notify_all()  # its writer sees it is gone
+
+    def outgoing(
+        self, replica: str, wait: float, touch: bool = True
+    ) -> list[tuple[Any, ...]] | None:
+        """Everything for this replica since the last call (waiting up to `wait` for some);
+        None once it is gone. `touch`: this call shows the replica is alive (a pull); a
+        connection's writer does not (its replica's own messages and heartbeats do)."""
+        with self.lock:
+            if touch:
+                self._seen(replica)
+            elif replica not in self.outboxes:
+                return None
             if not self.outboxes[replica] and wait > 0:
                 self.outbox_ready.wait(wait)
-            self._seen(replica)
+                if replica not in self.outboxes:
+                    return None
+            if touch:
+                self._seen(replica)
             batch, self.outboxes[replica] = self.outboxes[replica], []
-            self.pulls += 1
-            self.messages_out += len(batch)
+            if batch:
+                self.batches_out += 1
+                self.messages_out += len(batch)
             return batch
 
     def _seen(self, replica: str) -> None:
@@ -235,8 +264,13 @@ class Shard:
     """A shard actor: one Worker loop (a thread) hosting many sessions; see the module doc."""
 
     def __init__(
-        self, index: int, namespace: str, env: dict[str, str], checkpoint_seconds: float | None,
+        self,
+        index: int,
+        namespace: str,
+        env: dict[str, str],
+        checkpoint_seconds: float | None,
         replica_timeout: float,
+        interval: float = 0.01,
     ) -> None:
         os.environ.update(env)  # the replicas' NN_PLAYGROUND_* settings, database URL included
         # Training is batch work: as a worker process, a shard yields the CPU to the web
@@ -271,6 +305,12 @@ class Shard:
         self.worker = Worker(self.conn, checkpoint_seconds)  # type: ignore[arg-type]
         self.thread = threading.Thread(target=self._serve, name=f"shard-{index}", daemon=True)
         self.thread.start()
+        import ray.util
+
+        from app.backends.shard_wire import WireServer
+
+        host: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+        self.wire = WireServer(self.conn, host, interval, self.incarnation)
 
     def _restore_own(self) -> None:
         """After a restart: the sessions the directory places here come back from the
@@ -299,14 +339,9 @@ class Shard:
 
     # ---- actor methods ----
 
-    def push(self, replica: str, messages: list[tuple[Any, ...]]) -> None:
-        """A replica's pipe messages, in order."""
-        self.conn.incoming(replica, messages)
-
-    def pull(self, replica: str, wait: float) -> tuple[str, bool, list[tuple[Any, ...]]]:
-        """(incarnation, ready, messages for this replica since its last pull)."""
-        messages = self.conn.outgoing(replica, wait)
-        return self.incarnation, self.conn.ready, messages
+    def endpoint(self) -> tuple[str, int, str, str]:
+        """(host, port, secret, incarnation): where replicas connect (shard_wire.py)."""
+        return self.wire.endpoint()
 
     def running(self, owner: str, address: str, besides: str) -> tuple[int, int]:
         """How many sessions of `owner` and of `address` train here now (`besides` not
@@ -324,11 +359,18 @@ class Shard:
         """What this shard hosts and how it is pulled (for tests and the benchmark)."""
         with self.conn.lock:
             return {
-                "index": self.index, "incarnation": self.incarnation, "pid": os.getpid(),
-                "sessions": len(self.conn.live), "replicas": sorted(self.conn.last_pull),
-                "pulls": self.conn.pulls, "pushes": self.conn.pushes,
+                "index": self.index,
+                "incarnation": self.incarnation,
+                "pid": os.getpid(),
+                "sessions": len(self.conn.live),
+                "replicas": sorted(self.conn.last_pull),
+                "batches_in": self.conn.batches_in,
+                "batches_out": self.conn.batches_out,
                 "messages_out": self.conn.messages_out,
-                "restored": self.restored, "ready": self.conn.ready,
+                "connections": self.wire.connections,
+                "refused": self.wire.refused,
+                "restored": self.restored,
+                "ready": self.conn.ready,
                 "cpu_seconds": time.process_time(),
             }
 

@@ -73,8 +73,12 @@ def test_create_on_a_watch_and_command_on_b(ray_cluster: Cluster) -> None:
         on_a = get(a, sid).json()
         assert on_a["status"] == "paused" and on_a["epoch"] == paused["epoch"] > 0
         # A command through A: B's watcher sees its epochs.
-        stepped = httpx.post(f"{a}/api/sessions/{sid}/commands", json={"type": "step", "n": 7},
-                             headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        stepped = httpx.post(
+            f"{a}/api/sessions/{sid}/commands",
+            json={"type": "step", "n": 7},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
         assert stepped.status_code == 200, stepped.text
         assert stepped.json()["epoch"] == paused["epoch"] + 7
         seen = 0
@@ -96,21 +100,27 @@ def test_owner_quota_holds_across_replicas(ray_cluster: Cluster) -> None:
     create(a, token)
     deadline = time.monotonic() + 5  # the token reaches B's owner registry within ~0.5 s
     while True:
-        reply = httpx.post(b + "/api/sessions", json={}, timeout=30,
-                           headers={"Authorization": f"Bearer {token}"})
+        reply = httpx.post(
+            b + "/api/sessions", json={}, timeout=30, headers={"Authorization": f"Bearer {token}"}
+        )
         if reply.status_code != 401 or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert reply.status_code == 201, reply.text
     for base in (a, b):
-        refused = httpx.post(base + "/api/sessions", json={}, timeout=30,
-                             headers={"Authorization": f"Bearer {token}"})
+        refused = httpx.post(
+            base + "/api/sessions",
+            json={},
+            timeout=30,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert refused.status_code == 429, refused.text
         assert "max_sessions_per_owner = 3" in refused.json()["detail"]
         assert "Retry-After" in refused.headers
     # A delete through B frees a slot for A.
-    deleted = httpx.delete(f"{b}/api/sessions/{first['id']}", timeout=30,
-                           headers={"Authorization": f"Bearer {token}"})
+    deleted = httpx.delete(
+        f"{b}/api/sessions/{first['id']}", timeout=30, headers={"Authorization": f"Bearer {token}"}
+    )
     assert deleted.status_code == 204
     assert get(a, first["id"]).status_code == 404
     create(a, token)
@@ -135,8 +145,9 @@ def test_running_quota_holds_across_replicas(ray_cluster: Cluster) -> None:
     third = create(a, token, speed=5)
 
     def play(base: str, sid: str, kind: str = "play") -> httpx.Response:
-        return httpx.post(f"{base}/api/sessions/{sid}/commands", json={"type": kind},
-                          headers=auth, timeout=30)
+        return httpx.post(
+            f"{base}/api/sessions/{sid}/commands", json={"type": kind}, headers=auth, timeout=30
+        )
 
     assert play(a, first["id"]).json()["status"] == "running"
     assert play(b, second["id"]).json()["status"] == "running"
@@ -158,8 +169,9 @@ def test_killed_shard_comes_back_from_its_checkpoint(ray_cluster: Cluster) -> No
     created = create(a, dataset="circle")
     sid, token = created["id"], created["owner_token"]
     auth = {"Authorization": f"Bearer {token}"}
-    stepped = httpx.post(f"{a}/api/sessions/{sid}/commands", json={"type": "step", "n": 50},
-                         headers=auth, timeout=30)
+    stepped = httpx.post(
+        f"{a}/api/sessions/{sid}/commands", json={"type": "step", "n": 50}, headers=auth, timeout=30
+    )
     assert stepped.status_code == 200 and stepped.json()["epoch"] == 50
     before = httpx.get(f"{a}/api/sessions/{sid}/export", headers=auth, timeout=30).json()
     ray = ray_cluster.ray()
@@ -210,6 +222,7 @@ def test_replica_killed_the_other_goes_on(ray_cluster: Cluster) -> None:
     assert reply.status_code == 200
     epoch = reply.json()["epoch"]
     assert epoch >= after[-1]
-    exported = httpx.get(f"{b}/api/sessions/{sid}/export", timeout=30,
-                         headers={"Authorization": f"Bearer {token}"}).json()
+    exported = httpx.get(
+        f"{b}/api/sessions/{sid}/export", timeout=30, headers={"Authorization": f"Bearer {token}"}
+    ).json()
     assert len(exported["history"]["train_loss"]) == epoch

@@ -49,8 +49,10 @@ def test_frames_go_only_to_replicas_that_watch() -> None:
     (call,) = worker_side(conn)
     conn.send(("reply", call[1], 200, {"session": {}, "part": "hello"}))
     conn.send(("frames", [("s1", "part-1"), ("s2", "part-2")]))
-    assert conn.outgoing("A", 0) == [("reply", 7, 200, {"session": {}, "part": "hello"}),
-                                     ("frames", [("s1", "part-1")])]
+    assert conn.outgoing("A", 0) == [
+        ("reply", 7, 200, {"session": {}, "part": "hello"}),
+        ("frames", [("s1", "part-1")]),
+    ]
     assert conn.outgoing("B", 0) == []
     assert worker_side(conn) == [("taken", ["s2"])]
 
@@ -76,8 +78,9 @@ def test_checkpoints_carry_the_tracked_owner_and_a_delete_tells_other_watchers()
     deleted: list[str] = []
     conn.on_checkpoint, conn.on_deleted = stored.append, deleted.append
     conn.incoming("A", [("track", "s1", "owner-hash", "10.0.0.1")])
-    conn.send(("checkpoint", SessionCheckpoint(
-        "s1", "", "", 3, "paused", 1, b"{}", [], 1, b"", False)))
+    conn.send(
+        ("checkpoint", SessionCheckpoint("s1", "", "", 3, "paused", 1, b"{}", [], 1, b"", False))
+    )
     assert (stored[0].owner_hash, stored[0].address) == ("owner-hash", "10.0.0.1")
     conn.incoming("B", [("call", 1, "subscribe", "s1", None)])
     conn.send(("reply", worker_side(conn)[0][1], 200, {}))
