@@ -1,30 +1,91 @@
 """The directory actor of the ray backend (issue 12): where every session lives, for every replica.
 
-The session -> (shard, owner hash, address) map, placement (the least-loaded shard) and the
-session quotas over every replica's sessions. Actor methods run one at a time, so a check and its
-reservation are atomic. A plain class: app/backends/ray_backend.py wraps it with `ray.remote`.
+The session -> (shard, owner hash, address) map, placement (the least-loaded shard), the session
+quotas over every replica's sessions, the running quotas' grants, and the jobs' records. Actor
+methods run one at a time (a plain, non-async actor: no event loop, one thread), so a check and
+its reservation are atomic. A plain class: app/backends/ray_backend.py wraps it with
+`ray.remote`.
+
+It survives restarts: with a database URL (the replicas pass theirs), every placement and new
+owner hash is written to the database (app/storage/placements.py, tables placements and
+directory_owners) before the call that made it answers, and a directory that Ray restarts
+(max_restarts=-1) rebuilds the map, the quotas' counts and the owner list from there in its
+constructor. What it keeps in memory only: the running grants (a restarted directory counts the
+shards' running sessions instead, which every replica passes in) and the jobs' records (a job
+started before the restart is then known only to the replica that started it).
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import time
 from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
 
 DIRECTORY = "nnpg-directory"
+MAX_JOBS = 10_000  # job records kept at most (the oldest ended ones go first)
+UNLANDED_SECONDS = 70.0  # a grant whose play never said it landed (its replica died) counts
+# as landed after this (> command_timeout_seconds, 60 s by default: the play has answered by then)
+
+
+@dataclass
+class Grant:
+    """A session allowed to train by the running quotas: whose, from where, which grant."""
+
+    owner: str
+    address: str
+    generation: int
+    shard: int
+    landed: bool = False  # the play that asked for it reached its shard (and answered)
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class JobEntry:
+    """A job as the replica that started it published it (GET /api/jobs/{id} on any replica)."""
+
+    owner: str
+    shard: int
+    public: dict[str, Any]
+    end: tuple[int, Any] | None = None
+    ended_at: float = 0.0
 
 
 class Directory:
     """Session -> (shard, owner hash, address) for every replica; placement and quotas."""
 
-    def __init__(self) -> None:
+    def __init__(self, database_url: str | None = None) -> None:
         self.sessions: dict[str, tuple[int, str, str]] = {}
         self.owners: list[str] = []  # every owner hash that created a session, in order
         self.known: set[str] = set()
+        self.grants: dict[str, Grant] = {}
+        self.generations = itertools.count(1)
+        self.jobs: dict[str, JobEntry] = {}
+        self.started = time.time()
+        self.engine: Any = None
+        if database_url:
+            from app.settings import Settings
+            from app.storage.database import make_engine
+            from app.storage.placements import load_directory
+
+            self.engine = make_engine(Settings(database_url=database_url, database_threads=1))
+            stored, owners = load_directory(self.engine)
+            self.sessions = {sid: (p.shard, p.owner_hash, p.address) for sid, p in stored.items()}
+            self.owners = owners
+            self.known = set(owners)
+
+    # ---- placement and the session quotas -------------------------------------------------
 
     def place(
         self, session_id: str, owner: str, address: str, shards: list[int], limits: dict[str, int]
     ) -> tuple[int | None, str | None]:
         """Reserve a session on the least-loaded of `shards`: (shard, None), or (None, why)
-        when a quota refuses it (the 429 detail, naming the setting)."""
+        when a quota refuses it (the 429 detail, naming the setting). Stored before it answers;
+        a session placed already (a retried call) keeps its shard."""
+        if session_id in self.sessions:
+            return self.sessions[session_id][0], None
         total = len(self.sessions)
         if total >= limits["max_sessions"]:
             return None, f"{total} sessions exist; max_sessions = {limits['max_sessions']}"
@@ -32,16 +93,23 @@ class Directory:
         if owner and owned >= limits["max_sessions_per_owner"]:
             return None, (
                 f"this owner has {owned} live sessions; max_sessions_per_owner = "
-                f"{limits['max_sessions_per_owner']} (delete one, or wait for one to expire)")
+                f"{limits['max_sessions_per_owner']} (delete one, or wait for one to expire)"
+            )
         near = sum(a == address for _, _, a in self.sessions.values()) if address else 0
         if address and near >= limits["max_sessions_per_address"]:
             return None, (
                 f"address {address} has {near} live sessions; max_sessions_per_address = "
-                f"{limits['max_sessions_per_address']}")
+                f"{limits['max_sessions_per_address']}"
+            )
         load = Counter(s for s, _, _ in self.sessions.values())
         shard = min(shards, key=lambda s: (load[s], s))
+        new_owner = bool(owner) and owner not in self.known
+        if self.engine is not None:  # written first: what the directory answered survives it
+            from app.storage.placements import Placement, save_placement
+
+            save_placement(self.engine, session_id, Placement(shard, owner, address), new_owner)
         self.sessions[session_id] = (shard, owner, address)
-        if owner and owner not in self.known:
+        if new_owner:
             self.known.add(owner)
             self.owners.append(owner)
         return shard, None
@@ -58,7 +126,11 @@ class Directory:
 
     def release(self, session_id: str) -> None:
         """A session was deleted (or its create failed)."""
-        self.sessions.pop(session_id, None)
+        self.grants.pop(session_id, None)
+        if self.sessions.pop(session_id, None) is not None and self.engine is not None:
+            from app.storage.placements import delete_placement
+
+            delete_placement(self.engine, session_id)
 
     def sessions_on(self, shard: int) -> list[str]:
         """The sessions placed on a shard (a restarted shard restores them)."""
@@ -67,3 +139,121 @@ class Directory:
     def count(self) -> int:
         """Sessions placed."""
         return len(self.sessions)
+
+    def stats(self) -> dict[str, Any]:
+        """This incarnation's process and what it holds (tests, operators)."""
+        return {
+            "pid": os.getpid(),
+            "started": self.started,
+            "sessions": len(self.sessions),
+            "owners": len(self.owners),
+            "grants": len(self.grants),
+            "jobs": len(self.jobs),
+            "persistent": self.engine is not None,
+        }
+
+    # ---- the running quotas ---------------------------------------------------------------
+
+    def reserve_run(
+        self,
+        session_id: str,
+        owner: str,
+        address: str,
+        limits: dict[str, int],
+        on_shards: tuple[int, int],
+        stale: dict[str, int] | None = None,
+    ) -> tuple[str, Any]:
+        """May this session start training? Atomic over every replica's plays.
+
+        Counts the other sessions of `owner` and of `address` holding a grant (a play let
+        through, by any replica), or what the shards report training now (`on_shards`: owner,
+        address; what a restarted directory has no grant of), whichever is more. Answers
+        ("granted", generation) and keeps a grant; ("refused", the 429 detail); or, when
+        `stale` is None and grants at the limit may have ended (landed ones: their sessions
+        may have paused since), ("check", {session: (generation, shard)}): the caller asks
+        those sessions' shards and calls again with the ended ones in `stale` (session ->
+        generation; a grant given again since is kept), and then gets no "check".
+        """
+        for sid, generation in (stale or {}).items():
+            grant = self.grants.get(sid)
+            if grant is not None and grant.generation == generation and self._landed(grant):
+                del self.grants[sid]
+        others = {sid: g for sid, g in self.grants.items() if sid != session_id}
+        by_owner = [s for s, g in others.items() if owner and g.owner == owner]
+        by_address = [s for s, g in others.items() if address and g.address == address]
+        owner_count = max(len(by_owner), on_shards[0]) if owner else 0
+        address_count = max(len(by_address), on_shards[1]) if address else 0
+        owner_limit = limits["max_running_per_owner"]
+        address_limit = limits["max_running_per_address"]
+        if owner_count < owner_limit and address_count < address_limit:
+            shard = self.sessions.get(session_id, (-1, "", ""))[0]
+            generation = next(self.generations)
+            self.grants[session_id] = Grant(owner, address, generation, shard)
+            return "granted", generation
+        if stale is None:
+            suspects = {
+                s: (others[s].generation, others[s].shard)
+                for s in {*by_owner, *by_address}
+                if self._landed(others[s])
+            }
+            if suspects:
+                return "check", suspects
+        if owner_count >= owner_limit:
+            return "refused", (
+                f"this owner has {owner_count} sessions training; "
+                f"max_running_per_owner = {owner_limit} (pause one first)"
+            )
+        return "refused", (
+            f"address {address} has {address_count} sessions training; "
+            f"max_running_per_address = {address_limit}"
+        )
+
+    def run_landed(self, session_id: str, generation: int) -> None:
+        """The play of this grant reached its shard: from now on the grant may be found stale
+        (before, its session may still look paused to a check)."""
+        grant = self.grants.get(session_id)
+        if grant is not None and grant.generation == generation:
+            grant.landed = True
+
+    @staticmethod
+    def _landed(grant: Grant) -> bool:
+        return grant.landed or time.monotonic() - grant.at > UNLANDED_SECONDS
+
+    # ---- jobs -----------------------------------------------------------------------------
+
+    def job_started(self, job_id: str, owner: str, shard: int, public: dict[str, Any]) -> None:
+        """A replica started a job on `shard` (its record, for GET /api/jobs on any replica)."""
+        self.jobs[job_id] = JobEntry(owner, shard, public)
+
+    def job_update(
+        self, job_id: str, public: dict[str, Any], end: tuple[int, Any] | None, keep: float
+    ) -> None:
+        """A job's progress, or its end (its answer), as its replica heard it from the shard;
+        ended jobs older than `keep` seconds (job_keep_seconds) are dropped."""
+        entry = self.jobs.get(job_id)
+        if entry is not None and entry.end is None:
+            entry.public = public
+            if end is not None:
+                entry.end, entry.ended_at = end, time.monotonic()
+        self._expire_jobs(keep)
+
+    def job(self, job_id: str) -> tuple[str, int, dict[str, Any], tuple[int, Any] | None] | None:
+        """(owner, shard, JobPublic, end or None) of a job, or None."""
+        entry = self.jobs.get(job_id)
+        if entry is None:
+            return None
+        return entry.owner, entry.shard, entry.public, entry.end
+
+    def job_forget(self, job_id: str) -> None:
+        """A job answered at once (nobody polls it), or never started."""
+        self.jobs.pop(job_id, None)
+
+    def _expire_jobs(self, keep: float) -> None:
+        now = time.monotonic()
+        for job_id in [j for j, e in self.jobs.items() if e.end and now - e.ended_at > keep]:
+            del self.jobs[job_id]
+        excess = len(self.jobs) - MAX_JOBS
+        if excess > 0:
+            ended = sorted((e.ended_at, j) for j, e in self.jobs.items() if e.end is not None)
+            for _, job_id in ended[:excess]:
+                del self.jobs[job_id]

@@ -1,7 +1,8 @@
 """The database schema (SQLAlchemy Core): one `metadata`, every table of issue 10.
 
 Migrations (migrations/versions) create exactly these: 0001_initial, then 0002_class_creators
-(classes.owner_hash, classes.address); a later change to a table is a new Alembic revision,
+(classes.owner_hash, classes.address), then 0003_ray_directory (placements, directory_owners:
+the ray backend's directory, issue 12); a later change to a table is a new Alembic revision,
 never an edit of an older one.
 """
 
@@ -115,4 +116,27 @@ classes = Table(
     # these, so they hold across restarts. NULL owner: created without a token.
     Column("owner_hash", String(64), nullable=True, index=True),
     Column("address", String(64), nullable=True, index=True),
+)
+
+# The ray backend's directory (issue 12, revision 0003): where each session lives (its shard
+# actor), whose it is and from which address, so a restarted directory actor rebuilds its map,
+# quotas and owner list from here. No foreign key to sessions: a placement is written before
+# the session's first checkpoint.
+placements = Table(
+    "placements",
+    metadata,
+    Column("session_id", String(32), primary_key=True),
+    Column("shard", Integer, nullable=False),
+    Column("owner_hash", String(64), nullable=False),  # "" when created without a token
+    Column("address", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Every owner hash that created a session through the directory, in the order it first did
+# (replicas read the list from an index: a token issued by one replica works on all of them).
+directory_owners = Table(
+    "directory_owners",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("owner_hash", String(64), nullable=False, unique=True),
 )
