@@ -302,6 +302,7 @@ class RayBackend(SessionBackend):
         self.links: list[ShardLink] = []
         self.owners_seen = 0
         self.owner_sync: asyncio.Task[None] | None = None
+        self.confirming: set[asyncio.Task[None]] = set()  # run grants told to the directory
 
     async def start(self, manager: SessionManager, count: int) -> list[Any]:
         await asyncio.to_thread(self._join)
@@ -346,8 +347,9 @@ class RayBackend(SessionBackend):
                 get_if_exists=True,
                 num_cpus=0,
                 max_restarts=-1,
+                max_task_retries=-1,  # a call in flight while Ray restarts it is retried
             )
-            .remote()
+            .remote(database_url(self.settings))  # it keeps its map in the database
         )
 
     def _shards(self) -> list[Any]:
@@ -422,8 +424,9 @@ class RayBackend(SessionBackend):
         return handle
 
     async def run_refusal(self, manager: SessionManager, handle: SessionHandle) -> str | None:
-        """The running quotas over every shard: the sessions of this owner and of this address
-        that train now, as the shards themselves see them (not as any replica last heard)."""
+        """The running quotas over every replica, decided atomically by the directory: it
+        grants the run (counting the runs it granted through any replica, or what the shards
+        report training now, whichever is more) or refuses it (the 429 detail)."""
         settings = self.settings
         answers = await asyncio.gather(
             *(
@@ -434,19 +437,57 @@ class RayBackend(SessionBackend):
             return_exceptions=True,
         )
         counts = [a for a in answers if isinstance(a, tuple)]
-        by_owner = sum(n for n, _ in counts)
-        by_address = sum(n for _, n in counts)
-        if handle.owner and by_owner >= settings.max_running_per_owner:
-            return (
-                f"this owner has {by_owner} sessions training; max_running_per_owner = "
-                f"{settings.max_running_per_owner} (pause one first)"
+        on_shards = (sum(n for n, _ in counts), sum(n for _, n in counts))
+        limits = {
+            "max_running_per_owner": settings.max_running_per_owner,
+            "max_running_per_address": settings.max_running_per_address,
+        }
+        stale: dict[str, int] | None = None
+        while True:
+            verdict, answer = await self.directory.reserve_run.remote(
+                handle.session_id, handle.owner, handle.address, limits, on_shards, stale
             )
-        if handle.address and by_address >= settings.max_running_per_address:
-            return (
-                f"address {handle.address} has {by_address} sessions training; "
-                f"max_running_per_address = {settings.max_running_per_address}"
-            )
-        return None
+            if verdict == "granted":
+                self._confirm_landed(handle, int(answer))
+                return None
+            if verdict == "refused":
+                return str(answer)
+            stale = await self._ended_runs(manager, answer)  # "check": at most once
+
+    async def _ended_runs(
+        self, manager: SessionManager, suspects: dict[str, tuple[int, int]]
+    ) -> dict[str, int]:
+        """Of the granted runs the directory suspects ended (session -> (generation, shard)),
+        those whose session does not train now, asked from its shard: session -> generation."""
+        from app.sessions.manager import SessionCallError
+
+        async def ended(session_id: str, shard: int) -> bool:
+            if not 0 <= shard < len(self.links):
+                return True
+            try:
+                public = await manager.request(self.links[shard], "get", session_id)
+            except SessionCallError as error:
+                return error.status == 404
+            return not (isinstance(public, dict) and public.get("status") == "running")
+
+        sids = list(suspects)
+        gone = await asyncio.gather(*(ended(s, suspects[s][1]) for s in sids))
+        return {s: suspects[s][0] for s, g in zip(sids, gone, strict=True) if g}
+
+    def _confirm_landed(self, handle: SessionHandle, generation: int) -> None:
+        """Tell the directory once the play that got this grant has answered (manager.call
+        counts it in handle.starting until then): only then may another replica's check find
+        the grant ended (before, its session may still look paused)."""
+
+        async def confirm() -> None:
+            while handle.starting > 0:
+                await asyncio.sleep(0.01)
+            with contextlib.suppress(Exception):
+                await self.directory.run_landed.remote(handle.session_id, generation)
+
+        task = asyncio.get_running_loop().create_task(confirm())
+        self.confirming.add(task)
+        task.add_done_callback(self.confirming.discard)
 
     def released(self, session_id: str) -> None:
         if self.directory is not None:

@@ -199,12 +199,20 @@ def test_killed_shard_comes_back_from_its_checkpoint(ray_cluster: Cluster) -> No
 
 
 def test_replica_killed_the_other_goes_on(ray_cluster: Cluster) -> None:
-    """kill -9 replica A while a client of B watches a session made through A: B's stream goes
-    on, B still commands it, and a client that reconnects to B gets the whole curve (the hello
-    frame's rows continue where its last frame ended). Gold: epochs strictly advance across the
+    """kill -9 replica A while a client of B watches a session made through A: the shards drop
+    A's connections within 2 s, B's stream goes on, B still commands it, and a client that
+    reconnects to B gets the whole curve (the hello frame's rows continue where its last frame
+    ended). Gold: epochs strictly advance across the
     kill and the reconnect's history covers every epoch up to the new hello."""
     replica_a, replica_b = ray_cluster.replicas
     a, b = replica_a.url, replica_b.url
+    ray = ray_cluster.ray()
+    shards = [ray.get_actor(f"nnpg-shard-{i}") for i in range(2)]
+
+    def connected() -> list[str]:
+        """The replica connections every shard serves (name#n)."""
+        return [n for shard in shards for n in ray.get(shard.stats.remote())["replicas"]]
+
     created = create(a, dataset="xor", speed=100)
     sid, token = created["id"], created["owner_token"]
     with connect(ws_url(b, sid), compression=None, max_size=None) as ws:
@@ -212,7 +220,16 @@ def test_replica_killed_the_other_goes_on(ray_cluster: Cluster) -> None:
         ws.send(json.dumps({"type": "auth", "token": token}))
         ws.send(json.dumps({"type": "play"}))
         before = frame_epochs(ws, 5)
+        assert replica_a.process is not None
+        mark = f"-{replica_a.process.pid}-"  # in A's replica name (app/backends/ray_backend.py)
+        assert any(mark in name for name in connected()), connected()
         replica_a.kill()
+        # A's connections closed: every shard dropped A's watchers at once, well before the
+        # replica timeout (3 s in conftest.py) that a silent, still-connected replica gets.
+        deadline = time.monotonic() + 2
+        while any(mark in name for name in connected()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(mark in name for name in connected()), connected()
         after = frame_epochs(ws, 20)
         assert after[0] >= before[-1] and after[-1] > before[-1]
         ws.send(json.dumps({"type": "pause", "id": 9}))
