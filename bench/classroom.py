@@ -160,6 +160,11 @@ async def window(
     }
 
 
+def p10(values: list[float]) -> float:
+    """The 10th percentile learner (statistics' exclusive method; the value itself for one)."""
+    return statistics.quantiles(values, n=10)[0] if len(values) > 1 else values[0]
+
+
 def report(name: str, result: dict[str, Any], speed: float, teacher: bool) -> None:
     """Print one window's figures."""
     frames, epochs, tiles = result["frames"], result["epochs"], result["tiles"]
@@ -167,10 +172,11 @@ def report(name: str, result: dict[str, Any], speed: float, teacher: bool) -> No
     print(f"== {name}: {len(frames)} learners at speed {speed:g}, {result['elapsed']:.1f} s; "
           f"the server used {web + workers:.2f} cores (web {web:.2f}, workers {workers:.2f}); "
           f"this client {result['client']:.2f}, other programs {result['others']:.2f}")
-    print(f"frames/s per learner page: min {min(frames):.1f}  median "
+    print(f"frames/s per learner page: min {min(frames):.1f}  p10 {p10(frames):.1f}  median "
           f"{statistics.median(frames):.1f}  (target >= {TARGET_FRAMES:g}: "
           f"{min(frames) / TARGET_FRAMES:.2f}x; {sum(f < TARGET_FRAMES for f in frames)} below)")
-    print(f"epochs/s per learner: min {min(epochs):.1f}  median {statistics.median(epochs):.1f} "
+    print(f"epochs/s per learner: min {min(epochs):.1f}  p10 {p10(epochs):.1f}  median "
+          f"{statistics.median(epochs):.1f} "
           f"(pace {speed:g})")
     if teacher:
         print(f"dashboard: tiles/s per learner min {min(tiles):.2f}  median "

@@ -165,7 +165,21 @@ def warm_up() -> float:
         np.zeros((2, kernels.N_COEFFS)), kernels.BCE_SIGMOID, kernels.SGD,
         np.zeros(kernels.N_HYPER), 0, np.empty(2), np.empty(2),
     )
+    _warm_up_grid()
     return time.perf_counter() - start
+
+
+def _warm_up_grid() -> None:
+    """Load (or compile) the float32 grid forward (fast_grid_kernel.py) with the argument types
+    of a frame's call, through forward_all itself."""
+    from app.engine.layers import Dense, Input
+    from app.engine.model import Sequential
+
+    model = Sequential([Input((2,)), Dense(2, "tanh"), Dense(1, "sigmoid")], seed=0)
+    model.build(2)
+    points = np.zeros((2, 4), dtype=np.float32)
+    points.flags.writeable = False
+    forward_all(model, points.T, np.float32)
 
 
 def start_warm_up(load_here: bool = True) -> threading.Thread:

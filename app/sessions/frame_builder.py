@@ -95,9 +95,11 @@ def _grid_features(
             _GRID_FEATURES.clear()
         points = np.concatenate([grid_points(resolution, extent),
                                  grid_points(config.neuron_grid_resolution, extent)])
-        features = featurize(points, config.features).astype(np.float32)
-        features.flags.writeable = False
-        _GRID_FEATURES[key] = features
+        # Unit-major memory ((n_features, n) C-contiguous, seen as its (n, n_features)
+        # transpose): the compiled float32 forward reads it as is, without a copy.
+        unit_major = np.ascontiguousarray(featurize(points, config.features).T, np.float32)
+        unit_major.flags.writeable = False
+        features = _GRID_FEATURES[key] = unit_major.T
     return features
 
 
