@@ -1,7 +1,7 @@
 """The directory actor of the ray backend (issue 12): where every session lives, for every replica.
 
 The session -> (shard, owner hash, address) map, placement (the least-loaded shard), the session
-quotas over every replica's sessions, the running quotas' grants, and the jobs' records. Actor
+quotas over every replica's sessions, the running quotas' grants, and whose each job is. Actor
 methods run one at a time (a plain, non-async actor: no event loop, one thread), so a check and
 its reservation are atomic. A plain class: app/backends/ray_backend.py wraps it with
 `ray.remote`.
@@ -11,8 +11,8 @@ owner hash is written to the database (app/storage/placements.py, tables placeme
 directory_owners) before the call that made it answers, and a directory that Ray restarts
 (max_restarts=-1) rebuilds the map, the quotas' counts and the owner list from there in its
 constructor. What it keeps in memory only: the running grants (a restarted directory counts the
-shards' running sessions instead, which every replica passes in) and the jobs' records (a job
-started before the restart is then known only to the replica that started it).
+shards' running sessions instead, which every replica passes in) and whose each job is (a job
+started before the restart is then readable only through the replica that started it).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DIRECTORY = "nnpg-directory"
-MAX_JOBS = 10_000  # job records kept at most (the oldest ended ones go first)
+MAX_JOBS = 10_000  # job entries kept at most (the oldest go first)
 UNLANDED_SECONDS = 70.0  # a grant whose play never said it landed (its replica died) counts
 # as landed after this (> command_timeout_seconds, 60 s by default: the play has answered by then)
 
@@ -44,13 +44,11 @@ class Grant:
 
 @dataclass
 class JobEntry:
-    """A job as the replica that started it published it (GET /api/jobs/{id} on any replica)."""
+    """Whose a job is and where it runs (GET /api/jobs/{id} on any replica)."""
 
     owner: str
     shard: int
-    public: dict[str, Any]
-    end: tuple[int, Any] | None = None
-    ended_at: float = 0.0
+    started: float
 
 
 class Directory:
@@ -219,41 +217,27 @@ class Directory:
     def _landed(grant: Grant) -> bool:
         return grant.landed or time.monotonic() - grant.at > UNLANDED_SECONDS
 
-    # ---- jobs -----------------------------------------------------------------------------
+    # ---- jobs ---------------------------------------------------------------------------
 
-    def job_started(self, job_id: str, owner: str, shard: int, public: dict[str, Any]) -> None:
-        """A replica started a job on `shard` (its record, for GET /api/jobs on any replica)."""
-        self.jobs[job_id] = JobEntry(owner, shard, public)
-
-    def job_update(
-        self, job_id: str, public: dict[str, Any], end: tuple[int, Any] | None, keep: float
-    ) -> None:
-        """A job's progress, or its end (its answer), as its replica heard it from the shard;
-        ended jobs older than `keep` seconds (job_keep_seconds) are dropped."""
-        entry = self.jobs.get(job_id)
-        if entry is not None and entry.end is None:
-            entry.public = public
-            if end is not None:
-                entry.end, entry.ended_at = end, time.monotonic()
-        self._expire_jobs(keep)
-
-    def job(self, job_id: str) -> tuple[str, int, dict[str, Any], tuple[int, Any] | None] | None:
-        """(owner, shard, JobPublic, end or None) of a job, or None."""
-        entry = self.jobs.get(job_id)
-        if entry is None:
-            return None
-        return entry.owner, entry.shard, entry.public, entry.end
-
-    def job_forget(self, job_id: str) -> None:
-        """A job answered at once (nobody polls it), or never started."""
-        self.jobs.pop(job_id, None)
-
-    def _expire_jobs(self, keep: float) -> None:
+    def job_started(self, job_id: str, owner: str, shard: int, keep: float) -> None:
+        """A replica starts a job on `shard`: whose it is and where it runs, so any replica
+        that hears of it from the shard can answer GET /api/jobs/{id}. Entries older than
+        `keep` seconds (max_job_seconds + job_keep_seconds: the job has ended and expired
+        by then) are dropped, and the oldest beyond MAX_JOBS."""
         now = time.monotonic()
-        for job_id in [j for j, e in self.jobs.items() if e.end and now - e.ended_at > keep]:
-            del self.jobs[job_id]
+        self.jobs[job_id] = JobEntry(owner, shard, now)
+        for old in [j for j, e in self.jobs.items() if now - e.started > keep]:
+            del self.jobs[old]
         excess = len(self.jobs) - MAX_JOBS
         if excess > 0:
-            ended = sorted((e.ended_at, j) for j, e in self.jobs.items() if e.end is not None)
-            for _, job_id in ended[:excess]:
-                del self.jobs[job_id]
+            for old in sorted(self.jobs, key=lambda j: self.jobs[j].started)[:excess]:
+                del self.jobs[old]
+
+    def job(self, job_id: str) -> tuple[str, int] | None:
+        """(owner, shard) of a job, or None."""
+        entry = self.jobs.get(job_id)
+        return None if entry is None else (entry.owner, entry.shard)
+
+    def job_forget(self, job_id: str) -> None:
+        """A job answered at once (nobody polls it), or one that never started."""
+        self.jobs.pop(job_id, None)

@@ -7,6 +7,14 @@ with `Location: /api/jobs/{id}`. Races live on the least-loaded worker (this boa
 race -> worker map), replays on the worker of their session. The board keeps what the budgets
 need: each race's and replay's owner and reported bytes, each owner's running jobs. Nothing here
 trains or builds an answer: replies come from the workers ready to send.
+
+With a shared backend (ray: many web replicas) a job is readable through every replica: the
+replica that starts it tells the directory whose it is and on which shard it runs
+(`directory.job_started`), and the shards send every job message to every replica, so a replica
+that hears of a job it does not know asks the directory for its owner once and keeps a record of
+it from then on, as its own (progress, end and answer; `GET /api/jobs/{id}` and its result, and
+its watchers' "job" messages). Bounded: at most MAX_FOREIGN_PENDING jobs being asked about at
+once, and the answers of other replicas' jobs within FOREIGN_END_BYTES (the oldest go first).
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ if TYPE_CHECKING:
 
 JOB_KINDS = ("race_step", "replay", "step")
 MAX_ENDED_JOBS = 10_000  # ended jobs kept readable at most (the oldest go first)
+MAX_FOREIGN_PENDING = 1_000  # other replicas' jobs asked about at once (the rest are not learned)
+FOREIGN_END_BYTES = 64_000_000  # answers of other replicas' jobs kept (bytes bodies), at most
+LEARN_TRIES = 5  # directory lookups of a job heard of before it was registered (0.2 s apart)
 
 
 def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> SessionCallError:
@@ -46,6 +57,7 @@ class JobRecord:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     end: tuple[int, Any] | None = None  # (status, body or detail), as the route would answer
     ended_at: float = 0.0
+    foreign: bool = False  # started through another replica (shared backends)
 
     @property
     def running(self) -> bool:
@@ -77,6 +89,9 @@ class JobBoard:
         self.jobs: dict[str, JobRecord] = {}
         self.races: dict[str, Holding] = {}
         self.replays: dict[str, Holding] = {}
+        # Other replicas' jobs heard of and being asked about: job id -> (JobPublic, end).
+        self.learning: dict[str, tuple[dict[str, Any], tuple[int, Any] | None]] = {}
+        self.learners: set[asyncio.Task[None]] = set()
 
     @property
     def settings(self) -> Settings:
@@ -99,16 +114,97 @@ class JobBoard:
                     del table[key]  # a new replay that was cancelled: nothing is kept
         record = self.jobs.get(public["id"])
         if record is None:
+            self._learn(public, end)
             return
         if end is None:
             record.public = public
         else:
             record.finish(public, end)
+            if record.foreign:
+                self._bound_foreign_ends()
             if record.kind == "step":
                 handle = self.manager.handles.get(record.target)
                 if handle is not None and isinstance(end[1], dict):
                     handle.status = str(end[1].get("status", handle.status))
         self._tell_subscribers(record)
+
+    # ---- other replicas' jobs (shared backends) ----------------------------------------------
+
+    @property
+    def directory(self) -> Any:
+        """The shared backend's directory actor, or None (the local backend has none)."""
+        return getattr(self.manager.backend, "directory", None)
+
+    def _register(self, record: JobRecord) -> None:
+        """Tell the directory whose this job is and where it runs (no request waits on it)."""
+        directory = self.directory
+        if directory is not None:
+            keep = self.settings.max_job_seconds + self.settings.job_keep_seconds
+            with contextlib.suppress(Exception):
+                directory.job_started.remote(record.id, record.owner, record.worker.index, keep)
+
+    def _unregister(self, job_id: str) -> None:
+        directory = self.directory
+        if directory is not None:
+            with contextlib.suppress(Exception):
+                directory.job_forget.remote(job_id)
+
+    def _learn(self, public: dict[str, Any], end: tuple[int, Any] | None) -> None:
+        """A message of a job this replica does not know: another replica started it. Keep
+        its latest state and ask the directory once whose it is (runs on the event loop).
+        Learned from a progress message only: a job whose first message is its end ran under
+        PROGRESS_PERIOD (0.25 s), so its replica answered it at once and nobody polls it."""
+        directory = self.directory
+        job_id = public["id"]
+        if directory is None or public.get("kind") not in JOB_KINDS:
+            return
+        known = self.learning.get(job_id)
+        if known is not None:
+            self.learning[job_id] = (public, end or known[1])
+            return
+        if end is not None or len(self.learning) >= MAX_FOREIGN_PENDING:
+            return
+        self.learning[job_id] = (public, end)
+        task = self.manager.loop.create_task(self._ask_directory(job_id, directory))
+        self.learners.add(task)
+        task.add_done_callback(self.learners.discard)
+
+    async def _ask_directory(self, job_id: str, directory: Any) -> None:
+        found = None
+        for _ in range(LEARN_TRIES):  # its registration may still be on its way
+            with contextlib.suppress(Exception):
+                found = await directory.job.remote(job_id)
+            if found is not None:
+                break
+            await asyncio.sleep(0.2)
+        public, end = self.learning.pop(job_id, ({}, None))
+        workers = self.manager.workers
+        if found is None or job_id in self.jobs or not public:
+            return
+        owner, shard = found
+        if not 0 <= shard < len(workers):
+            return
+        record = JobRecord(job_id, public["kind"], public["target"], owner, workers[shard],
+                           public, foreign=True)
+        self.jobs[job_id] = record
+        if end is not None:
+            record.finish(public, end)
+            self._bound_foreign_ends()
+        self._tell_subscribers(record)
+
+    def _bound_foreign_ends(self) -> None:
+        """Drop the oldest ended jobs of other replicas while their answers' bytes exceed
+        FOREIGN_END_BYTES (this replica keeps them only in case a client polls it)."""
+        ended = sorted(
+            (r.ended_at, j) for j, r in self.jobs.items() if r.foreign and r.end is not None
+        )
+        sizes = {j: _end_bytes(self.jobs[j]) for _, j in ended}
+        total = sum(sizes.values())
+        for _, job_id in ended:
+            if total <= FOREIGN_END_BYTES:
+                break
+            total -= sizes[job_id]
+            del self.jobs[job_id]
 
     def _tell_subscribers(self, record: JobRecord) -> None:
         handle = self.manager.handles.get(record.target)
@@ -152,6 +248,7 @@ class JobBoard:
         """An ended job whose answer the route gave at once: nobody asks for it again."""
         if record.end is not None:
             self.jobs.pop(record.id, None)
+            self._unregister(record.id)
 
     def owner_in_use(self, owner: str) -> bool:
         """Whether the owner has a race, a replay or a job (the owner registry keeps it)."""
@@ -252,6 +349,7 @@ class JobBoard:
         """The worker's reply to a job start ({"job": JobPublic})."""
         if record.running:
             record.public = reply["job"]
+        self._register(record)
         self._tell_subscribers(record)
 
     async def start(
@@ -403,3 +501,10 @@ class JobBoard:
             if getattr(error, "status", None) == 429 and not getattr(error, "headers", None):
                 raise self.refuse(str(getattr(error, "detail", error))) from None
             raise
+
+
+def _end_bytes(record: JobRecord) -> int:
+    """The bytes of an ended job's answer when it is JSON bytes (a race's grids); small
+    JSON-ready answers (a session's state) count 0."""
+    body = record.end[1] if record.end is not None else None
+    return len(body) if isinstance(body, bytes | bytearray) else 0
