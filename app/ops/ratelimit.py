@@ -17,6 +17,13 @@ connect gets the same 429 as its upgrade answer (or close 1013 "try again later"
 server cannot send a denial response). 429s are logged (app/ops/logs.py), at most one line per
 address per second, with the count of refusals it stands for.
 
+The windows live in this process: with several web replicas (the ray backend, issue 12) each
+counts only what reaches it, so N replicas alone would let N times the rate through. The sum is
+limited in front of them, where every request passes once: deploy/nginx.conf's `limit_req`
+zones (per address and per owner token, the same figures, a JSON 429 with Retry-After;
+tests/scale/test_scale_nginx.py), with no extra hop and no shared state for a request to wait
+on. This limiter stays on as each replica's own backstop (and the only limit without a proxy).
+
 The address is the TCP peer, unless that peer is one of `trusted_proxies`: then it is the
 rightmost X-Forwarded-For entry that is not itself a trusted proxy. IPv6 addresses are keyed by
 their /64, which one host usually owns whole.
