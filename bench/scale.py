@@ -53,9 +53,27 @@ BIN = Path(sys.executable).parent
 
 def cpu_by_marker(marker: str) -> float:
     """CPU seconds used so far by every process whose environment carries our marker."""
+    return sum(cpu_by_kind(marker).values())
+
+
+def kind_of(cmdline: bytes) -> str:
+    """Which part of the server side a process is (by its command line)."""
+    if cmdline.startswith(b"ray::Shard"):
+        return "shards"
+    if cmdline.startswith(b"ray::Directory"):
+        return "directory"
+    if b"nn-playground" in cmdline:
+        return "web"
+    if b"multiprocessing" in cmdline:
+        return "workers"
+    return "ray system"
+
+
+def cpu_by_kind(marker: str) -> dict[str, float]:
+    """CPU seconds used so far by our marked processes, by kind (kind_of)."""
     ticks = os.sysconf("SC_CLK_TCK")
     needle = f"{MARKER}={marker}".encode()
-    total = 0.0
+    totals: dict[str, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -63,8 +81,9 @@ def cpu_by_marker(marker: str) -> float:
             if needle not in (entry / "environ").read_bytes().split(b"\0"):
                 continue
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+            kind = kind_of((entry / "cmdline").read_bytes())
+            totals[kind] = totals.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return totals
 
 
 def machine_cpu() -> float:
@@ -161,11 +180,14 @@ async def measure(
         for b, lat in zip(bases, latencies, strict=True)
     ]
     began = time.perf_counter()
-    ours, machine, client = cpu_by_marker(marker), machine_cpu(), own_cpu()
+    kinds, machine, client = cpu_by_kind(marker), machine_cpu(), own_cpu()
+    ours = sum(kinds.values())
     await asyncio.sleep(seconds)
     done.set()
     elapsed = time.perf_counter() - began
-    ours = cpu_by_marker(marker) - ours
+    kinds_after = cpu_by_kind(marker)
+    ours = sum(kinds_after.values()) - ours
+    by_kind = {k: (v - kinds.get(k, 0.0)) / elapsed for k, v in kinds_after.items()}
     machine = machine_cpu() - machine
     client = own_cpu() - client
     await asyncio.gather(*tasks, *health)
@@ -192,6 +214,7 @@ async def measure(
         "frames": frames,
         "health": p99s,
         "server_cores": ours / elapsed,
+        "by_kind": by_kind,
         "client_cores": client / elapsed,
         "other_cores": max(0.0, (machine - ours - client) / elapsed),
         # Epoch rows are counted by the flat-out client only (the paced one reads headers).
@@ -209,6 +232,8 @@ def print_result(name: str, result: dict[str, Any]) -> None:
         f"other programs {result['other_cores']:.2f} (counts if <= 0.15)"
     )
     print(f"   idle (no sessions): {result['idle']:.3f} cores")
+    kinds = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result["by_kind"].items()))
+    print(f"   server side by kind (cores): {kinds}")
     print(
         f"   epochs/s per session: min {min(epochs):.0f}  median "
         f"{statistics.median(epochs):.0f}  total {sum(epochs):.0f}"
@@ -342,9 +367,18 @@ def main() -> int:
         default=5.0,
         help="seconds of the idle CPU measurement before the sessions",
     )
+    parser.add_argument(
+        "--only",
+        choices=("local", "ray"),
+        default=None,
+        help="run one backend (a profile, a quick look); no comparison",
+    )
     args = parser.parse_args()
-    local = run_local(args)
-    print_result("local backend (one server, a worker process per core)", local)
+    if args.only != "ray":
+        local = run_local(args)
+        print_result("local backend (one server, a worker process per core)", local)
+    if args.only == "local":
+        return 0
     remote, calls = run_ray(args)
     print_result(f"ray backend ({args.shards} shard actors, 2 replicas, watched across)", remote)
     print(
@@ -352,6 +386,8 @@ def main() -> int:
         f"{calls['batches_out']:.0f}; messages per batch from them "
         f"{calls['messages_out'] / max(calls['batches_out'], 1):.2f}"
     )
+    if args.only == "ray":
+        return 0
     ratio_e = statistics.median(remote["epochs"]) / max(statistics.median(local["epochs"]), 1e-9)
     ratio_f = statistics.median(remote["frames"]) / max(statistics.median(local["frames"]), 1e-9)
     worst = max(p99 for _, p99 in remote["health"])
