@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from app.engine import fast_grid_kernel as grid_kernel
 from app.engine import fast_kernels as kernels
 from app.engine import losses
 from app.engine.fast_grid import forward_all
@@ -180,6 +181,10 @@ def _warm_up_grid() -> None:
     points = np.zeros((2, 4), dtype=np.float32)
     points.flags.writeable = False
     forward_all(model, points.T, np.float32)
+    # The frame's quantizing, with its argument types (frame_builder._quantize_*).
+    block = np.zeros((3, 4), dtype=np.float32)
+    grid_kernel.quantize_single(block[0], np.empty(4, np.uint8))
+    grid_kernel.quantize_units(block[1:, 1:], np.empty((2, 3), np.uint8), np.empty(2), np.empty(2))
 
 
 def start_warm_up(load_here: bool = True) -> threading.Thread:

@@ -221,3 +221,59 @@ def grid_forward_kernel(
         at = bias_at + n_out
         previous = row0
         row0 += n_out
+
+
+# ---- quantizing the pictures (app/sessions/frames.py's quantize and quantize_columns) ---------
+
+
+@njit(cache=True, nogil=True, error_model="numpy")  # no fast-math: numpy's rounding, op by op
+def _range(row: np.ndarray) -> tuple[float, float, int]:
+    """(min, max, number of NaN) of a row."""
+    low = high = row[0]
+    nans = 0
+    for i in range(row.shape[0]):
+        v = row[i]
+        low = v if v < low else low
+        high = v if v > high else high
+        nans += v != v
+    return float(low), float(high), nans
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def quantize_single(row: np.ndarray, codes: np.ndarray) -> tuple[float, float, bool]:
+    """frames.quantize of a float32 row, in float32 as numpy computes it there:
+    codes = uint8((v - low) * float32(255 / (high - low)) + 0.5). (low, high, done): not done
+    (codes untouched) when the row has a NaN or an infinity (quantize's own path then)."""
+    low, high, nans = _range(row)
+    if nans or not (np.isfinite(low) and np.isfinite(high)):
+        return low, high, False
+    if high <= low:
+        codes[:] = 0
+        return low, high, True
+    low32 = np.float32(low)
+    scale = np.float32(255.0 / (high - low))
+    half = np.float32(0.5)
+    for i in range(row.shape[0]):
+        codes[i] = np.uint8((row[i] - low32) * scale + half)
+    return low, high, True
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def quantize_units(
+    rows: np.ndarray, codes: np.ndarray, lows: np.ndarray, highs: np.ndarray
+) -> bool:
+    """frames.quantize_columns of the columns rows[j] (one unit's picture each), in float64 as
+    numpy computes it there: codes[j] = uint8((v - low) * (255 / (high - low)) + 0.5), or 0 for
+    a constant picture. False (nothing to use) when any value is NaN or infinite."""
+    for j in range(rows.shape[0]):
+        low, high, nans = _range(rows[j])
+        if nans or not (np.isfinite(low) and np.isfinite(high)):
+            return False
+        lows[j], highs[j] = low, high
+    for j in range(rows.shape[0]):
+        row, out = rows[j], codes[j]
+        low, span = lows[j], highs[j] - lows[j]
+        scale = 255.0 / span if span > 0.0 else 0.0
+        for i in range(row.shape[0]):
+            out[i] = np.uint8((np.float64(row[i]) - low) * scale + 0.5)
+    return True

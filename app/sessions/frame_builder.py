@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from app.datasets import featurize
 from app.engine import fast
+from app.engine import fast_grid_kernel as grid_kernel
 from app.engine.layers import Dense
 from app.sessions.build import grid_points
 from app.sessions.frames import FramePart, Section, quantize, quantize_columns
@@ -132,16 +133,51 @@ def _grids(session: TrainingSession, extent: float) -> dict[str, Section]:
         values = output.max(axis=1)
     else:
         values = output[:, 0]
-    codes, low, high = quantize(values.reshape(r, r))
+    codes, low, high = _quantize_picture(values, r)
     sections["output"] = Section(codes, {"min": low, "max": high})
     hidden = [outputs[i][r * r:] for i in session.built.neuron_indices]
     if hidden:
-        columns = np.concatenate(hidden, axis=1)  # (g*g, m), a copy of the reused buffers
-        planes, lows, highs = quantize_columns(columns)
+        planes, lows, highs = _quantize_neurons(hidden)
         ranges = [[_short(low), _short(high)] for low, high in zip(lows, highs, strict=True)]
         sections["neurons"] = Section(planes.reshape(-1, g, g), {"ranges": ranges})
-    del outputs, output, values  # views of the engine's reused buffers
+    del outputs, output, values, hidden  # views of the engine's reused buffers
     return sections
+
+
+def _quantize_picture(
+    values: npt.NDArray[Any], r: int
+) -> tuple[npt.NDArray[np.uint8], float, float]:
+    """quantize(values as r x r): a float32 row in one compiled pass (fast_grid_kernel's
+    quantize_single, numpy's float32 arithmetic), anything else (or a NaN/inf) by quantize()."""
+    if values.dtype == np.float32 and values.flags.c_contiguous:
+        codes = np.empty(values.shape, np.uint8)
+        low, high, done = grid_kernel.quantize_single(values, codes)
+        if done:
+            return codes.reshape(r, r), low, high
+    return quantize(values.reshape(r, r))
+
+
+def _quantize_neurons(
+    hidden: list[npt.NDArray[Any]],
+) -> tuple[npt.NDArray[np.uint8], list[float], list[float]]:
+    """quantize_columns of the hidden layers' (g*g, units) outputs side by side: float32
+    buffers in one compiled pass per layer (fast_grid_kernel's quantize_units, numpy's float64
+    arithmetic), anything else (or a NaN/inf) by quantize_columns on their concatenation."""
+    if all(h.dtype == np.float32 for h in hidden):
+        parts, lows, highs = [], [], []
+        for h in hidden:
+            units = h.T  # (units, g*g): each unit's picture is a contiguous run of its row
+            codes = np.empty(units.shape, np.uint8)
+            low, high = np.empty(len(units)), np.empty(len(units))
+            if not grid_kernel.quantize_units(units, codes, low, high):
+                break
+            parts.append(codes)
+            lows += low.tolist()
+            highs += high.tolist()
+        else:
+            return np.concatenate(parts), lows, highs
+    # (g*g, m), a copy of the reused buffers
+    return quantize_columns(np.concatenate(hidden, axis=1))
 
 
 def _confusion(session: TrainingSession) -> dict[str, list[list[int]]]:

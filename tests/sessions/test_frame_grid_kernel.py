@@ -121,3 +121,34 @@ def test_a_frames_pictures_match_the_float64_forwards_pictures() -> None:
     assert abs(got.extra["min"] - low) <= (high - low) / 255 / 16
     assert abs(got.extra["max"] - high) <= (high - low) / 255 / 16
     assert np.abs(got.data.astype(int) - want.astype(int)).max() <= 1
+
+
+def test_compiled_quantizing_gives_quantizes_and_quantize_columns_codes() -> None:
+    from app.sessions.frame_builder import _quantize_neurons, _quantize_picture
+    from app.sessions.frames import quantize_columns
+
+    rng = np.random.default_rng(5)
+    values = rng.normal(scale=3.0, size=10000).astype(np.float32)
+    codes, low, high = _quantize_picture(values, 100)
+    want, want_low, want_high = quantize(values.reshape(100, 100))
+    np.testing.assert_array_equal(codes, want)
+    assert (low, high) == (want_low, want_high)
+    flat = np.full(16, 0.25, np.float32)  # a constant picture: all zero
+    assert _quantize_picture(flat, 4)[0].tolist() == [[0] * 4] * 4
+    # Hidden layers as the forward leaves them: (g*g, units) transposed views of unit rows.
+    block = rng.normal(size=(7, 300)).astype(np.float32)
+    block[5, 44:] = -1.5  # a constant picture among them
+    hidden = [block[:4, 44:].T, block[4:7, 44:].T]
+    planes, lows, highs = _quantize_neurons(hidden)
+    want_planes, want_lows, want_highs = quantize_columns(np.concatenate(hidden, axis=1))
+    np.testing.assert_array_equal(planes, want_planes)
+    assert (lows, highs) == (want_lows, want_highs)
+    # NaN and inf take numpy's own paths, with their results.
+    block[2, 50], values[7] = np.nan, np.inf
+    planes, lows, highs = _quantize_neurons(hidden)
+    want_planes, want_lows, want_highs = quantize_columns(np.concatenate(hidden, axis=1))
+    np.testing.assert_array_equal(planes, want_planes)
+    codes, low, high = _quantize_picture(values, 100)
+    want, want_low, want_high = quantize(values.reshape(100, 100))
+    np.testing.assert_array_equal(codes, want)
+    assert (low, high) == (want_low, want_high)
