@@ -11,7 +11,9 @@
 (c) stream: bench/stream.py's 50-session figures (per-session epochs/s and frames/s, /health
     p99) with checkpointing off (checkpoint_seconds = 0) and on (the default 5 s), servers
     started alternately in one run (off, on, off, on, ...) so the machine's load hits both;
-    the target: "on" no more than 10% below "off".
+    the target: "on" no more than 10% below "off". Each half also prints the cores its server
+    used and the other programs' (the machine's busy time from /proc/stat minus this bench's
+    process tree): a half that shared the machine shows as such.
 Every database is a temporary SQLite file unless --database-url names another (PostgreSQL).
 """
 
@@ -144,12 +146,26 @@ async def restore_many(count: int, database_url: str | None, workers: int) -> No
             storage.close()
 
 
+def busy_split() -> tuple[float, float]:
+    """(CPU seconds the whole machine has used, CPU seconds this process and its descendants
+    have used: the bench's client, the server and its workers) so far, from /proc."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from classroom import machine_busy_seconds
+    from stream import tree_cpu_seconds
+
+    own, children = tree_cpu_seconds(os.getpid())
+    return machine_busy_seconds(), own + children
+
+
 async def stream_run(
-    stream: Any, base: str, sessions: int, seconds: float, warmup: float
-) -> tuple[list[Any], list[float], float]:
+    stream: Any, base: str, sessions: int, seconds: float, warmup: float, server: int
+) -> tuple[list[Any], list[float], float, tuple[float, float]]:
     """bench/stream.py's run() as its owners: each client sends its session's owner token
     (`auth`) before `play` (issue 9 made a token-less play read-only, which stream.py's
-    client still sends), then counts frames between start and stop the same way."""
+    client still sends), then counts frames between start and stop the same way.
+
+    Also (server cores, other programs' cores) during the window: the server's process tree,
+    and the machine's busy time (/proc/stat) minus this bench's whole process tree."""
     import httpx
 
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
@@ -166,11 +182,14 @@ async def stream_run(
     start.set()
     health = asyncio.create_task(stream.poll_health(base, latencies, stop))
     began = time.perf_counter()
+    (busy0, ours0), server0 = busy_split(), sum(stream.tree_cpu_seconds(server))
     await asyncio.sleep(seconds)
+    (busy1, ours1), server1 = busy_split(), sum(stream.tree_cpu_seconds(server))
     stop.set()
     elapsed = time.perf_counter() - began
     await asyncio.gather(*tasks, health)
-    return tallies, latencies, elapsed
+    others = ((busy1 - busy0) - (ours1 - ours0)) / elapsed
+    return tallies, latencies, elapsed, ((server1 - server0) / elapsed, max(0.0, others))
 
 
 def stream_on_off(rounds: int, seconds: float, sessions: int, period: float) -> None:
@@ -199,8 +218,8 @@ def stream_on_off(rounds: int, seconds: float, sessions: int, period: float) -> 
                     stream.wait_ready(base)
                     # Warm the workers (the first create waits for a worker's warm-up).
                     httpx.post(f"{base}/api/sessions", json={}, timeout=60)
-                    tallies, latencies, window = asyncio.run(
-                        stream_run(stream, base, sessions, seconds, 2.0)
+                    tallies, latencies, window, (server_cores, others) = asyncio.run(
+                        stream_run(stream, base, sessions, seconds, 2.0, server.pid)
                     )
                 finally:
                     server.terminate()
@@ -209,12 +228,15 @@ def stream_on_off(rounds: int, seconds: float, sessions: int, period: float) -> 
             frames = [t.frames / window for t in tallies]
             ordered = sorted(latencies) or [0.0]
             p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3
-            row = (min(epochs), statistics.median(epochs), statistics.median(frames), p99)
+            row = (min(epochs), statistics.median(epochs), statistics.median(frames), p99,
+                   server_cores, others)
             results[mode].append(row)
             print(f"round {round_ + 1} {mode:>3}: epochs/s per session min {row[0]:.0f} median "
-                  f"{row[1]:.0f}; frames/s median {row[2]:.1f}; /health p99 {row[3]:.1f} ms "
+                  f"{row[1]:.0f}; frames/s median {row[2]:.1f}; /health p99 {row[3]:.1f} ms; "
+                  f"server {server_cores:.2f} cores, other programs {others:.2f} cores "
                   f"(load average {os.getloadavg()[0]:.1f})")
-    names = ("epochs/s min", "epochs/s median", "frames/s median", "/health p99 ms")
+    names = ("epochs/s min", "epochs/s median", "frames/s median", "/health p99 ms",
+             "server cores", "others' cores")
     for label, summary in (("mean", statistics.mean), ("median", statistics.median)):
         off = [summary(v) for v in zip(*results["off"], strict=True)]
         on = [summary(v) for v in zip(*results["on"], strict=True)]
