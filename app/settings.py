@@ -129,8 +129,9 @@ class Settings(BaseSettings):
     ray_namespace: str = "nn_playground"  # the Ray namespace of the shard and directory actors
     ray_shards: int = 2  # shard actors (each runs one Worker loop hosting many sessions)
     ray_shard_cpus: float = 1.0  # CPUs each shard actor reserves (Ray places them by this)
-    ray_pull_interval: float = 0.01  # s between two batched pulls of one shard by one replica
-    ray_replica_timeout: float = 10.0  # s without a pull after which a shard drops a replica
+    ray_pull_interval: float = 0.01  # s between two batches a shard sends a replica (TCP)
+    # s without a message (or the 1/s heartbeat) after which a shard drops a replica's connection
+    ray_replica_timeout: float = 10.0
 
 
 @lru_cache
