@@ -1,7 +1,7 @@
 """The worker's frame deadline (app/sessions/worker.py FRAME_DEADLINE): while paced sessions are
 late on their epochs, a watched session's frame waits for them only until its page has gone
 FRAME_DEADLINE without one (issue 10's classroom: >= 10 frames/s per learner), and only with new
-epochs in it. Gold: the deadline computed by hand (0.09 s - 1/30 s of cadence = 56.7 ms)."""
+epochs in it. Gold: the deadline computed by hand (0.075 s - 1/30 s of cadence = 41.7 ms)."""
 
 from __future__ import annotations
 
@@ -44,10 +44,10 @@ def late_worker(frame_age: float) -> tuple[Worker, FrameSink, list[Runner]]:
 
 
 def test_the_slack_is_the_deadline_less_the_cadence() -> None:
-    """frame_rate 30: 90 ms - 33.3 ms; frame_rate 10 and slower: no slack at all."""
+    """frame_rate 30: 75 ms - 33.3 ms; frame_rate 10 and slower: no slack at all."""
     runner = Runner(TrainingSession(SessionConfig(speed=20.0), "a"))
-    assert abs(Worker._frame_slack(runner) - (0.09 - 1 / 30)) < 1e-12
-    assert worker_module.FRAME_DEADLINE == 0.09
+    assert abs(Worker._frame_slack(runner) - (0.075 - 1 / 30)) < 1e-12
+    assert worker_module.FRAME_DEADLINE == 0.075
     slow = Runner(TrainingSession(SessionConfig(speed=20.0, frame_rate=10), "b"))
     assert Worker._frame_slack(slow) == 0.0
 
