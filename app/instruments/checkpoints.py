@@ -259,6 +259,9 @@ class CheckpointStore:
     _serial: int = 0
     _serials: dict[int, int] = field(default_factory=dict)
     _reported: dict[int, int] = field(default_factory=dict)
+    # Epochs put or dropped since the last `changes()`: only those can differ from _reported,
+    # so a call costs O(changes), not O(kept checkpoints) (it runs at every database checkpoint).
+    _dirty: set[int] = field(default_factory=set)
     # The JSON of the configs in use (few per run; the frozen config objects are shared).
     _configs: list[tuple[SessionConfig, str]] = field(default_factory=list)
 
@@ -329,6 +332,7 @@ class CheckpointStore:
                 self._nbytes += size
                 self._serial += 1
                 self._serials[epoch] = self._serial
+                self._dirty.add(epoch)
                 return True
             self._thin()
 
@@ -337,6 +341,7 @@ class CheckpointStore:
         if stored is not None:
             self._nbytes -= stored.nbytes
             del self._serials[epoch]
+            self._dirty.add(epoch)
 
     def _thin(self) -> None:
         """Double the stride and drop the epochs that are no longer multiples of it."""
@@ -369,6 +374,7 @@ class CheckpointStore:
     def clear(self) -> None:
         """Forget every checkpoint (a reset or an architecture change): changes() reports
         them dropped."""
+        self._dirty.update(self._checkpoints)
         self._checkpoints.clear()
         self._serials.clear()
         self._nbytes = 0
@@ -380,16 +386,20 @@ class CheckpointStore:
         """(added, dropped) since the last call: added = [(epoch, encode_checkpoint bytes)]
         (an upsert: a reset re-adds epoch 0), dropped = epochs to delete; never both for one
         epoch. Only complete checkpoints are reported."""
-        added = [
-            (epoch, encode_checkpoint(cp, self._config_text(cp.config)))
-            for epoch, cp in sorted(self._checkpoints.items())
-            if cp.config is not None and self._reported.get(epoch) != self._serials[epoch]
-        ]
-        dropped = sorted(e for e in self._reported if e not in self._checkpoints)
-        self._reported = {
-            epoch: serial for epoch, serial in self._serials.items()
-            if self._checkpoints[epoch].config is not None
-        }
+        added: list[tuple[int, bytes]] = []
+        dropped: list[int] = []
+        for epoch in sorted(self._dirty):
+            checkpoint = self._checkpoints.get(epoch)
+            if checkpoint is None:
+                if self._reported.pop(epoch, None) is not None:
+                    dropped.append(epoch)
+            elif checkpoint.config is None:  # weights only: never stored
+                self._reported.pop(epoch, None)
+            elif self._reported.get(epoch) != self._serials[epoch]:
+                added.append((epoch, encode_checkpoint(
+                    checkpoint, self._config_text(checkpoint.config))))
+                self._reported[epoch] = self._serials[epoch]
+        self._dirty.clear()
         return added, dropped
 
     def load(self, rows: Iterable[tuple[int, bytes]]) -> None:
@@ -411,6 +421,7 @@ class CheckpointStore:
         self._reported = {epoch: -1 for epoch in unreadable}
         self._reported.update({cp.epoch: -1 for cp in checkpoints})
         self._reported.update(self._serials)
+        self._dirty = set(self._reported)
 
     def items(self) -> list[tuple[int, Checkpoint]]:
         """(epoch, checkpoint) ascending; the stored objects themselves (do not change them)."""
