@@ -170,12 +170,25 @@ def _pack(sections: dict[str, Section], payload: bytearray) -> dict[str, Any]:
         described[name] = {
             "offset": len(payload),
             "length": int(data.size),
-            "dtype": str(data.dtype),
+            "dtype": _dtype_name(data.dtype),
             "shape": list(data.shape),
             **section.extra,
         }
         payload.extend(little.tobytes())
     return described
+
+
+# str(dtype) runs numpy's Python-level name lookup (~4 us): a frame's few dtypes, named once.
+_DTYPE_NAMES: dict[np.dtype[Any], str] = {}
+
+
+def _dtype_name(dtype: np.dtype[Any]) -> str:
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        if len(_DTYPE_NAMES) >= 64:
+            _DTYPE_NAMES.clear()
+        name = _DTYPE_NAMES[dtype] = str(dtype)
+    return name
 
 
 def decode_frame(message: bytes) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
