@@ -194,10 +194,25 @@ class ShardLink(WorkerHandle):
             if messages:
                 self.batches_in += 1
             for message in messages:
-                if message[0] == "removed":  # deleted through another replica
+                kind = message[0]
+                if kind == "removed":  # deleted through another replica
                     manager.discard(message[1])
-                else:
-                    manager.dispatch(message)
+                    continue
+                payload = message[3] if kind == "reply" else None
+                if type(payload) is dict and "paused_unwatched" in payload:
+                    message = self._unwatched_paused(message)
+                manager.dispatch(message)
+
+    def _unwatched_paused(self, message: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A subscribe's reply for a session the shard paused for want of watchers: the
+        manager plays it again after the subscribe, within the running quota (as on the local
+        backend, where the manager itself paused it)."""
+        payload = dict(message[3])
+        del payload["paused_unwatched"]
+        handle = self.manager.handles.get(payload.get("session", {}).get("id", ""))
+        if handle is not None:
+            handle.paused_unwatched = True
+        return (*message[:3], payload)
 
     async def _heartbeat(self, writer: asyncio.StreamWriter) -> None:
         """An empty batch after a second of silence; a shard silent for SILENCE is dead."""

@@ -77,6 +77,11 @@ class ShardConn:
         self.live: set[str] = set()  # sessions the worker hosts (as of its replies)
         self.on_checkpoint: Any = None  # (SessionCheckpoint) -> None, set by the shard
         self.on_deleted: Any = None  # (session_id) -> None
+        # ---- idle sessions (Janitor below): the local backend's unwatched pause and expiry
+        self.touched: dict[str, float] = {}  # session -> when a replica last called about it
+        self.unwatched_paused: set[str] = set()  # paused by the janitor: a watcher resumes it
+        self.evicted: set[str] = set()  # stored and out of memory: back on their next call
+        self.load: Any = None  # (session_id) -> its "restore" payload, or None (gone)
         self.batches_out = 0  # non-empty batches handed to a replica
         self.batches_in = 0  # batches a replica sent
         self.messages_out = 0
@@ -132,6 +137,10 @@ class ShardConn:
         if status == 200:
             if op == "subscribe":
                 self.watchers.setdefault(session_id, Counter())[replica] += 1
+                if session_id in self.unwatched_paused and isinstance(payload, dict):
+                    # The replica plays it again within the running quota (ray_backend.py).
+                    self.unwatched_paused.discard(session_id)
+                    payload = {**payload, "paused_unwatched": True}
             elif op in ("create", "import", "restore"):
                 self.live.add(session_id)
             elif op == "delete":
@@ -144,6 +153,8 @@ class ShardConn:
         """Other replicas' watchers of a deleted session hear of it; the stored row goes."""
         self.live.discard(session_id)
         self.owners.pop(session_id, None)
+        self.touched.pop(session_id, None)
+        self.unwatched_paused.discard(session_id)
         watchers = self.watchers.pop(session_id, Counter())
         for replica in watchers:
             if replica != by and replica in self.outboxes:
@@ -182,9 +193,11 @@ class ShardConn:
         self.outboxes.pop(replica, None)
         for shard_id in [i for i, call in self.calls.items() if call[0] == replica]:
             self.calls.pop(shard_id)  # its replies have nobody to go to
+        now = time.monotonic()
         for session_id, watchers in self.watchers.items():
             for _ in range(watchers.pop(replica, 0)):
                 self.inbox.append(("call", next(self.ids), "unsubscribe", session_id, None))
+                self.touched[session_id] = now  # unwatched from now on
 
     # ---- the replicas' side (actor methods, any RPC thread) -----------------------------
 
@@ -197,6 +210,8 @@ class ShardConn:
                 kind = message[0]
                 if kind == "call":
                     _, request_id, op, session_id, payload = message
+                    if session_id:
+                        self._touch(session_id, op)
                     shard_id = next(self.ids)
                     self.calls[shard_id] = (replica, request_id, op, session_id)
                     if op == "unsubscribe":
@@ -212,12 +227,62 @@ class ShardConn:
                     self.inbox.append(message)
             self.inbox_ready.notify()
 
+    def _touch(self, session_id: str, op: str) -> None:
+        """A replica's call about a session: it is not idle; an evicted one comes back first
+        (from the database, paused: the call then finds it), as the local backend's restore
+        on request."""
+        self.touched[session_id] = time.monotonic()
+        if op in ("command", "update"):
+            self.unwatched_paused.discard(session_id)  # someone acts on it
+        if session_id in self.evicted and op not in ("create", "import", "restore"):
+            self.evicted.discard(session_id)
+            payload = self.load(session_id) if self.load is not None else None
+            if payload is not None:  # else: gone from the database too, the call says 404
+                self.inbox.append(("call", next(self.ids), "restore", session_id, payload))
+                self.live.add(session_id)
+
     def inject(self, op: str, session_id: str, payload: Any) -> None:
         """A call of the shard itself (its restores at start); the reply is dropped."""
         with self.lock:
             self.inbox.append(("call", next(self.ids), op, session_id, payload))
             self.live.add(session_id)
+            self.touched.setdefault(session_id, time.monotonic())
             self.inbox_ready.notify()
+
+    def sweep(
+        self, now: float, idle: float, unwatched: float, running: Any, busy: Any
+    ) -> tuple[list[str], list[str]]:
+        """The local backend's idle rules over every replica's watchers: a session nobody
+        watches and no replica called for `idle` s is evicted (its last state stored, out of
+        memory); a running one unwatched and uncalled for `unwatched` s (> 0) is paused, unless
+        `busy(id)` (a job runs on it). `running(id)`: whether it trains. (evicted, paused)."""
+        evicted, paused = [], []
+        with self.lock:
+            for session_id in list(self.live):
+                if any(n > 0 for n in self.watchers.get(session_id, {}).values()):
+                    continue
+                quiet = now - self.touched.setdefault(session_id, now)
+                if quiet > idle:
+                    self.inbox.append(("call", next(self.ids), "evict", session_id, None))
+                    self.live.discard(session_id)
+                    self.evicted.add(session_id)
+                    self.unwatched_paused.discard(session_id)
+                    evicted.append(session_id)
+                elif (
+                    unwatched > 0
+                    and quiet > unwatched
+                    and running(session_id)
+                    and session_id not in self.unwatched_paused
+                    and not busy(session_id)
+                ):
+                    self.inbox.append(
+                        ("call", next(self.ids), "command", session_id, {"type": "pause"})
+                    )
+                    self.unwatched_paused.add(session_id)
+                    paused.append(session_id)
+            if evicted or paused:
+                self.inbox_ready.notify()
+        return evicted, paused
 
     def attach(self, replica: str) -> None:
         """A replica connected (app/backends/shard_wire.py): its mailbox opens."""
@@ -303,6 +368,15 @@ class Shard:
         from app.sessions.worker import Worker
 
         self.worker = Worker(self.conn, checkpoint_seconds)  # type: ignore[arg-type]
+        settings = get_settings()
+        self.idle_seconds = settings.session_idle_seconds
+        self.unwatched_seconds = settings.unwatched_pause_seconds
+        self.evictions = self.unwatched_pauses = 0
+        if self.storage is not None:  # without checkpoints an evicted session would be lost
+            self.conn.load = self._load
+            threading.Thread(
+                target=self._janitor, name=f"shard-{index}-janitor", daemon=True
+            ).start()
         self.thread = threading.Thread(target=self._serve, name=f"shard-{index}", daemon=True)
         self.thread.start()
         import ray.util
@@ -327,8 +401,50 @@ class Shard:
                 if stored is None:
                     continue
                 self.conn.owners[session_id] = (stored.owner_hash, stored.address)
+                if stored.state == "stored":  # evicted for idleness: back on its next call
+                    self.conn.evicted.add(session_id)
+                    continue
                 self.conn.inject("restore", session_id, restore_payload(stored))
                 self.restored += 1
+
+    def _load(self, session_id: str) -> Any:
+        """An evicted session's "restore" payload from the database (None: gone)."""
+        from app.sessions.restore import restore_payload
+
+        stored = self.storage.load_session(session_id)
+        if stored is None:
+            return None
+        self.conn.owners[session_id] = (stored.owner_hash, stored.address)
+        return restore_payload(stored)
+
+    def _janitor(self) -> None:
+        """The local backend's idle rules, here where every replica's watchers are known:
+        ShardConn.sweep every few seconds."""
+        idle, unwatched = self.idle_seconds, self.unwatched_seconds
+        period = min(5.0, max(0.05, (min(idle, unwatched) if unwatched > 0 else idle) / 4))
+        while True:
+            time.sleep(period)
+            with contextlib.suppress(Exception):  # a janitor that dies would expire nothing
+                self._sweep(time.monotonic())
+
+    def _sweep(self, now: float) -> tuple[list[str], list[str]]:
+        runners, jobs = self.worker.runners, self.worker.jobs
+
+        def running(session_id: str) -> bool:
+            runner = runners.get(session_id)
+            return runner is not None and bool(runner.session.is_training)
+
+        def busy(session_id: str) -> bool:
+            return any(j.target == session_id and j.state == "running" for j in list(jobs.values()))
+
+        evicted, paused = self.conn.sweep(
+            now, self.idle_seconds, self.unwatched_seconds, running, busy
+        )
+        self.evictions += len(evicted)
+        self.unwatched_pauses += len(paused)
+        for session_id in evicted:  # after its last checkpoint (the evict writes one)
+            self.writer.after(session_id, lambda s=session_id: self.storage.set_state(s, "stored"))
+        return evicted, paused
 
     def _serve(self) -> None:
         from app.engine import fast
@@ -371,8 +487,18 @@ class Shard:
                 "refused": self.wire.refused,
                 "restored": self.restored,
                 "ready": self.conn.ready,
+                "evictions": self.evictions,
+                "unwatched_pauses": self.unwatched_pauses,
+                "evicted": sorted(self.conn.evicted),
                 "cpu_seconds": time.process_time(),
             }
+
+    def sweep(self, ahead: float) -> tuple[list[str], list[str]]:
+        """The janitor's pass as if `ahead` more seconds had passed (tests): (evicted, paused).
+        Without checkpoints there is no janitor (an evicted session would be lost)."""
+        if self.storage is None:
+            return [], []
+        return self._sweep(time.monotonic() + ahead)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every checkpoint handed to the writer is written (tests)."""

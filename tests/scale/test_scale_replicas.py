@@ -198,6 +198,53 @@ def test_killed_shard_comes_back_from_its_checkpoint(ray_cluster: Cluster) -> No
     assert after["history"] == before["history"]
 
 
+def test_unwatched_pause_and_idle_expiry_in_the_shard(ray_cluster: Cluster) -> None:
+    """The local backend's idle rules on the ray backend, in the shard (which knows every
+    replica's watchers): a session played through A and watched by nobody is paused once
+    unwatched_pause_seconds pass (the janitor's pass is run ahead of the clock); a watcher
+    through B plays it again; unwatched and uncalled past session_idle_seconds it leaves the
+    shard's memory, and the next GET through A brings it back from its checkpoint.
+    Gold: the session's own status and epoch as each replica reads it, and the shard's list."""
+    a, b = (r.url for r in ray_cluster.replicas)
+    created = create(a, dataset="xor", speed=20)
+    sid, token = created["id"], created["owner_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    played = httpx.post(
+        f"{a}/api/sessions/{sid}/commands", json={"type": "play"}, headers=auth, timeout=30
+    )
+    assert played.json()["status"] == "running"
+    ray = ray_cluster.ray()
+    shard = ray_cluster.shard_of(sid)
+    # (Other tests' sessions on this shard may be paused or evicted too: only ours is checked.)
+    assert sid not in ray.get(shard.sweep.remote(5.0))[1]  # not yet 30 s unwatched
+    assert sid in ray.get(shard.sweep.remote(31.0))[1]
+    deadline = time.monotonic() + 5
+    while get(b, sid).json()["status"] != "paused" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert get(b, sid).json()["status"] == "paused"
+    with connect(ws_url(b, sid), compression=None, max_size=None) as ws:
+        receive_until(ws, "hello")
+        while get(a, sid).json()["status"] != "running" and time.monotonic() < deadline + 5:
+            time.sleep(0.05)
+        assert get(a, sid).json()["status"] == "running"  # B's manager played it again
+        evicted, paused = ray.get(shard.sweep.remote(700.0))
+        assert sid not in evicted and sid not in paused  # watched: never idle
+    pause = httpx.post(
+        f"{a}/api/sessions/{sid}/commands", json={"type": "pause"}, headers=auth, timeout=30
+    )
+    epoch = pause.json()["epoch"]
+    deadline = time.monotonic() + 5  # B's unsubscribe reaches the shard
+    while sid not in ray.get(shard.sweep.remote(601.0))[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sid in ray.get(shard.stats.remote())["evicted"]
+    assert ray.get(shard.flush.remote(5.0)) is True
+    back = get(a, sid)
+    assert back.status_code == 200, back.text
+    assert back.json()["epoch"] == epoch and back.json()["status"] == "paused"
+    assert sid not in ray.get(shard.stats.remote())["evicted"]
+    httpx.delete(f"{a}/api/sessions/{sid}", headers=auth, timeout=30)
+
+
 def test_replica_killed_the_other_goes_on(ray_cluster: Cluster) -> None:
     """kill -9 replica A while a client of B watches a session made through A: the shards drop
     A's connections within 2 s, B's stream goes on, B still commands it, and a client that

@@ -149,3 +149,45 @@ def test_the_worker_loop_served_through_the_shard_conn() -> None:
     finally:
         conn.incoming("A", [("stop",)])
         thread.join(5)
+
+
+def test_idle_rules_count_every_replicas_watchers() -> None:
+    """The local backend's idle rules inside the shard: a running session watched through B
+    is never paused; once B's connection closes and nobody calls it for `unwatched` s it is
+    paused (once), B's next subscribe is told so (its manager plays it again); unwatched and
+    uncalled for `idle` s it is evicted, and A's next call restores it from the database first.
+    Gold: the exact calls the worker receives, in order."""
+    conn = ShardConn(replica_timeout=60)
+    conn.load = lambda session_id: {"stored": session_id}
+    conn.incoming("A", [("call", 1, "create", "s1", {})])
+    conn.send(("reply", worker_side(conn)[0][1], 200, {}))
+    conn.incoming("B", [("call", 1, "subscribe", "s1", None)])
+    conn.send(("reply", worker_side(conn)[0][1], 200, {"session": {"id": "s1"}}))
+    rules = {"idle": 50.0, "unwatched": 10.0, "running": lambda s: True, "busy": lambda s: False}
+    assert conn.sweep(time.monotonic() + 100, **rules) == ([], [])  # watched
+    conn.detach("B")
+    assert [c[2] for c in worker_side(conn)] == ["unsubscribe"]
+    left = conn.touched["s1"]
+    assert conn.sweep(left + 5, **rules) == ([], [])
+    busy = {**rules, "busy": lambda s: s == "s1"}
+    assert conn.sweep(left + 11, **busy) == ([], [])  # a job runs on it: not unwatched
+    assert conn.sweep(left + 11, **rules) == ([], ["s1"])
+    assert [c[2:] for c in worker_side(conn)] == [("command", "s1", {"type": "pause"})]
+    assert conn.sweep(left + 12, **rules) == ([], [])  # paused once
+    conn.incoming("B", [("call", 2, "subscribe", "s1", None)])
+    conn.send(("reply", worker_side(conn)[0][1], 200, {"session": {"id": "s1"}}))
+    assert conn.outgoing("B", 0) == [
+        ("reply", 2, 200, {"session": {"id": "s1"}, "paused_unwatched": True})
+    ]
+    conn.incoming("B", [("call", 3, "unsubscribe", "s1", None)])
+    worker_side(conn)
+    left = conn.touched["s1"]
+    assert conn.sweep(left + 49, **rules) == ([], ["s1"])  # B's resume never came: paused
+    worker_side(conn)
+    assert conn.sweep(left + 51, **rules) == (["s1"], [])
+    assert [c[2:4] for c in worker_side(conn)] == [("evict", "s1")]
+    assert "s1" not in conn.live and conn.evicted == {"s1"}
+    conn.incoming("A", [("call", 4, "get", "s1", None)])
+    calls = worker_side(conn)
+    assert [c[2:] for c in calls] == [("restore", "s1", {"stored": "s1"}), ("get", "s1", None)]
+    assert "s1" in conn.live and not conn.evicted
