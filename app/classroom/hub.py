@@ -42,6 +42,7 @@ ATTACH_RETRIES = 24  # a learner whose session has no stored row yet is attached
 # checkpoint_seconds / 2 (within these bounds): its first checkpoint makes the row
 ATTACH_RETRY_SECONDS = (0.25, 2.5)
 OFFLINE = "offline"
+SYNC_SECONDS = 1.0  # shared backends: a class's learners are re-read at most this often
 
 
 def new_code() -> str:
@@ -97,6 +98,7 @@ class ClassRoom:
     tiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # newest tile per learner
     keys: dict[str, str | None] = field(default_factory=dict)  # what each tile was drawn from
     ticker: asyncio.Task[None] | None = None
+    synced: float = field(default_factory=time.monotonic)  # learners last read (shared backends)
 
     def is_teacher(self, token: str | None) -> bool:
         """Whether `token` is this class's teacher token (constant-time compare of hashes)."""
@@ -117,6 +119,7 @@ class ClassHub:
         self.rooms: dict[str, ClassRoom] = {}
         self.lock = asyncio.Lock()  # loads and creates: one at a time (quotas, no double load)
         self.retries: set[asyncio.Task[None]] = set()
+        self.attaching: set[tuple[str, str]] = set()  # (code, session) joined, row not written
 
     # ---- classes -------------------------------------------------------------------------
 
@@ -124,6 +127,8 @@ class ClassHub:
         """The class with this code (loaded from the database on first use), or None."""
         code = normalize_code(code)
         room = self.rooms.get(code)
+        if room is not None and self.manager.backend.shared:
+            return await self.sync(room)
         if room is not None or not code or len(code) > 12:
             return room
         async with self.lock:
@@ -138,6 +143,44 @@ class ClassHub:
                              learners=dict(learners))
             self.rooms[code] = room
             return room
+
+    async def sync(self, room: ClassRoom, force: bool = False) -> ClassRoom | None:
+        """Shared backends (ray: many web replicas): a class changes through every replica,
+        and the database is where they all write. At most every SYNC_SECONDS (or now, when
+        forced): a class deleted elsewhere is dropped here (None), and its learners are
+        re-read (those joined here whose row is not written yet stay); learners' sessions
+        this replica has no handle of are found through the backend (manager.ensure)."""
+        now = time.monotonic()
+        if not force and now - room.synced < SYNC_SECONDS:
+            return room
+        room.synced = now
+        engine = self.storage.engine
+        if await self.storage.call(queries.read_class, engine, room.code) is None:
+            if self.rooms.get(room.code) is room:
+                self.rooms.pop(room.code, None)
+                for watcher in room.watchers:
+                    watcher.closing = True
+                    watcher.push_control({"type": "removed",
+                                          "detail": f"class {room.code} was deleted"})
+            return None
+        stored = dict(await self.storage.call(queries.read_learners, engine, room.code))
+        for session_id, name in room.learners.items():
+            if (room.code, session_id) in self.attaching:
+                stored.setdefault(session_id, name)
+        if stored != room.learners:
+            for session_id in [s for s in room.learners if s not in stored]:
+                room.keys.pop(session_id, None)
+                room.tiles.pop(session_id, None)
+            for session_id, name in stored.items():
+                if room.learners.get(session_id) != name:
+                    room.keys[session_id] = None  # drawn again (with its name)
+            room.learners = stored
+            self._tell_watchers(room)
+        for session_id in stored:
+            if session_id not in self.manager.handles:
+                with contextlib.suppress(SessionCallError):
+                    await self.manager.ensure(session_id)
+        return room
 
     async def create(self, title: str, owner: str | None, address: str) -> tuple[ClassRoom, str]:
         """A new class and its teacher token (the only time the token exists on the server).
@@ -208,9 +251,11 @@ class ClassHub:
             queries.attach_learner, self.storage.engine, session_id, room.code, name
         ):
             # No stored row yet (its first checkpoint is due within checkpoint_seconds).
+            self.attaching.add((room.code, session_id))
             task = asyncio.create_task(self._attach_later(room, session_id, name))
             self.retries.add(task)
             task.add_done_callback(self.retries.discard)
+            task.add_done_callback(lambda _: self.attaching.discard((room.code, session_id)))
 
     async def _attach_later(self, room: ClassRoom, session_id: str, name: str) -> None:
         low, high = ATTACH_RETRY_SECONDS
@@ -292,6 +337,8 @@ class ClassHub:
         while room.watchers:
             began = time.monotonic()
             try:
+                if self.manager.backend.shared and await self.sync(room) is None:
+                    return  # deleted through another replica: its dashboards close
                 await self.refresh(room)
             except Exception:  # a worker restarting, a session going: the next tick tries again
                 logger.exception("class tiles failed", extra={"class": room.code})

@@ -211,6 +211,9 @@ async def create_class(body: ClassCreate, caller: CallerDep, hub: HubDep) -> Cla
 @router.get("/api/classes/{code}", responses={**ERRORS, **TEACHER_ERRORS})
 async def read_class(room: TaughtRoomDep, manager: ManagerDep) -> ClassPublic:
     """The class and its learners (teacher only)."""
+    if manager.backend.shared:  # learners' sessions of other replicas: found, so `live` holds
+        await asyncio.gather(*(_live_handle(manager, sid) for sid in room.learners),
+                             return_exceptions=True)
     return ClassPublic(
         code=room.code, title=room.title, created_at=room.created_at, url=f"/class/{room.code}",
         preset=json.loads(room.preset) if room.preset else None,
@@ -336,7 +339,7 @@ async def _each_learner(hub: ClassHub, room: ClassRoom, op: str, payload: Any) -
     async def one(session_id: str) -> Any:
         if op == "update":
             await _live_handle(hub.manager, session_id)  # a stored session comes back first
-        elif session_id not in hub.manager.handles:
+        elif session_id not in hub.manager.handles and not hub.manager.backend.shared:
             return None  # not in memory: stored sessions are paused already
         return await hub.manager.call(session_id, op, payload)
 
