@@ -43,14 +43,15 @@ status=0
 .venv/bin/pytest -m export -p no:xdist "$@" || status=$?
 [ "$status" -eq 0 ] || [ "$status" -eq 5 ] || exit "$status"
 
-# Issue 12: sessions in Ray shard actors behind two real web replicas and a real nginx
-# (tests/scale, marker `ray`, deselected above): the `ray` extra, Debian's nginx, then the tests
-# start a local Ray cluster on loopback, the replicas and nginx themselves (~60 s).
+# Issue 12: the `ray` tests, deselected above (tests/conftest.py): the session tests' `[ray]`
+# cases (tests/api: REST, websocket, owners, quotas with the sessions in Ray shard actors) and
+# tests/scale (two real web replicas and a real nginx). The `ray` extra, Debian's nginx, then
+# the tests start a local Ray cluster on loopback, the replicas and nginx themselves (~2 min).
 .venv/bin/pip install -q -e ".[test,ray]"
 if [ ! -x /usr/sbin/nginx ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq nginx
 fi
 status=0
-.venv/bin/pytest -m ray -p no:xdist "${@:-tests/scale}" || status=$?
+.venv/bin/pytest -m ray -p no:xdist "$@" || status=$?
 [ "$status" -eq 0 ] || [ "$status" -eq 5 ] || exit "$status"

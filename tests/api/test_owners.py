@@ -1,15 +1,18 @@
 """Owners and viewers: the owner token changes and copies a session, anyone with the id watches.
 
-Bare TestClients (no OwnerTokens hooks): every request says which token it presents.
+Bare TestClients (no OwnerTokens hooks): every request says which token it presents. The tests
+that make an app run on both backends (tests/conftest.py BOTH_BACKENDS): `[local]`, and `[ray]`
+with the sessions in shard actors of a real Ray cluster (the ray step).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 
@@ -17,15 +20,17 @@ from app.api.owners import OwnerRegistry
 from app.main import create_app
 from tests.conftest import make_settings
 
+BOTH_BACKENDS = True
+
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
-def bare() -> Iterator[TestClient]:
+def bare(new_app: Callable[..., FastAPI]) -> Iterator[TestClient]:
     """A client that attaches no token by itself."""
-    with TestClient(create_app(make_settings())) as client:
+    with TestClient(new_app()) as client:
         yield client
 
 
@@ -60,14 +65,21 @@ def test_a_create_issues_a_token_and_a_presented_one_is_kept(bare: TestClient) -
     assert other["owner_token"] != token
     mine = [s["id"] for s in bare.get("/api/sessions", headers=bearer(token)).json()]
     assert mine == [first["id"], second["id"]]
-    assert [s["id"] for s in bare.get("/api/sessions", headers=bearer(other["owner_token"]))
-            .json()] == [other["id"]]
+    assert [
+        s["id"] for s in bare.get("/api/sessions", headers=bearer(other["owner_token"])).json()
+    ] == [other["id"]]
     assert bare.get("/api/sessions").json() == []  # no token: nobody's sessions
 
 
-@pytest.mark.parametrize("authorization", [
-    "Bearer not-a-token-we-issued", "Basic dXNlcjpwYXNz", "Bearer", "Bearer " + "x" * 500,
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer not-a-token-we-issued",
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer " + "x" * 500,
+    ],
+)
 def test_an_unknown_or_malformed_token_on_create_is_401(
     bare: TestClient, authorization: str
 ) -> None:
@@ -101,9 +113,7 @@ def test_a_foreign_client_gets_401_or_403_on_every_owner_route(
     )
     # A viewer may read it, and it is as it was.
     seen = bare.get(f"/api/sessions/{sid}").json()
-    assert (seen["status"], seen["epoch"], seen["config"]) == (
-        "paused", 0, {**owner["config"]}
-    )
+    assert (seen["status"], seen["epoch"], seen["config"]) == ("paused", 0, {**owner["config"]})
     # The owner may.
     allowed = bare.request(method, url, json=body, headers=bearer(owner["owner_token"]))
     assert allowed.status_code in (200, 204), allowed.text
@@ -125,8 +135,7 @@ def test_the_token_never_reaches_the_logs(
     session = create(bare)
     token, sid = session["owner_token"], session["id"]
     create(bare, token)
-    bare.post(f"/api/sessions/{sid}/commands", json={"type": "step", "n": 2},
-              headers=bearer(token))
+    bare.post(f"/api/sessions/{sid}/commands", json={"type": "step", "n": 2}, headers=bearer(token))
     bare.post(f"/api/sessions/{sid}/commands", json={"type": "play"}, headers=bearer(token + "x"))
     bare.post("/api/sessions", json={}, headers=bearer(token[::-1]))
     bare.delete(f"/api/sessions/{sid}", headers=bearer(token))
@@ -142,9 +151,12 @@ def test_a_foreign_host_is_refused_on_rest_and_websocket(bare: TestClient) -> No
     sid = create(bare)["id"]
     rest = bare.get(f"/api/sessions/{sid}", headers={"host": "evil.example:8622"})
     assert rest.status_code == 400
-    with pytest.raises(WebSocketDenialResponse) as denied, bare.websocket_connect(
-        f"/ws/sessions/{sid}",
-        headers={"host": "evil.example:8622", "origin": "http://evil.example:8622"},
+    with (
+        pytest.raises(WebSocketDenialResponse) as denied,
+        bare.websocket_connect(
+            f"/ws/sessions/{sid}",
+            headers={"host": "evil.example:8622", "origin": "http://evil.example:8622"},
+        ),
     ):
         pass
     assert denied.value.status_code == 400
@@ -154,8 +166,11 @@ def test_a_foreign_host_is_refused_on_rest_and_websocket(bare: TestClient) -> No
 
 def test_cors_is_closed_unless_configured() -> None:
     """No Access-Control-Allow-Origin by default; only the configured origins get one."""
-    preflight = {"origin": "http://elsewhere.example", "access-control-request-method": "POST",
-                 "access-control-request-headers": "authorization"}
+    preflight = {
+        "origin": "http://elsewhere.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization",
+    }
     with TestClient(create_app(make_settings())) as closed:
         answer = closed.options("/api/sessions", headers=preflight)
         assert "access-control-allow-origin" not in answer.headers
@@ -180,9 +195,11 @@ def test_the_owner_registry_is_bounded_and_keeps_owners_that_hold_something() ->
     assert len(registry) == 2 and "a" not in registry
 
 
-def test_a_token_the_server_forgot_gets_a_401_and_no_token_a_new_one() -> None:
+def test_a_token_the_server_forgot_gets_a_401_and_no_token_a_new_one(
+    new_app: Callable[..., FastAPI],
+) -> None:
     """An owner forgotten (no session left, registry full) must start afresh."""
-    with TestClient(create_app(make_settings(max_owners=1))) as client:
+    with TestClient(new_app(max_owners=1)) as client:
         first = create(client)
         client.delete(f"/api/sessions/{first['id']}", headers=bearer(first["owner_token"]))
         create(client)  # a new owner takes the only place

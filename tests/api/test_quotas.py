@@ -1,29 +1,49 @@
-"""Quotas per owner and per client address: 429, Retry-After and a detail naming the setting."""
+"""Quotas per owner and per client address: 429, Retry-After and a detail naming the setting.
+
+Every test runs on both backends (tests/conftest.py BOTH_BACKENDS): `[local]`, where the
+manager counts its own sessions, and `[ray]`, where the directory and the shards of a real Ray
+cluster count every replica's (the ray step).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import ray_bug
 
+BOTH_BACKENDS = True
 RETRY_AFTER = 3
+RUN_GRANT_RACE = (
+    "ray backend: a play right after pausing another session of the same owner is refused "
+    "(429) at max_running_per_owner: the directory's grant of the paused session's play is "
+    "marked landed (run_landed) by a task that runs after the play's reply has reached the "
+    "client, and an unlanded grant is never checked, so it counts as training (/work/notes/"
+    "requests_for_H1.md R-H2-1)"
+)
+QuotaClient = Callable[..., Iterator[TestClient]]
 
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-def quota_client(**limits: Any) -> Iterator[TestClient]:
-    settings = make_settings(quota_retry_after_seconds=RETRY_AFTER, **limits)
-    with TestClient(create_app(settings)) as client:
-        yield client
+@pytest.fixture
+def quota_client(new_app: Callable[..., FastAPI]) -> QuotaClient:
+    """quota_client(**limits): a TestClient of an app with those limits, on the test's backend
+    (iterate it once: `for client in quota_client(...)`)."""
+
+    def make(**limits: Any) -> Iterator[TestClient]:
+        with TestClient(new_app(quota_retry_after_seconds=RETRY_AFTER, **limits)) as client:
+            yield client
+
+    return make
 
 
 def create(client: TestClient, token: str | None = None) -> Any:
@@ -41,7 +61,7 @@ def play(client: TestClient, sid: str, token: str, kind: str = "play") -> Any:
     return client.post(f"/api/sessions/{sid}/commands", json=body, headers=bearer(token))
 
 
-def test_sessions_per_owner() -> None:
+def test_sessions_per_owner(quota_client: QuotaClient) -> None:
     """An owner's third session is refused; another owner still gets one; a delete frees one."""
     for client in quota_client(max_sessions_per_owner=2):
         first = create(client).json()
@@ -53,7 +73,7 @@ def test_sessions_per_owner() -> None:
         assert create(client, token).status_code == 201
 
 
-def test_sessions_per_address() -> None:
+def test_sessions_per_address(quota_client: QuotaClient) -> None:
     """New tokens do not get round the per-address quota; another address is not affected."""
     for client in quota_client(max_sessions_per_address=3):
         for _ in range(3):
@@ -64,8 +84,12 @@ def test_sessions_per_address() -> None:
 
 
 @pytest.mark.parametrize("kind", ["play", "step"])
-def test_running_per_owner(kind: str) -> None:
-    """play/step beyond max_running_per_owner: 429; a paused one frees the slot."""
+def test_running_per_owner(
+    quota_client: QuotaClient, kind: str, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """play/step beyond max_running_per_owner: 429; a paused one frees the slot at once (a
+    client that pauses one session and plays another is never refused, however quickly)."""
+    ray_bug(request, backend, RUN_GRANT_RACE)
     for client in quota_client(max_running_per_owner=1):
         first = create(client).json()
         token = first["owner_token"]
@@ -77,9 +101,16 @@ def test_running_per_owner(kind: str) -> None:
         assert play(client, first["id"], token).status_code == 200
         play(client, first["id"], token, "pause")
         assert play(client, second["id"], token, kind).status_code == 200
+        # Taking turns, with no wait between a pause and the next play.
+        play(client, second["id"], token, "pause")
+        for _ in range(4):
+            for on, off in ((first, second), (second, first)):
+                assert play(client, on["id"], token).status_code == 200
+                play(client, on["id"], token, "pause")
+                assert client.get(f"/api/sessions/{off['id']}").json()["status"] == "paused"
 
 
-def test_a_run_that_ended_by_itself_frees_its_slot() -> None:
+def test_a_run_that_ended_by_itself_frees_its_slot(quota_client: QuotaClient) -> None:
     """A REST step ends paused: the quota counts what trains now, not what once started."""
     for client in quota_client(max_running_per_owner=1):
         first = create(client).json()
@@ -89,7 +120,7 @@ def test_a_run_that_ended_by_itself_frees_its_slot() -> None:
         assert play(client, second["id"], token).json()["status"] == "running"
 
 
-def test_running_per_address() -> None:
+def test_running_per_address(quota_client: QuotaClient) -> None:
     """Two owners at one address share max_running_per_address."""
     for client in quota_client(max_running_per_address=1):
         a, b = create(client).json(), create(client).json()
@@ -97,24 +128,30 @@ def test_running_per_address() -> None:
         assert_quota(play(client, b["id"], b["owner_token"]), "max_running_per_address", 1)
 
 
-def test_max_sessions_has_a_retry_after_too() -> None:
+def test_max_sessions_has_a_retry_after_too(quota_client: QuotaClient) -> None:
     """The global cap names max_sessions and says when to retry."""
     for client in quota_client(max_sessions=1):
         assert create(client).status_code == 201
         assert_quota(create(client), "max_sessions", 1)
 
 
-def test_concurrent_plays_do_not_overshoot_the_running_quota() -> None:
+def test_concurrent_plays_do_not_overshoot_the_running_quota(quota_client: QuotaClient) -> None:
     """Plays in flight count as running: eight at once leave at most the quota training."""
     for client in quota_client(max_running_per_owner=2):
         token = create(client).json()["owner_token"]
         sids = [create(client, token).json()["id"] for _ in range(7)]
-        sids += [s["id"] for s in client.get("/api/sessions", headers=bearer(token)).json()
-                 if s["id"] not in sids]
+        sids += [
+            s["id"]
+            for s in client.get("/api/sessions", headers=bearer(token)).json()
+            if s["id"] not in sids
+        ]
         with ThreadPoolExecutor(len(sids)) as pool:
             replies = list(pool.map(partial(play, client, token=token), sids))
         statuses = [reply.status_code for reply in replies]
         assert set(statuses) <= {200, 429} and 1 <= statuses.count(200) <= 2, statuses
-        running = [s for s in client.get("/api/sessions", headers=bearer(token)).json()
-                   if s["status"] == "running"]
+        running = [
+            s
+            for s in client.get("/api/sessions", headers=bearer(token)).json()
+            if s["status"] == "running"
+        ]
         assert len(running) == statuses.count(200)

@@ -1,4 +1,8 @@
-"""WS /ws/sessions/{id} in-process: frames, every epoch's loss, commands, errors, cleanup."""
+"""WS /ws/sessions/{id} in-process: frames, every epoch's loss, commands, errors, cleanup.
+
+The tests with a `client` run on both backends (tests/conftest.py BOTH_BACKENDS): `[local]`,
+and `[ray]` with the sessions in shard actors of a real Ray cluster (the ray step).
+"""
 
 import asyncio
 import contextlib
@@ -19,6 +23,7 @@ from app.sessions.frames import FramePart, decode_frame
 from app.sessions.manager import Subscriber
 from tests.conftest import make_settings
 
+BOTH_BACKENDS = True
 TOKENS: dict[str, str] = {}  # session id -> its owner token
 
 
@@ -119,9 +124,10 @@ def test_commands_over_the_socket_are_acknowledged_and_applied(client: TestClien
         ack = reply_to(ws, "s")
         assert (ack["type"], ack["command"]) == ("ack", "step")
         frames_until(ws, lambda h: h["epoch"] == 5 and h["status"] == "paused")
-        ws.send_json({"type": "edit_weight", "layer": 2, "param": "bias", "index": [0],
-                      "value": 0.75})
-        (header, _), = frames_until(ws, lambda h: h["layers"][2]["bias"] == [0.75])[-1:]
+        ws.send_json(
+            {"type": "edit_weight", "layer": 2, "param": "bias", "index": [0], "value": 0.75}
+        )
+        ((header, _),) = frames_until(ws, lambda h: h["layers"][2]["bias"] == [0.75])[-1:]
         assert header["epoch"] == 5
         ws.send_json({"type": "set", "config": {"learning_rate": 0.5}, "id": 9})
         assert reply_to(ws, 9)["session"]["config"]["learning_rate"] == 0.5
@@ -131,17 +137,29 @@ def test_commands_over_the_socket_are_acknowledged_and_applied(client: TestClien
         assert 0.0 < prediction["outputs"][0][0] < 1.0
 
 
-@pytest.mark.parametrize(("message", "detail"), [
-    ("not json", "message is not valid JSON: Expecting value: line 1 column 1 (char 0)"),
-    ('{"type": "jump"}', "unknown message type 'jump'; expected one of: auth, play, pause, step, "
-     "reset, regenerate, set, edit_weight, predict"),
-    ('{"type": "step", "n": 0}', "invalid step message: n: Input should be greater than or "
-     "equal to 1"),
-    ('{"type": "play", "speed": 2}', "invalid play message: speed: Extra inputs are not "
-     "permitted"),
-    ('{"type": "set", "config": {"learning_rate": -1}}', "learning_rate: Input should be "
-     "greater than 0"),
-])
+@pytest.mark.parametrize(
+    ("message", "detail"),
+    [
+        ("not json", "message is not valid JSON: Expecting value: line 1 column 1 (char 0)"),
+        (
+            '{"type": "jump"}',
+            "unknown message type 'jump'; expected one of: auth, play, pause, step, "
+            "reset, regenerate, set, edit_weight, predict",
+        ),
+        (
+            '{"type": "step", "n": 0}',
+            "invalid step message: n: Input should be greater than or equal to 1",
+        ),
+        (
+            '{"type": "play", "speed": 2}',
+            "invalid play message: speed: Extra inputs are not permitted",
+        ),
+        (
+            '{"type": "set", "config": {"learning_rate": -1}}',
+            "learning_rate: Input should be greater than 0",
+        ),
+    ],
+)
 def test_bad_messages_get_an_error_and_the_session_keeps_running(
     client: TestClient, message: str, detail: str
 ) -> None:
@@ -158,9 +176,13 @@ def test_bad_messages_get_an_error_and_the_session_keeps_running(
 
 
 def test_divergence_is_reported_in_frames(client: TestClient) -> None:
-    sid = create(client, dataset="reg-plane", learning_rate=10.0,
-                 features=["x1", "x2", "x1_sq", "x2_sq"],
-                 layers=[{"units": 8, "activation": "relu"}])
+    sid = create(
+        client,
+        dataset="reg-plane",
+        learning_rate=10.0,
+        features=["x1", "x2", "x1_sq", "x2_sq"],
+        layers=[{"units": 8, "activation": "relu"}],
+    )
     with drive(client, sid) as ws:
         ws.send_json({"type": "play"})
         header, arrays = frames_until(ws, lambda h: h["status"] == "diverged")[-1]
@@ -231,8 +253,9 @@ def test_foreign_origin_is_refused_and_listed_or_missing_origins_are_allowed(
     client: TestClient,
 ) -> None:
     sid = create(client)
-    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(
-        f"/ws/sessions/{sid}", headers={"origin": "http://evil.example"}
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        client.websocket_connect(f"/ws/sessions/{sid}", headers={"origin": "http://evil.example"}),
     ):
         pass
     assert refused.value.code == 1008
@@ -248,8 +271,9 @@ def test_a_page_served_on_any_port_may_open_its_own_socket(client: TestClient) -
     with client.websocket_connect(f"/ws/sessions/{sid}", headers=same_origin) as ws:
         assert next_text(ws)["type"] == "hello"
     foreign_with_our_host = {"origin": "http://evil.example:41439", "host": "127.0.0.1:41439"}
-    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(
-        f"/ws/sessions/{sid}", headers=foreign_with_our_host
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        client.websocket_connect(f"/ws/sessions/{sid}", headers=foreign_with_our_host),
     ):
         pass
     assert refused.value.code == 1008
