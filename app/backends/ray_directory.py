@@ -1,7 +1,8 @@
 """The directory actor of the ray backend (issue 12): where every session lives, for every replica.
 
 The session -> (shard, owner hash, address) map, placement (the least-loaded shard), the session
-quotas over every replica's sessions, the running quotas' grants, and whose each job is. Actor
+quotas over every replica's sessions, the running quotas' grants, and whose each job and race
+is and where it runs. Actor
 methods run one at a time (a plain, non-async actor: no event loop, one thread), so a check and
 its reservation are atomic. A plain class: app/backends/ray_backend.py wraps it with
 `ray.remote`.
@@ -11,8 +12,8 @@ owner hash is written to the database (app/storage/placements.py, tables placeme
 directory_owners) before the call that made it answers, and a directory that Ray restarts
 (max_restarts=-1) rebuilds the map, the quotas' counts and the owner list from there in its
 constructor. What it keeps in memory only: the running grants (a restarted directory counts the
-shards' running sessions instead, which every replica passes in) and whose each job is (a job
-started before the restart is then readable only through the replica that started it).
+shards' running sessions instead, which every replica passes in), and where jobs and races run
+(one started before the restart is then reachable only through the replica that started it).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Directory:
         self.grants: dict[str, Grant] = {}
         self.generations = itertools.count(1)
         self.jobs: dict[str, JobEntry] = {}
+        self.races: dict[str, tuple[str, int]] = {}  # race id -> (owner hash, shard)
         self.started = time.time()
         self.engine: Any = None
         if database_url:
@@ -147,6 +149,7 @@ class Directory:
             "owners": len(self.owners),
             "grants": len(self.grants),
             "jobs": len(self.jobs),
+            "races": len(self.races),
             "persistent": self.engine is not None,
         }
 
@@ -241,3 +244,17 @@ class Directory:
     def job_forget(self, job_id: str) -> None:
         """A job answered at once (nobody polls it), or one that never started."""
         self.jobs.pop(job_id, None)
+
+    # ---- races ----------------------------------------------------------------------------
+
+    def race_created(self, race_id: str, owner: str, shard: int) -> None:
+        """A replica made a race on `shard` (any replica may read, step or delete it)."""
+        self.races[race_id] = (owner, shard)
+
+    def race(self, race_id: str) -> tuple[str, int] | None:
+        """(owner, shard) of a race, or None."""
+        return self.races.get(race_id)
+
+    def race_deleted(self, race_id: str) -> None:
+        """A race was deleted (through any replica)."""
+        self.races.pop(race_id, None)

@@ -15,6 +15,9 @@ that hears of a job it does not know asks the directory for its owner once and k
 it from then on, as its own (progress, end and answer; `GET /api/jobs/{id}` and its result, and
 its watchers' "job" messages). Bounded: at most MAX_FOREIGN_PENDING jobs being asked about at
 once, and the answers of other replicas' jobs within FOREIGN_END_BYTES (the oldest go first).
+Races likewise: the replica that creates one registers it (`directory.race_created`), and a
+replica asked for a race it does not hold finds it there (`find_race`). Races are not expired by
+a replica there (another may be using it): they live until deleted, as sessions do.
 """
 
 from __future__ import annotations
@@ -392,6 +395,27 @@ class JobBoard:
 
     # ---- races -----------------------------------------------------------------------------
 
+    async def find_race(self, race_id: str) -> Holding:
+        """`race`, or on a shared backend a race created through another replica (the
+        directory says whose it is and where it lives; held here from then on)."""
+        try:
+            return self.race(race_id)
+        except Exception as error:
+            directory = self.directory
+            if getattr(error, "status", None) != 404 or directory is None:
+                raise
+        found = None
+        with contextlib.suppress(Exception):
+            found = await directory.race.remote(race_id)
+        workers = self.manager.workers
+        if race_id in self.races:  # learned meanwhile (another request of it)
+            return self.race(race_id)
+        if found is None or not 0 <= found[1] < len(workers):
+            raise _error(404, f"race {race_id!r} not found")
+        holding = Holding(found[0], workers[found[1]], 0)
+        self.races[race_id] = holding
+        return holding
+
     def race(self, race_id: str) -> Holding:
         """Where a race lives, or 404 (also once it expired or its worker stopped)."""
         self._expire_races()
@@ -402,7 +426,10 @@ class JobBoard:
         return holding
 
     def _expire_races(self) -> None:
-        """Forget races unused for session_idle_seconds (their workers drop them)."""
+        """Forget races unused for session_idle_seconds (their workers drop them); not on a
+        shared backend, where another replica may be using them."""
+        if self.manager.backend.shared:
+            return
         idle = self.settings.session_idle_seconds
         now = time.monotonic()
         for race_id, holding in list(self.races.items()):
@@ -441,6 +468,10 @@ class JobBoard:
                 raise self.refuse(str(getattr(error, "detail", error))) from None
             raise
         holding.nbytes = int(reply["bytes"])
+        directory = self.directory
+        if directory is not None:  # any replica may read, step or delete it
+            with contextlib.suppress(Exception):
+                directory.race_created.remote(race_id, owner, worker.index)
         return race_id, bytes(reply["body"])
 
     def _load(self, worker: WorkerHandle) -> int:
@@ -451,25 +482,43 @@ class JobBoard:
 
     async def read_race(self, race_id: str) -> bytes:
         """A race's whole answer (every epoch's curves, grids), JSON bytes from its worker."""
-        holding = self.race(race_id)
-        reply = await self.manager._request(holding.worker, "race_get", race_id)
+        holding = await self.find_race(race_id)
+        try:
+            reply = await self.manager._request(holding.worker, "race_get", race_id)
+        except Exception as error:
+            self._gone(race_id, holding, error)
+            raise
         holding.nbytes = int(reply["bytes"])
         return bytes(reply["body"])
 
+    def _gone(self, race_id: str, holding: Holding, error: Exception) -> None:
+        """Its worker does not have the race (deleted through another replica): forget it
+        here too, so its bytes stop counting against the budgets."""
+        if getattr(error, "status", None) == 404 and self.races.get(race_id) is holding:
+            del self.races[race_id]
+
     async def delete_race(self, race_id: str) -> None:
         """Forget a race; a step of it running is cancelled."""
-        holding = self.race(race_id)
+        holding = await self.find_race(race_id)
         try:
             await self.manager._request(holding.worker, "race_delete", race_id)
         finally:
             self.races.pop(race_id, None)
+            directory = self.directory
+            if directory is not None:
+                with contextlib.suppress(Exception):
+                    directory.race_deleted.remote(race_id)
 
     async def step_race(self, race_id: str, owner: str, epochs: int, grids: bool) -> JobRecord:
         """Start a race step job (the race's owner only: checked by the route)."""
-        holding = self.race(race_id)
+        holding = await self.find_race(race_id)
         self.memory_left(holding.owner)
         record = self.reserve("race_step", race_id, owner, holding.worker)
-        return await self.start(record, "race_step", {"epochs": epochs, "grids": grids})
+        try:
+            return await self.start(record, "race_step", {"epochs": epochs, "grids": grids})
+        except Exception as error:
+            self._gone(race_id, holding, error)
+            raise
 
     # ---- replays ---------------------------------------------------------------------------
 

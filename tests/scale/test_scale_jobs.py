@@ -102,3 +102,36 @@ def test_a_job_started_through_a_is_cancelled_through_b(ray_cluster: Cluster) ->
     epoch = httpx.get(f"{a}/api/sessions/{sid}", timeout=30).json()["epoch"]
     assert 0 < epoch < EPOCHS
     httpx.delete(f"{a}/api/sessions/{sid}", headers=bearer(token), timeout=30)
+
+
+RACE = {
+    "config": {"dataset": "xor", "n_samples": 40, "layers": [{"units": 3}], "grid_resolution": 6},
+    "racers": [{"optimizer": "sgd", "learning_rate": 0.1}, {"optimizer": "adam"}],
+}
+
+
+def test_a_race_created_through_a_is_read_stepped_and_deleted_through_b(
+    ray_cluster: Cluster,
+) -> None:
+    """A race made through A: B reads it (the same answer as A's), its owner steps it through
+    B (A then reads the new epochs) and deletes it through B (then 404 on both). Gold: A's own
+    answer for the race."""
+    a, b = (r.url for r in ray_cluster.replicas)
+    made = httpx.post(a + "/api/races", json=RACE, timeout=30)
+    assert made.status_code == 201, made.text
+    race_id, token = made.json()["id"], made.json()["owner_token"]
+    on_a = httpx.get(f"{a}/api/races/{race_id}", timeout=30)
+    on_b = httpx.get(f"{b}/api/races/{race_id}", timeout=30)
+    assert on_b.status_code == 200, on_b.text
+    assert on_b.json() == on_a.json() and on_a.json()["epoch"] == 0
+    refused = httpx.post(f"{b}/api/races/{race_id}/step", json={"epochs": 30}, timeout=30)
+    assert refused.status_code == 401, refused.text
+    stepped = httpx.post(
+        f"{b}/api/races/{race_id}/step", json={"epochs": 30}, headers=bearer(token), timeout=30
+    )
+    assert stepped.status_code == 200, stepped.text
+    assert httpx.get(f"{a}/api/races/{race_id}", timeout=30).json()["epoch"] == 30
+    deleted = httpx.delete(f"{b}/api/races/{race_id}", headers=bearer(token), timeout=30)
+    assert deleted.status_code == 204, deleted.text
+    for base in (a, b):
+        assert httpx.get(f"{base}/api/races/{race_id}", timeout=30).status_code == 404
