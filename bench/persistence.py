@@ -13,7 +13,9 @@
     started alternately in one run (off, on, off, on, ...) so the machine's load hits both;
     the target: "on" no more than 10% below "off". Each half also prints the cores its server
     used and the other programs' (the machine's busy time from /proc/stat minus this bench's
-    process tree): a half that shared the machine shows as such.
+    process tree): a half that shared the machine shows as such; and the epochs of all its
+    sessions per core-second its server used (what checkpointing costs per epoch, whatever
+    share of the machine the others left).
 Every database is a temporary SQLite file unless --database-url names another (PostgreSQL).
 """
 
@@ -228,15 +230,19 @@ def stream_on_off(rounds: int, seconds: float, sessions: int, period: float) -> 
             frames = [t.frames / window for t in tallies]
             ordered = sorted(latencies) or [0.0]
             p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3
+            # Epochs of all sessions per core-second the server used: the cost of an epoch,
+            # whatever share of the machine the other programs left it.
+            per_core = sum(epochs) / server_cores if server_cores else 0.0
             row = (min(epochs), statistics.median(epochs), statistics.median(frames), p99,
-                   server_cores, others)
+                   server_cores, others, per_core)
             results[mode].append(row)
             print(f"round {round_ + 1} {mode:>3}: epochs/s per session min {row[0]:.0f} median "
                   f"{row[1]:.0f}; frames/s median {row[2]:.1f}; /health p99 {row[3]:.1f} ms; "
-                  f"server {server_cores:.2f} cores, other programs {others:.2f} cores "
+                  f"server {server_cores:.2f} cores ({per_core:.0f} epochs per core-second), "
+                  f"other programs {others:.2f} cores "
                   f"(load average {os.getloadavg()[0]:.1f})")
     names = ("epochs/s min", "epochs/s median", "frames/s median", "/health p99 ms",
-             "server cores", "others' cores")
+             "server cores", "others' cores", "epochs/core-s")
     for label, summary in (("mean", statistics.mean), ("median", statistics.median)):
         off = [summary(v) for v in zip(*results["off"], strict=True)]
         on = [summary(v) for v in zip(*results["on"], strict=True)]
