@@ -59,6 +59,7 @@ class Directory:
         self.sessions: dict[str, tuple[int, str, str]] = {}
         self.owners: list[str] = []  # every owner hash that created a session, in order
         self.known: set[str] = set()
+        self.stored: set[str] = set()  # placed sessions evicted for idleness (not in memory)
         self.grants: dict[str, Grant] = {}
         self.generations = itertools.count(1)
         self.jobs: dict[str, JobEntry] = {}
@@ -68,13 +69,14 @@ class Directory:
         if database_url:
             from app.settings import Settings
             from app.storage.database import make_engine
-            from app.storage.placements import load_directory
+            from app.storage.placements import load_directory, stored_sessions
 
             self.engine = make_engine(Settings(database_url=database_url, database_threads=1))
             stored, owners = load_directory(self.engine)
             self.sessions = {sid: (p.shard, p.owner_hash, p.address) for sid, p in stored.items()}
             self.owners = owners
             self.known = set(owners)
+            self.stored = stored_sessions(self.engine) & set(self.sessions)
 
     # ---- placement and the session quotas -------------------------------------------------
 
@@ -86,22 +88,33 @@ class Directory:
         a session placed already (a retried call) keeps its shard."""
         if session_id in self.sessions:
             return self.sessions[session_id][0], None
-        total = len(self.sessions)
+        # Live sessions count towards the session quotas; idle-evicted ("stored") ones only
+        # towards max_stored_sessions_per_owner, with the owner's live ones (as on one machine).
+        live = [where for sid, where in self.sessions.items() if sid not in self.stored]
+        total = len(live)
         if total >= limits["max_sessions"]:
             return None, f"{total} sessions exist; max_sessions = {limits['max_sessions']}"
-        owned = sum(o == owner for _, o, _ in self.sessions.values()) if owner else 0
+        owned = sum(o == owner for _, o, _ in live) if owner else 0
         if owner and owned >= limits["max_sessions_per_owner"]:
             return None, (
                 f"this owner has {owned} live sessions; max_sessions_per_owner = "
                 f"{limits['max_sessions_per_owner']} (delete one, or wait for one to expire)"
             )
-        near = sum(a == address for _, _, a in self.sessions.values()) if address else 0
+        stored_limit = limits.get("max_stored_sessions_per_owner")
+        if owner and stored_limit is not None:
+            kept = sum(self.sessions[sid][1] == owner for sid in self.stored)
+            if owned + kept >= stored_limit:
+                return None, (
+                    f"this owner has {owned} live and {kept} stored sessions; "
+                    f"max_stored_sessions_per_owner = {stored_limit} (delete one)"
+                )
+        near = sum(a == address for _, _, a in live) if address else 0
         if address and near >= limits["max_sessions_per_address"]:
             return None, (
                 f"address {address} has {near} live sessions; max_sessions_per_address = "
                 f"{limits['max_sessions_per_address']}"
             )
-        load = Counter(s for s, _, _ in self.sessions.values())
+        load = Counter(s for s, _, _ in live)
         shard = min(shards, key=lambda s: (load[s], s))
         new_owner = bool(owner) and owner not in self.known
         if self.engine is not None:  # written first: what the directory answered survives it
@@ -120,6 +133,16 @@ class Directory:
         works on every replica)."""
         return self.owners[seen:], len(self.owners)
 
+    def set_stored(self, session_ids: list[str], stored: bool) -> None:
+        """Sessions a shard evicted for idleness (stored: out of memory, back on their next
+        call) or brought back: evicted ones count towards max_stored_sessions_per_owner only.
+        Not written here: the sessions table's `state` says it, read back on a restart."""
+        for session_id in session_ids:
+            if stored and session_id in self.sessions:
+                self.stored.add(session_id)
+            else:
+                self.stored.discard(session_id)
+
     def lookup(self, session_id: str) -> tuple[int, str, str] | None:
         """(shard, owner hash, address) of a session, or None."""
         return self.sessions.get(session_id)
@@ -127,6 +150,7 @@ class Directory:
     def release(self, session_id: str) -> None:
         """A session was deleted (or its create failed)."""
         self.grants.pop(session_id, None)
+        self.stored.discard(session_id)
         if self.sessions.pop(session_id, None) is not None and self.engine is not None:
             from app.storage.placements import delete_placement
 
@@ -147,6 +171,7 @@ class Directory:
             "started": self.started,
             "sessions": len(self.sessions),
             "owners": len(self.owners),
+            "stored": len(self.stored),
             "grants": len(self.grants),
             "jobs": len(self.jobs),
             "races": len(self.races),

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.storage.database import reading
-from app.storage.tables import directory_owners, placements
+from app.storage.tables import directory_owners, placements, sessions
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,15 @@ def load_directory(engine: Engine) -> tuple[dict[str, Placement], list[str]]:
         )
     found = {row.session_id: Placement(row.shard, row.owner_hash, row.address) for row in rows}
     return found, list(owners)
+
+
+def stored_sessions(engine: Engine) -> set[str]:
+    """The placed sessions whose stored row says "stored" (evicted for idleness)."""
+    with reading(engine) as conn:
+        return set(
+            conn.execute(
+                select(placements.c.session_id)
+                .join(sessions, sessions.c.id == placements.c.session_id)
+                .where(sessions.c.state == "stored")
+            ).scalars()
+        )

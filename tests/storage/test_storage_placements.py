@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import create_engine
 
 from app.backends.ray_directory import Directory
-from app.storage import Storage
+from app.storage import SessionCheckpoint, Storage
 from app.storage.placements import (
     Placement,
     add_owner,
@@ -83,3 +83,59 @@ def test_without_a_database_the_directory_keeps_nothing(storage: Storage) -> Non
     assert directory.place("s1", "a" * 64, "10.0.0.1", [0], LIMITS) == (0, None)
     assert directory.stats()["persistent"] is False
     assert load_directory(storage.engine) == ({}, [])
+
+
+def test_idle_evicted_sessions_count_only_towards_the_stored_quota(storage: Storage) -> None:
+    """Sessions a shard evicted (set_stored) leave max_sessions_per_owner's count and stay in
+    max_stored_sessions_per_owner's, as on one machine; a restarted directory reads which are
+    stored from the sessions table's state (the shard writes it after the last checkpoint)."""
+    limits = {**LIMITS, "max_stored_sessions_per_owner": 3}  # and 2 live per owner
+    url = storage.engine.url.render_as_string(hide_password=False)
+    directory = Directory(url)
+    try:
+        for sid in ("s1", "s2"):
+            assert directory.place(sid, "a" * 64, "10.0.0.1", [0], limits) == (0, None)
+        assert "max_sessions_per_owner = 2" in str(
+            directory.place("s3", "a" * 64, "10.0.0.1", [0], limits)[1]
+        )
+        directory.set_stored(["s1", "nope"], True)
+        assert directory.place("s3", "a" * 64, "10.0.0.1", [0], limits) == (0, None)
+        directory.set_stored(["s2"], True)
+        assert directory.place("s4", "a" * 64, "10.0.0.1", [0], limits)[1] == (
+            "this owner has 1 live and 2 stored sessions; max_stored_sessions_per_owner = 3 "
+            "(delete one)"
+        )
+    finally:
+        directory.engine.dispose()
+    for sid in ("s1", "s2", "s3"):
+        storage.save_checkpoint(checkpoint(sid))
+    for sid in ("s1", "s2"):
+        storage.set_state(sid, "stored")
+    again = Directory(url)
+    try:
+        assert again.stats()["stored"] == 2
+        assert "1 live and 2 stored" in str(again.place("s4", "a" * 64, "", [0], limits)[1])
+        again.set_stored(["s1"], False)  # back on its next call: live again
+        assert again.place("s4", "a" * 64, "", [0], limits)[1] == (
+            "this owner has 2 live sessions; max_sessions_per_owner = 2 (delete one, or wait "
+            "for one to expire)"
+        )
+    finally:
+        again.engine.dispose()
+
+
+def checkpoint(session_id: str) -> SessionCheckpoint:
+    """A minimal checkpoint (a sessions row for the directory to join)."""
+    return SessionCheckpoint(
+        session_id=session_id,
+        owner_hash="a" * 64,
+        address="10.0.0.1",
+        epoch=1,
+        status="paused",
+        history_id=1,
+        snapshot=b"{}",
+        history_columns=["loss"],
+        first_epoch=1,
+        rows=b"",
+        reset_history=False,
+    )
