@@ -556,6 +556,16 @@ class RaySpace:
         directory = actors[0]
         return [sid for i in range(RAY_SHARDS) for sid in ray.get(directory.sessions_on.remote(i))]
 
+    def sweep(self, ahead: float) -> tuple[list[str], int]:
+        """Run every shard's idle janitor now, as if `ahead` more seconds had passed
+        (Shard.sweep): (the sessions it evicted, the sessions the shards still hold)."""
+        actors = self._actors()
+        assert actors is not None, "no app started on the ray backend yet"
+        ray = self.head.ray()
+        evicted = [sid for shard in actors[1] for sid in ray.get(shard.sweep.remote(ahead))[0]]
+        held = sum(ray.get(shard.stats.remote())["sessions"] for shard in actors[1])
+        return evicted, held
+
     def clear(self, client: TestClient | None = None) -> None:
         """Delete every session of the namespace through an app's manager (`client`'s, or a
         cleanup app's when the test's apps are gone): no session, running count or quota of

@@ -104,10 +104,9 @@ def test_running_per_owner(
         # Taking turns, with no wait between a pause and the next play.
         play(client, second["id"], token, "pause")
         for _ in range(4):
-            for on, off in ((first, second), (second, first)):
-                assert play(client, on["id"], token).status_code == 200
-                play(client, on["id"], token, "pause")
-                assert client.get(f"/api/sessions/{off['id']}").json()["status"] == "paused"
+            for session in (first, second):
+                assert play(client, session["id"], token).status_code == 200
+                assert play(client, session["id"], token, "pause").json()["status"] == "paused"
 
 
 def test_a_run_that_ended_by_itself_frees_its_slot(quota_client: QuotaClient) -> None:
