@@ -198,10 +198,22 @@ class ShardLink(WorkerHandle):
                 if kind == "removed":  # deleted through another replica
                     manager.discard(message[1])
                     continue
+                if kind == "evicted":  # idle: out of the shard's memory, still placed
+                    self._evicted(message[1])
+                    continue
                 payload = message[3] if kind == "reply" else None
                 if type(payload) is dict and "paused_unwatched" in payload:
                     message = self._unwatched_paused(message)
                 manager.dispatch(message)
+
+    def _evicted(self, session_id: str) -> None:
+        """The shard evicted an idle session (stored, still in the directory): this replica
+        forgets its handle without releasing it; its next request locates it again and the
+        shard restores it from the database."""
+        handle = self.manager.handles.get(session_id)
+        if handle is not None and not handle.subscribers and handle.worker is self:
+            del self.manager.handles[session_id]
+            self.sessions -= 1
 
     def _unwatched_paused(self, message: tuple[Any, ...]) -> tuple[Any, ...]:
         """A subscribe's reply for a session the shard paused for want of watchers: the
@@ -318,8 +330,11 @@ class RayBackend(SessionBackend):
         self.owners_seen = 0
         self.owner_sync: asyncio.Task[None] | None = None
         self.confirming: set[asyncio.Task[None]] = set()  # run grants told to the directory
+        self.granted: dict[str, int] = {}  # session -> its run grant's generation, not landed
+        self.manager: Any = None
 
     async def start(self, manager: SessionManager, count: int) -> list[Any]:
+        self.manager = manager
         await asyncio.to_thread(self._join)
         shards = await asyncio.to_thread(self._shards)
         self.links = [ShardLink(i, actor, self, manager) for i, actor in enumerate(shards)]
@@ -405,6 +420,7 @@ class RayBackend(SessionBackend):
             "max_sessions": s.max_sessions,
             "max_sessions_per_owner": s.max_sessions_per_owner,
             "max_sessions_per_address": s.max_sessions_per_address,
+            "max_stored_sessions_per_owner": s.max_stored_sessions_per_owner,
         }
 
     async def place(
@@ -463,7 +479,8 @@ class RayBackend(SessionBackend):
                 handle.session_id, handle.owner, handle.address, limits, on_shards, stale
             )
             if verdict == "granted":
-                self._confirm_landed(handle, int(answer))
+                self.granted[handle.session_id] = int(answer)
+                self._confirm_landed(handle)
                 return None
             if verdict == "refused":
                 return str(answer)
@@ -489,16 +506,22 @@ class RayBackend(SessionBackend):
         gone = await asyncio.gather(*(ended(s, suspects[s][1]) for s in sids))
         return {s: suspects[s][0] for s, g in zip(sids, gone, strict=True) if g}
 
-    def _confirm_landed(self, handle: SessionHandle, generation: int) -> None:
-        """Tell the directory once the play that got this grant has answered (manager.call
-        counts it in handle.starting until then): only then may another replica's check find
-        the grant ended (before, its session may still look paused)."""
+    async def run_answered(self, manager: SessionManager, handle: SessionHandle) -> None:
+        """The play or step that got a grant was answered: the grant has landed (the
+        directory may now find it ended when the session no longer trains)."""
+        generation = self.granted.pop(handle.session_id, None)
+        if generation is not None:
+            with contextlib.suppress(Exception):
+                await self.directory.run_landed.remote(handle.session_id, generation)
+
+    def _confirm_landed(self, handle: SessionHandle) -> None:
+        """The same, should the manager not call run_answered: once the play that got this
+        grant has answered (manager.call counts it in handle.starting until then)."""
 
         async def confirm() -> None:
             while handle.starting > 0:
                 await asyncio.sleep(0.01)
-            with contextlib.suppress(Exception):
-                await self.directory.run_landed.remote(handle.session_id, generation)
+            await self.run_answered(self.manager, handle)
 
         task = asyncio.get_running_loop().create_task(confirm())
         self.confirming.add(task)

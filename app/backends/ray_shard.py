@@ -82,6 +82,7 @@ class ShardConn:
         self.unwatched_paused: set[str] = set()  # paused by the janitor: a watcher resumes it
         self.evicted: set[str] = set()  # stored and out of memory: back on their next call
         self.load: Any = None  # (session_id) -> its "restore" payload, or None (gone)
+        self.on_stored: Any = None  # (session_ids, stored) -> None: tells the directory
         self.batches_out = 0  # non-empty batches handed to a replica
         self.batches_in = 0  # batches a replica sent
         self.messages_out = 0
@@ -240,6 +241,8 @@ class ShardConn:
             if payload is not None:  # else: gone from the database too, the call says 404
                 self.inbox.append(("call", next(self.ids), "restore", session_id, payload))
                 self.live.add(session_id)
+                if self.on_stored is not None:
+                    self.on_stored([session_id], False)
 
     def inject(self, op: str, session_id: str, payload: Any) -> None:
         """A call of the shard itself (its restores at start); the reply is dropped."""
@@ -268,6 +271,8 @@ class ShardConn:
                     self.evicted.add(session_id)
                     self.unwatched_paused.discard(session_id)
                     evicted.append(session_id)
+                    for outbox in self.outboxes.values():  # replicas drop their handles
+                        outbox.append(("evicted", session_id))
                 elif (
                     unwatched > 0
                     and quiet > unwatched
@@ -282,6 +287,7 @@ class ShardConn:
                     paused.append(session_id)
             if evicted or paused:
                 self.inbox_ready.notify()
+                self.outbox_ready.notify_all()
         return evicted, paused
 
     def attach(self, replica: str) -> None:
@@ -374,6 +380,7 @@ class Shard:
         self.evictions = self.unwatched_pauses = 0
         if self.storage is not None:  # without checkpoints an evicted session would be lost
             self.conn.load = self._load
+            self.conn.on_stored = self._stored
             threading.Thread(
                 target=self._janitor, name=f"shard-{index}-janitor", daemon=True
             ).start()
@@ -417,6 +424,15 @@ class Shard:
         self.conn.owners[session_id] = (stored.owner_hash, stored.address)
         return restore_payload(stored)
 
+    def _stored(self, session_ids: list[str], stored: bool) -> None:
+        """Tell the directory which sessions are out of memory (they count towards
+        max_stored_sessions_per_owner only) or back (an actor call, not waited for)."""
+        import ray
+
+        with contextlib.suppress(Exception):
+            directory = ray.get_actor(DIRECTORY, namespace=self.namespace)
+            directory.set_stored.remote(session_ids, stored)
+
     def _janitor(self) -> None:
         """The local backend's idle rules, here where every replica's watchers are known:
         ShardConn.sweep every few seconds."""
@@ -442,6 +458,8 @@ class Shard:
         )
         self.evictions += len(evicted)
         self.unwatched_pauses += len(paused)
+        if evicted:
+            self._stored(evicted, True)
         for session_id in evicted:  # after its last checkpoint (the evict writes one)
             self.writer.after(session_id, lambda s=session_id: self.storage.set_state(s, "stored"))
         return evicted, paused

@@ -155,10 +155,13 @@ def test_idle_rules_count_every_replicas_watchers() -> None:
     """The local backend's idle rules inside the shard: a running session watched through B
     is never paused; once B's connection closes and nobody calls it for `unwatched` s it is
     paused (once), B's next subscribe is told so (its manager plays it again); unwatched and
-    uncalled for `idle` s it is evicted, and A's next call restores it from the database first.
+    uncalled for `idle` s it is evicted (replicas told), and A's next call restores it from the
+    database first (the directory told).
     Gold: the exact calls the worker receives, in order."""
     conn = ShardConn(replica_timeout=60)
     conn.load = lambda session_id: {"stored": session_id}
+    told: list[tuple[list[str], bool]] = []
+    conn.on_stored = lambda ids, stored: told.append((ids, stored))
     conn.incoming("A", [("call", 1, "create", "s1", {})])
     conn.send(("reply", worker_side(conn)[0][1], 200, {}))
     conn.incoming("B", [("call", 1, "subscribe", "s1", None)])
@@ -187,7 +190,9 @@ def test_idle_rules_count_every_replicas_watchers() -> None:
     assert conn.sweep(left + 51, **rules) == (["s1"], [])
     assert [c[2:4] for c in worker_side(conn)] == [("evict", "s1")]
     assert "s1" not in conn.live and conn.evicted == {"s1"}
+    assert conn.outgoing("A", 0)[-1] == ("evicted", "s1")  # replicas drop their handles
     conn.incoming("A", [("call", 4, "get", "s1", None)])
     calls = worker_side(conn)
     assert [c[2:] for c in calls] == [("restore", "s1", {"stored": "s1"}), ("get", "s1", None)]
     assert "s1" in conn.live and not conn.evicted
+    assert told == [(["s1"], False)]  # the directory hears it is back in memory
