@@ -184,13 +184,10 @@ class RateLimit:
             await send({"type": "http.response.start", "status": 429, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         elif "websocket.http.response" in scope.get("extensions", {}):
-            await send({"type": "websocket.http.response.start", "status": 429,
-                        "headers": headers})
+            await send({"type": "websocket.http.response.start", "status": 429, "headers": headers})
             await send({"type": "websocket.http.response.body", "body": body})
         else:
-            await send({"type": "websocket.close", "code": TRY_AGAIN_LATER,
-                        "reason": detail[:120]})
-
+            await send({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": detail[:120]})
 
     def log(self, key: str, address: str, scope: Scope, window: Window, retry_after: int) -> None:
         """One warning line per address per LOG_EVERY_SECONDS; `refused` counts the 429s it
@@ -201,14 +198,18 @@ class RateLimit:
             self.logged[key] = (last, unlogged + 1)
             return
         if len(self.logged) >= MAX_LOGGED_ADDRESSES:  # many addresses: forget the quiet ones
-            self.logged = {
-                k: v for k, v in self.logged.items() if now - v[0] < LOG_EVERY_SECONDS
-            }
+            self.logged = {k: v for k, v in self.logged.items() if now - v[0] < LOG_EVERY_SECONDS}
         self.logged[key] = (now, 0)
         log_event(
-            "rate_limited", logging.WARNING, client=address, method=scope.get("method", "WS"),
-            path=scope["path"][:200], setting=window.setting, limit=window.value,
-            retry_after=retry_after, refused=unlogged + 1,
+            "rate_limited",
+            logging.WARNING,
+            client=address,
+            method=scope.get("method", "WS"),
+            path=scope["path"][:200],
+            setting=window.setting,
+            limit=window.value,
+            retry_after=retry_after,
+            refused=unlogged + 1,
         )
 
 
@@ -216,7 +217,7 @@ def route_path(scope: Scope) -> str:
     """The path the app routes on: without the root_path a proxy mounted the server under."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root) else path
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def rate_windows(settings: Settings) -> list[Window]:
@@ -255,7 +256,8 @@ def client_address(scope: Scope, proxies: list[Network]) -> str:
     if not proxies or not is_trusted(peer, proxies):
         return peer
     forwarded = [
-        value.decode("latin-1") for name, value in scope.get("headers", [])
+        value.decode("latin-1")
+        for name, value in scope.get("headers", [])
         if name == b"x-forwarded-for"
     ]
     hops = [hop.strip() for hop in ",".join(forwarded).split(",") if hop.strip()]

@@ -187,8 +187,9 @@ class JobBoard:
         owner, shard = found
         if not 0 <= shard < len(workers):
             return
-        record = JobRecord(job_id, public["kind"], public["target"], owner, workers[shard],
-                           public, foreign=True)
+        record = JobRecord(
+            job_id, public["kind"], public["target"], owner, workers[shard], public, foreign=True
+        )
         self.jobs[job_id] = record
         if end is not None:
             record.finish(public, end)
@@ -232,8 +233,11 @@ class JobBoard:
         """A running job whose worker died has failed (its end will never come)."""
         if record.running and not record.worker.alive:
             record.finish(
-                {**record.public, "state": "failed",
-                 "detail": f"worker {record.worker.index} stopped"},
+                {
+                    **record.public,
+                    "state": "failed",
+                    "detail": f"worker {record.worker.index} stopped",
+                },
                 (503, f"job {record.id} was lost: worker {record.worker.index} stopped"),
             )
 
@@ -294,9 +298,11 @@ class JobBoard:
 
     def _live(self, table: dict[str, Holding]) -> dict[str, Holding]:
         """Drop holdings whose worker or session is gone; the rest."""
-        for key in [k for k, h in table.items() if not h.worker.alive or (
-            table is self.replays and k not in self.manager.handles
-        )]:
+        for key in [
+            k
+            for k, h in table.items()
+            if not h.worker.alive or (table is self.replays and k not in self.manager.handles)
+        ]:
             del table[key]
         return table
 
@@ -305,26 +311,35 @@ class JobBoard:
         limit = self.settings.max_jobs_per_owner
         running = sum(r.owner == owner and r.running for r in self.jobs.values())
         if running >= limit:
-            return (f"this owner runs {running} jobs; max_jobs_per_owner = {limit} (wait for "
-                    "one to end, or cancel it with DELETE /api/jobs/{id})")
+            return (
+                f"this owner runs {running} jobs; max_jobs_per_owner = {limit} (wait for "
+                "one to end, or cancel it with DELETE /api/jobs/{id})"
+            )
         return None
 
     def memory_left(self, owner: str, exclude: Holding | None = None) -> tuple[int, str]:
         """The bytes a new race or replay of `owner` may take, and the limit that says so;
         429 when nothing is left."""
         settings = self.settings
-        holdings = [h for h in (*self._live(self.races).values(),
-                                *self._live(self.replays).values()) if h is not exclude]
+        holdings = [
+            h
+            for h in (*self._live(self.races).values(), *self._live(self.replays).values())
+            if h is not exclude
+        ]
         total = sum(h.nbytes for h in holdings)
         mine = sum(h.nbytes for h in holdings if h.owner == owner)
         owner_left = settings.max_job_memory_bytes_per_owner - mine
         total_left = settings.max_job_memory_bytes - total
         if owner_left <= total_left:
-            text = (f"this owner's races and replays hold {mine} bytes; "
-                    f"max_job_memory_bytes_per_owner = {settings.max_job_memory_bytes_per_owner}")
+            text = (
+                f"this owner's races and replays hold {mine} bytes; "
+                f"max_job_memory_bytes_per_owner = {settings.max_job_memory_bytes_per_owner}"
+            )
         else:
-            text = (f"all races and replays hold {total} bytes; max_job_memory_bytes = "
-                    f"{settings.max_job_memory_bytes}")
+            text = (
+                f"all races and replays hold {total} bytes; max_job_memory_bytes = "
+                f"{settings.max_job_memory_bytes}"
+            )
         left = min(owner_left, total_left)
         if left <= 0:
             raise self.refuse(text + " (delete a race or a session with a replay)")
@@ -342,8 +357,15 @@ class JobBoard:
 
     def _record(self, kind: str, target: str, owner: str, worker: WorkerHandle) -> JobRecord:
         job_id = secrets.token_urlsafe(9)
-        public = {"id": job_id, "kind": kind, "target": target, "state": "running",
-                  "done": 0, "total": 0, "detail": None}
+        public = {
+            "id": job_id,
+            "kind": kind,
+            "target": target,
+            "state": "running",
+            "done": 0,
+            "total": 0,
+            "detail": None,
+        }
         record = JobRecord(job_id, kind, target, owner, worker, public)
         self.jobs[job_id] = record
         return record
@@ -355,9 +377,7 @@ class JobBoard:
         self._register(record)
         self._tell_subscribers(record)
 
-    async def start(
-        self, record: JobRecord, op: str, payload: dict[str, Any]
-    ) -> JobRecord:
+    async def start(self, record: JobRecord, op: str, payload: dict[str, Any]) -> JobRecord:
         """Ask the record's worker to start the job; the record is dropped if it refuses."""
         payload = {**payload, "job": record.id, "max_seconds": self.settings.max_job_seconds}
         try:
@@ -376,8 +396,12 @@ class JobBoard:
         handle = self.manager.get(session_id)
         quota = self.check_job_quota(owner)  # the worker refuses a step with it (429)
         record = self._record("step", session_id, owner, handle.worker)
-        payload = {**payload, "job": record.id, "max_seconds": self.settings.max_job_seconds,
-                   "job_quota": quota}
+        payload = {
+            **payload,
+            "job": record.id,
+            "max_seconds": self.settings.max_job_seconds,
+            "job_quota": quota,
+        }
         try:
             reply = await self.manager.call(session_id, "command", payload)
         except BaseException as error:
@@ -447,8 +471,10 @@ class JobBoard:
             raise self.refuse(f"{len(races)} races exist; max_sessions = {settings.max_sessions}")
         mine = sum(h.owner == owner for h in races.values())
         if mine >= settings.max_races_per_owner:
-            raise self.refuse(f"this owner has {mine} races; max_races_per_owner = "
-                              f"{settings.max_races_per_owner} (delete one first)")
+            raise self.refuse(
+                f"this owner has {mine} races; max_races_per_owner = "
+                f"{settings.max_races_per_owner} (delete one first)"
+            )
         left, text = self.memory_left(owner)
         live = [w for w in self.manager.workers if w.alive]
         if not live:
@@ -459,7 +485,9 @@ class JobBoard:
         self.races[race_id] = holding  # reserved: concurrent creates count it
         try:
             reply = await self.manager._request(
-                worker, "race_create", race_id,
+                worker,
+                "race_create",
+                race_id,
                 {**payload, "memory_left": left, "memory_limit": text},
             )
         except BaseException as error:
@@ -476,8 +504,10 @@ class JobBoard:
 
     def _load(self, worker: WorkerHandle) -> int:
         """Sessions, races and running jobs on a worker (a new race goes to the lowest)."""
-        return worker.sessions + sum(h.worker is worker for h in self.races.values()) + sum(
-            r.worker is worker and r.running for r in self.jobs.values()
+        return (
+            worker.sessions
+            + sum(h.worker is worker for h in self.races.values())
+            + sum(r.worker is worker and r.running for r in self.jobs.values())
         )
 
     async def read_race(self, race_id: str) -> bytes:
@@ -533,9 +563,11 @@ class JobBoard:
         if existing is None:
             mine = sum(h.owner == owner for h in replays.values())
             if mine >= self.settings.max_replays_per_owner:
-                raise self.refuse(f"this owner has {mine} replays; max_replays_per_owner = "
-                                  f"{self.settings.max_replays_per_owner} (delete a session "
-                                  "to drop its replay)")
+                raise self.refuse(
+                    f"this owner has {mine} replays; max_replays_per_owner = "
+                    f"{self.settings.max_replays_per_owner} (delete a session "
+                    "to drop its replay)"
+                )
         left, text = self.memory_left(owner, exclude=existing)
         record = self.reserve("replay", session_id, owner, handle.worker)
         holding = existing or Holding(owner, handle.worker, 0)
