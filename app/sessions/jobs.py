@@ -94,6 +94,7 @@ class JobBoard:
         self.replays: dict[str, Holding] = {}
         # Other replicas' jobs heard of and being asked about: job id -> (JobPublic, end).
         self.learning: dict[str, tuple[dict[str, Any], tuple[int, Any] | None]] = {}
+        self.unknown: set[str] = set()  # jobs the directory did not know (not asked again)
         self.learners: set[asyncio.Task[None]] = set()
 
     @property
@@ -161,6 +162,8 @@ class JobBoard:
         job_id = public["id"]
         if directory is None or public.get("kind") not in JOB_KINDS:
             return
+        if job_id in self.unknown:
+            return
         known = self.learning.get(job_id)
         if known is not None:
             self.learning[job_id] = (public, end or known[1])
@@ -182,6 +185,10 @@ class JobBoard:
             await asyncio.sleep(0.2)
         public, end = self.learning.pop(job_id, ({}, None))
         workers = self.manager.workers
+        if found is None:
+            if len(self.unknown) >= MAX_ENDED_JOBS:
+                self.unknown.clear()
+            self.unknown.add(job_id)  # e.g. started before the directory restarted
         if found is None or job_id in self.jobs or not public:
             return
         owner, shard = found
