@@ -518,6 +518,10 @@ class Shard:
             return [], []
         return self._sweep(time.monotonic() + ahead)
 
+    def drop_connections(self) -> int:
+        """Cut every replica's connection (tests: a network failure); how many were cut."""
+        return self.wire.drop()
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every checkpoint handed to the writer is written (tests)."""
         return self.writer.flush(timeout) if self.writer is not None else True

@@ -91,6 +91,7 @@ class WireServer:
         self.connections = 0  # accepted and authenticated, so far
         self.refused = 0  # closed for a wrong secret or a broken first message
         self.batches_out = 0
+        self.sockets: set[socket.socket] = set()  # authenticated connections, open
         self.thread = threading.Thread(target=self._accept, name="shard-wire-accept", daemon=True)
         self.thread.start()
 
@@ -122,6 +123,7 @@ class WireServer:
             replica = f"{name.decode(errors='replace')}#{next(self.ids)}"
             self.conn.attach(replica)
             self.connections += 1
+            self.sockets.add(sock)
             sock.sendall(pack(pickle.dumps((self.incarnation, self.conn.ready))))
             threading.Thread(
                 target=self._send, args=(sock, replica), name="shard-wire-write", daemon=True
@@ -133,6 +135,7 @@ class WireServer:
             if replica is None:
                 self.refused += 1
         finally:
+            self.sockets.discard(sock)
             if replica is not None:
                 self.conn.detach(replica)  # its watchers go; its writer thread ends
             with contextlib.suppress(OSError):
@@ -165,6 +168,14 @@ class WireServer:
         # The reader ends and detaches; the replica reconnects and subscribes again.
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+    def drop(self) -> int:
+        """Cut every replica's connection, as a network failure would (tests): how many."""
+        dropped = list(self.sockets)
+        for sock in dropped:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        return len(dropped)
 
     def close(self) -> None:
         """Stop accepting (tests)."""

@@ -245,6 +245,44 @@ def test_unwatched_pause_and_idle_expiry_in_the_shard(ray_cluster: Cluster) -> N
     httpx.delete(f"{a}/api/sessions/{sid}", headers=auth, timeout=30)
 
 
+def test_dropped_connections_reconnect_and_watchers_go_on(ray_cluster: Cluster) -> None:
+    """The shard cuts every replica's connection (as a network failure would; the shard itself
+    lives on): B's watcher gets a fresh hello (no "restored": nothing was lost) and frames with
+    advancing epochs again, and commands through A work on the new connection.
+    Gold: the epochs before and after, and the absence of "restored"."""
+    a, b = (r.url for r in ray_cluster.replicas)
+    created = create(a, dataset="xor", speed=100)
+    sid, token = created["id"], created["owner_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    ray = ray_cluster.ray()
+    shard = ray_cluster.shard_of(sid)
+    with connect(ws_url(b, sid), compression=None, max_size=None) as ws:
+        receive_until(ws, "hello")
+        ws.send(json.dumps({"type": "auth", "token": token}))
+        ws.send(json.dumps({"type": "play"}))
+        before = frame_epochs(ws, 3)
+        assert ray.get(shard.drop_connections.remote()) >= 2  # A's and B's at least
+        texts: list[str] = []
+        deadline = time.monotonic() + 10
+        while "hello" not in texts:
+            message = ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+            if isinstance(message, str):
+                texts.append(json.loads(message)["type"])
+        assert "restored" not in texts, texts
+        after = frame_epochs(ws, 5)
+        assert after[-1] > before[-1]
+    deadline = time.monotonic() + 10
+    while True:  # A may still be reconnecting: 503 "not reachable; try again" until then
+        paused = httpx.post(
+            f"{a}/api/sessions/{sid}/commands", json={"type": "pause"}, headers=auth, timeout=30
+        )
+        if paused.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert paused.status_code == 200 and paused.json()["status"] == "paused", paused.text
+    httpx.delete(f"{a}/api/sessions/{sid}", headers=auth, timeout=30)
+
+
 def test_replica_killed_the_other_goes_on(ray_cluster: Cluster) -> None:
     """kill -9 replica A while a client of B watches a session made through A: the shards drop
     A's connections within 2 s, B's stream goes on, B still commands it, and a client that
