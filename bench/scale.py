@@ -1,6 +1,7 @@
 """The 50-session stream on the local backend and on the ray backend with two replicas (issue 12).
 
     .venv/bin/python bench/scale.py [--sessions 50] [--seconds 10] [--warmup 3] [--speed S]
+                                    [--only local|ray]
 
 Side by side in one run, on this machine:
   local: one server process with its worker processes (one per core), as `scripts/run.sh`;
@@ -11,8 +12,9 @@ Each session plays flat out (or at `--speed`) with one websocket client, as benc
 (b). Printed per backend: epochs/s and frames/s per session (min, median), /health p50/p99 on
 each replica, the CPU of the server side (web processes, workers or shards, and Ray's own
 processes) and of other programs in the window (figures count only with others <= 0.15 cores),
-and for ray the batches per second on the replicas' shard connections (app/backends/shard_wire.py)
-and messages per batch.
+the server side's CPU by kind, epochs per training core-second (workers' or shards' CPU: the
+comparison that holds whatever share the other programs took), and for ray the batches per
+second on the replicas' shard connections (app/backends/shard_wire.py) and messages per batch.
 Targets (issue 12): ray >= 80% of local's epochs/s and frames/s per session, /health p99 < 100 ms
 on each replica.
 """
@@ -234,6 +236,7 @@ def print_result(name: str, result: dict[str, Any]) -> None:
     print(f"   idle (no sessions): {result['idle']:.3f} cores")
     kinds = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result["by_kind"].items()))
     print(f"   server side by kind (cores): {kinds}")
+    print(f"   epochs per training core-second: {per_core(result):.0f}")
     print(
         f"   epochs/s per session: min {min(epochs):.0f}  median "
         f"{statistics.median(epochs):.0f}  total {sum(epochs):.0f}"
@@ -245,6 +248,12 @@ def print_result(name: str, result: dict[str, Any]) -> None:
     )
     for i, (p50, p99) in enumerate(result["health"]):
         print(f"   /health on replica {i}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+
+
+def per_core(result: dict[str, Any]) -> float:
+    """Epochs/s of all sessions per core of the training processes (workers or shards)."""
+    training = result["by_kind"].get("workers", 0.0) + result["by_kind"].get("shards", 0.0)
+    return sum(result["epochs"]) / max(training, 1e-9)
 
 
 def idle_cores(marker: str, seconds: float) -> float:
@@ -391,6 +400,7 @@ def main() -> int:
     ratio_e = statistics.median(remote["epochs"]) / max(statistics.median(local["epochs"]), 1e-9)
     ratio_f = statistics.median(remote["frames"]) / max(statistics.median(local["frames"]), 1e-9)
     worst = max(p99 for _, p99 in remote["health"])
+    print(f"   per training core: ray {per_core(remote) / max(per_core(local), 1e-9):.2f}x local")
     print(
         f"== ray vs local (median session): epochs/s {ratio_e:.2f}x, frames/s {ratio_f:.2f}x "
         f"(target >= 0.80); worst replica /health p99 {worst:.1f} ms (target < 100)"
