@@ -504,9 +504,9 @@ class JobBoard:
             raise
         holding.nbytes = int(reply["bytes"])
         directory = self.directory
-        if directory is not None:  # any replica may read, step or delete it
-            with contextlib.suppress(Exception):
-                directory.race_created.remote(race_id, owner, worker.index)
+        if directory is not None:  # any replica may read, step or delete it: known there
+            with contextlib.suppress(Exception):  # before the client has the id (~1 ms)
+                await directory.race_created.remote(race_id, owner, worker.index)
         return race_id, bytes(reply["body"])
 
     def _load(self, worker: WorkerHandle) -> int:
