@@ -13,8 +13,10 @@ counted). Then two windows, one after the other on the same sessions:
   2. with the teacher's dashboard open (`WS /ws/classes/{code}`, the teacher token first),
      counting the tiles it gets per learner.
 Target: every learner's frames/s >= 10 with the dashboard open. Printed per window: frames/s
-and epochs/s per learner (min / median), tiles/s per learner (dashboard), bytes a second the
-dashboard took, `GET /health` p50/p99, and the cores the server's processes used (/proc).
+and epochs/s per learner (min / p10 / median), the workers' CPU per frame received (what a frame
+and its epochs cost, whatever the other programs took), tiles/s per learner (dashboard), bytes a
+second the dashboard took, `GET /health` p50/p99, and the cores the server's processes, this
+client and the other programs used (/proc).
 """
 
 from __future__ import annotations
@@ -178,6 +180,12 @@ def report(name: str, result: dict[str, Any], speed: float, teacher: bool) -> No
     print(f"epochs/s per learner: min {min(epochs):.1f}  p10 {p10(epochs):.1f}  median "
           f"{statistics.median(epochs):.1f} "
           f"(pace {speed:g})")
+    # What a frame costs whatever share of the machine the other programs left: the workers'
+    # CPU per frame a page got (with the epochs trained between two frames).
+    total_frames = sum(frames)
+    print(f"workers' CPU per frame received: "
+          f"{workers / total_frames * 1e3 if total_frames else 0.0:.2f} ms "
+          f"({sum(epochs) / total_frames if total_frames else 0.0:.2f} epochs per frame)")
     if teacher:
         print(f"dashboard: tiles/s per learner min {min(tiles):.2f}  median "
               f"{statistics.median(tiles):.2f}; {result['dashboard_messages']:.1f} messages/s, "
