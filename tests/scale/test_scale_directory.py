@@ -56,7 +56,7 @@ def directory_stats(cluster: Cluster, timeout: float = 30.0) -> dict[str, Any]:
 
 def test_killed_directory_comes_back_from_the_database(ray_cluster: Cluster) -> None:
     """kill -9 of the directory actor's process: Ray restarts it and it rebuilds its map from
-    the database. Sessions that replica B never saw are found through B, the owner's token
+    the database. Sessions that one replica never saw are found through it, the owner's token
     works there, a create during the restart succeeds, and max_sessions_per_owner = 3 still
     counts the sessions placed before the kill (a replica-local count on A would see 2).
     Gold: the directory's process id changed, and each session's own id and epoch as read
@@ -99,6 +99,8 @@ def test_killed_directory_comes_back_from_the_database(ray_cluster: Cluster) -> 
     assert refused.status_code == 429, refused.text
     assert "this owner has 3 live sessions; max_sessions_per_owner = 3" in refused.json()["detail"]
     assert "Retry-After" in refused.headers
+    on_a = httpx.get(f"{a}/api/sessions/{third['id']}", timeout=30)  # A never saw it
+    assert on_a.status_code == 200 and on_a.json()["id"] == third["id"]
 
     for session, owner_token in (
         (first, token),
