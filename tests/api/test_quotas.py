@@ -114,7 +114,9 @@ def test_a_run_that_ended_by_itself_frees_its_slot(
 ) -> None:
     """A REST step ends paused: the quota counts what trains now, not what once started (at
     once: the next play comes right after the step's answer, four times over)."""
-    ray_bug(request, backend, RUN_GRANT_RACE)
+    # Not strict: on ray this meets the race in ~5% of the plays (test_running_per_owner's
+    # pause -> play in ~65%: that strict xfail flips when it is fixed).
+    ray_bug(request, backend, RUN_GRANT_RACE, strict=False)
     for client in quota_client(max_running_per_owner=1):
         first = create(client).json()
         token = first["owner_token"]
