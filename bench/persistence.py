@@ -148,26 +148,28 @@ async def restore_many(count: int, database_url: str | None, workers: int) -> No
             storage.close()
 
 
-def busy_split() -> tuple[float, float]:
+def busy_split() -> tuple[float, float, float]:
     """(CPU seconds the whole machine has used, CPU seconds this process and its descendants
-    have used: the bench's client, the server and its workers) so far, from /proc."""
+    have used: the bench's client, the server and its workers, CPU seconds of the kernel's
+    threads: kthreadd's tree, e.g. the writeback of the database's files) so far, from /proc."""
     sys.path.insert(0, str(ROOT / "bench"))
     from classroom import machine_busy_seconds
     from stream import tree_cpu_seconds
 
     own, children = tree_cpu_seconds(os.getpid())
-    return machine_busy_seconds(), own + children
+    return machine_busy_seconds(), own + children, sum(tree_cpu_seconds(2))
 
 
 async def stream_run(
     stream: Any, base: str, sessions: int, seconds: float, warmup: float, server: int
-) -> tuple[list[Any], list[float], float, tuple[float, float]]:
+) -> tuple[list[Any], list[float], float, tuple[float, float, float]]:
     """bench/stream.py's run() as its owners: each client sends its session's owner token
     (`auth`) before `play` (issue 9 made a token-less play read-only, which stream.py's
     client still sends), then counts frames between start and stop the same way.
 
-    Also (server cores, other programs' cores) during the window: the server's process tree,
-    and the machine's busy time (/proc/stat) minus this bench's whole process tree."""
+    Also (server cores, other programs' cores, kernel threads' cores) during the window: the
+    server's process tree; the machine's busy time (/proc/stat) minus this bench's whole process
+    tree and the kernel's threads; the kernel's threads (kthreadd's tree)."""
     import httpx
 
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
@@ -184,14 +186,16 @@ async def stream_run(
     start.set()
     health = asyncio.create_task(stream.poll_health(base, latencies, stop))
     began = time.perf_counter()
-    (busy0, ours0), server0 = busy_split(), sum(stream.tree_cpu_seconds(server))
+    (busy0, ours0, kernel0), server0 = busy_split(), sum(stream.tree_cpu_seconds(server))
     await asyncio.sleep(seconds)
-    (busy1, ours1), server1 = busy_split(), sum(stream.tree_cpu_seconds(server))
+    (busy1, ours1, kernel1), server1 = busy_split(), sum(stream.tree_cpu_seconds(server))
     stop.set()
     elapsed = time.perf_counter() - began
     await asyncio.gather(*tasks, health)
-    others = ((busy1 - busy0) - (ours1 - ours0)) / elapsed
-    return tallies, latencies, elapsed, ((server1 - server0) / elapsed, max(0.0, others))
+    kernel = (kernel1 - kernel0) / elapsed
+    others = ((busy1 - busy0) - (ours1 - ours0)) / elapsed - kernel
+    return tallies, latencies, elapsed, (
+        (server1 - server0) / elapsed, max(0.0, others), kernel)
 
 
 def stream_on_off(rounds: int, seconds: float, sessions: int, period: float) -> None:
@@ -220,7 +224,7 @@ def stream_on_off(rounds: int, seconds: float, sessions: int, period: float) -> 
                     stream.wait_ready(base)
                     # Warm the workers (the first create waits for a worker's warm-up).
                     httpx.post(f"{base}/api/sessions", json={}, timeout=60)
-                    tallies, latencies, window, (server_cores, others) = asyncio.run(
+                    tallies, latencies, window, (server_cores, others, kernel) = asyncio.run(
                         stream_run(stream, base, sessions, seconds, 2.0, server.pid)
                     )
                 finally:
@@ -234,15 +238,15 @@ def stream_on_off(rounds: int, seconds: float, sessions: int, period: float) -> 
             # whatever share of the machine the other programs left it.
             per_core = sum(epochs) / server_cores if server_cores else 0.0
             row = (min(epochs), statistics.median(epochs), statistics.median(frames), p99,
-                   server_cores, others, per_core)
+                   server_cores, others, per_core, kernel)
             results[mode].append(row)
             print(f"round {round_ + 1} {mode:>3}: epochs/s per session min {row[0]:.0f} median "
                   f"{row[1]:.0f}; frames/s median {row[2]:.1f}; /health p99 {row[3]:.1f} ms; "
                   f"server {server_cores:.2f} cores ({per_core:.0f} epochs per core-second), "
-                  f"other programs {others:.2f} cores "
+                  f"other programs {others:.2f} cores, kernel threads {kernel:.2f} "
                   f"(load average {os.getloadavg()[0]:.1f})")
     names = ("epochs/s min", "epochs/s median", "frames/s median", "/health p99 ms",
-             "server cores", "others' cores", "epochs/core-s")
+             "server cores", "others' cores", "epochs/core-s", "kernel threads")
     for label, summary in (("mean", statistics.mean), ("median", statistics.median)):
         off = [summary(v) for v in zip(*results["off"], strict=True)]
         on = [summary(v) for v in zip(*results["on"], strict=True)]
