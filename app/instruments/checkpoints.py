@@ -385,16 +385,15 @@ class CheckpointStore:
     def changes(self) -> Changes:
         """(added, dropped) since the last call: added = [(epoch, encode_checkpoint bytes)]
         (an upsert: a reset re-adds epoch 0), dropped = epochs to delete; never both for one
-        epoch. Only complete checkpoints are reported."""
+        epoch. Only complete checkpoints are reported (a stored epoch replaced by a weights-only
+        one is reported dropped)."""
         added: list[tuple[int, bytes]] = []
         dropped: list[int] = []
         for epoch in sorted(self._dirty):
             checkpoint = self._checkpoints.get(epoch)
-            if checkpoint is None:
+            if checkpoint is None or checkpoint.config is None:  # weights only: never stored
                 if self._reported.pop(epoch, None) is not None:
-                    dropped.append(epoch)
-            elif checkpoint.config is None:  # weights only: never stored
-                self._reported.pop(epoch, None)
+                    dropped.append(epoch)  # a stored row of it is stale now
             elif self._reported.get(epoch) != self._serials[epoch]:
                 added.append((epoch, encode_checkpoint(
                     checkpoint, self._config_text(checkpoint.config))))
