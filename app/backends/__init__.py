@@ -58,6 +58,10 @@ class SessionBackend:
         are the manager's own."""
         return None
 
+    async def run_answered(self, manager: SessionManager, handle: SessionHandle) -> None:
+        """A play or step that run_refusal let through was answered (a shared backend's run
+        grant has landed, before the client hears of it)."""
+
     def released(self, session_id: str) -> None:
         """The manager forgot a session (deleted, or its create failed)."""
 

@@ -338,7 +338,11 @@ class SessionManager:
             refusal = await self._run_refusal(handle)
             if refusal is not None:
                 payload = {**payload, "run_quota": refusal}
-            result = await self._request(handle.worker, op, session_id, payload)
+            try:
+                result = await self._request(handle.worker, op, session_id, payload)
+            finally:
+                if refusal is None:  # a shared backend's grant has landed: before the reply
+                    await self.backend.run_answered(self, handle)
         finally:
             handle.starting -= 1
         self._track(handle, result)

@@ -16,17 +16,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.conftest import ray_bug
-
 BOTH_BACKENDS = True
 RETRY_AFTER = 3
-RUN_GRANT_RACE = (
-    "ray backend: a play right after another session of the same owner paused (or finished "
-    "its step) is refused (429) at max_running_per_owner: the directory's grant of that "
-    "session's play/step is marked landed (run_landed) by a task that runs after the reply "
-    "has reached the client, and an unlanded grant is never checked, so it counts as "
-    "training (/work/notes/requests_for_H1.md R-H2-1)"
-)
 QuotaClient = Callable[..., Iterator[TestClient]]
 
 
@@ -84,12 +75,9 @@ def test_sessions_per_address(quota_client: QuotaClient) -> None:
 
 
 @pytest.mark.parametrize("kind", ["play", "step"])
-def test_running_per_owner(
-    quota_client: QuotaClient, kind: str, backend: str, request: pytest.FixtureRequest
-) -> None:
+def test_running_per_owner(quota_client: QuotaClient, kind: str) -> None:
     """play/step beyond max_running_per_owner: 429; a paused one frees the slot at once (a
     client that pauses one session and plays another is never refused, however quickly)."""
-    ray_bug(request, backend, RUN_GRANT_RACE)
     for client in quota_client(max_running_per_owner=1):
         first = create(client).json()
         token = first["owner_token"]
@@ -109,14 +97,9 @@ def test_running_per_owner(
                 assert play(client, session["id"], token, "pause").json()["status"] == "paused"
 
 
-def test_a_run_that_ended_by_itself_frees_its_slot(
-    quota_client: QuotaClient, backend: str, request: pytest.FixtureRequest
-) -> None:
+def test_a_run_that_ended_by_itself_frees_its_slot(quota_client: QuotaClient) -> None:
     """A REST step ends paused: the quota counts what trains now, not what once started (at
     once: the next play comes right after the step's answer, four times over)."""
-    # Not strict: on ray this meets the race in ~5% of the plays (test_running_per_owner's
-    # pause -> play in ~65%: that strict xfail flips when it is fixed).
-    ray_bug(request, backend, RUN_GRANT_RACE, strict=False)
     for client in quota_client(max_running_per_owner=1):
         first = create(client).json()
         token = first["owner_token"]

@@ -97,7 +97,7 @@ async def update_race(
     A job: after job_wait_seconds the answer is 202 with the job (GET /api/jobs/{id}/result).
     """
     board = manager.jobs
-    owner = board.race(race_id).owner
+    owner = (await board.find_race(race_id)).owner
     require_owner(caller, owner, f"race {race_id!r}")
     record = await board.step_race(race_id, owner, body.epochs, body.grids)
     return await answer(board, record)
@@ -106,6 +106,6 @@ async def update_race(
 @router.delete("/{race_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_race(race_id: str, manager: ManagerDep, caller: CallerDep) -> Response:
     """Forget the race (a step of it that runs is cancelled)."""
-    require_owner(caller, manager.jobs.race(race_id).owner, f"race {race_id!r}")
+    require_owner(caller, (await manager.jobs.find_race(race_id)).owner, f"race {race_id!r}")
     await manager.jobs.delete_race(race_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
