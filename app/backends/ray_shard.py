@@ -38,6 +38,7 @@ import secrets
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 from app.backends.ray_directory import DIRECTORY
@@ -390,7 +391,9 @@ class Shard:
 
         from app.backends.shard_wire import WireServer
 
-        host: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+        # Typed here: the call is untyped when Ray is installed, Any when it is not (mypy).
+        node_address: Callable[[], str] = ray.util.get_node_ip_address
+        host = node_address()
         self.wire = WireServer(self.conn, host, interval, self.incarnation)
 
     def _restore_own(self) -> None:
