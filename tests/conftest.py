@@ -394,14 +394,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
-def ray_bug(request: pytest.FixtureRequest, backend: str, reason: str, strict: bool = True) -> None:
-    """Mark the test's `[ray]` case xfail: a bug of the ray backend, named in `reason`, that
-    the test finds. Strict: the case turns into a failure (XPASS) once it is fixed; `strict=
-    False` only for a race the test meets in some runs only (a strict sibling flips for it)."""
-    if backend == "ray":
-        request.applymarker(pytest.mark.xfail(strict=strict, reason=reason))
-
-
 # ---- Ray (issue 12): a real local Ray head for the whole run, a namespace for the apps ------
 
 BIN = Path(sys.executable).parent

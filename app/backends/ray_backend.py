@@ -329,7 +329,6 @@ class RayBackend(SessionBackend):
         self.links: list[ShardLink] = []
         self.owners_seen = 0
         self.owner_sync: asyncio.Task[None] | None = None
-        self.confirming: set[asyncio.Task[None]] = set()  # run grants told to the directory
         self.granted: dict[str, int] = {}  # session -> its run grant's generation, not landed
         self.manager: Any = None
 
@@ -479,8 +478,7 @@ class RayBackend(SessionBackend):
                 handle.session_id, handle.owner, handle.address, limits, on_shards, stale
             )
             if verdict == "granted":
-                self.granted[handle.session_id] = int(answer)
-                self._confirm_landed(handle)
+                self.granted[handle.session_id] = int(answer)  # landed by run_answered
                 return None
             if verdict == "refused":
                 return str(answer)
@@ -513,19 +511,6 @@ class RayBackend(SessionBackend):
         if generation is not None:
             with contextlib.suppress(Exception):
                 await self.directory.run_landed.remote(handle.session_id, generation)
-
-    def _confirm_landed(self, handle: SessionHandle) -> None:
-        """The same, should the manager not call run_answered: once the play that got this
-        grant has answered (manager.call counts it in handle.starting until then)."""
-
-        async def confirm() -> None:
-            while handle.starting > 0:
-                await asyncio.sleep(0.01)
-            await self.run_answered(self.manager, handle)
-
-        task = asyncio.get_running_loop().create_task(confirm())
-        self.confirming.add(task)
-        task.add_done_callback(self.confirming.discard)
 
     def released(self, session_id: str) -> None:
         if self.directory is not None:
