@@ -40,6 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.ray_head import head_command, kill_marked, stop_group  # noqa: E402
 from bench.stream import (  # noqa: E402
     Tally,
     free_port,
@@ -120,29 +121,6 @@ def serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-
-
-def stop(process: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-
-
-def kill_marked(marker: str) -> None:
-    """Kill what is left of the processes we started (Ray's workers leave our groups)."""
-    needle = f"{MARKER}={marker}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                os.kill(int(entry.name), signal.SIGKILL)
 
 
 async def measure(
@@ -278,8 +256,8 @@ def run_local(args: argparse.Namespace) -> dict[str, Any]:
         result["idle"] = idle
         return result
     finally:
-        stop(server)
-        kill_marked(marker)
+        stop_group(server)
+        kill_marked(MARKER, marker)
         shutil.rmtree(marker, ignore_errors=True)
 
 
@@ -288,20 +266,7 @@ def run_ray(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     env = base_env(marker)
     port = free_port()
     head = subprocess.Popen(
-        [
-            str(BIN / "ray"),
-            "start",
-            "--head",
-            "--block",
-            f"--port={port}",
-            "--node-ip-address=127.0.0.1",
-            "--num-cpus=2",
-            "--object-store-memory=100000000",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-            f"--temp-dir={marker}/ray",
-            f"--dashboard-agent-listen-port={free_port()}",
-        ],
+        head_command(port, Path(marker) / "ray", free_port()),
         env=env,
         stdout=(Path(marker) / "head.log").open("wb"),
         stderr=subprocess.STDOUT,
@@ -336,9 +301,9 @@ def run_ray(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         return result, calls
     finally:
         for replica in replicas:
-            stop(replica)
-        stop(head, signal.SIGKILL)
-        kill_marked(marker)
+            stop_group(replica)
+        stop_group(head, signal.SIGKILL)
+        kill_marked(MARKER, marker)
         shutil.rmtree(marker, ignore_errors=True)
 
 

@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,6 +34,7 @@ from app.api.ws_protocol import uvicorn_options
 from app.main import create_app
 from app.settings import Settings
 from app.storage import Storage, tables
+from bench.ray_head import head_command, kill_marked, stop_group
 
 # Every app of the test run keeps its database in a directory of its own under this one
 # (tests never write ./data); removed when the run ends.
@@ -396,37 +396,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 # ---- Ray (issue 12): a real local Ray head for the whole run, a namespace for the apps ------
 
-BIN = Path(sys.executable).parent
 RAY_NAMESPACE = "nnpg_tests"  # the test process's own (the driver's) namespace
 RAY_MARKER = "NNPG_TEST_RAY_CLUSTER"  # in the environment of every process of the test cluster
 RAY_MISSING = 'Ray is not installed: pip install -e ".[ray]" (scripts/test.sh\'s ray step does)'
 BACKENDS = ["local", pytest.param("ray", marks=pytest.mark.ray)]
 RAY_SHARDS = 2  # shard actors of a module's namespace (sessions are placed across them)
-
-
-def stop_group(process: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
-    """Stop a process we started and its group (it was started in a new session)."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
-def kill_leftovers(marker: str) -> None:
-    """Kill the processes whose environment carries our cluster's marker (Ray's workers start
-    their own process groups): only processes the ray_head fixture started."""
-    needle = f"{RAY_MARKER}={marker}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                os.kill(int(entry.name), signal.SIGKILL)
 
 
 @dataclass
@@ -487,20 +461,7 @@ def ray_head() -> Iterator[RayHead]:
     log_path = directory / "head.log"
     log = log_path.open("wb")
     head = subprocess.Popen(
-        [
-            str(BIN / "ray"),
-            "start",
-            "--head",
-            "--block",
-            f"--port={port}",
-            "--node-ip-address=127.0.0.1",
-            "--num-cpus=2",
-            "--object-store-memory=100000000",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-            f"--temp-dir={directory}",
-            f"--dashboard-agent-listen-port={free_port()}",
-        ],
+        head_command(port, directory, free_port()),
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -515,7 +476,7 @@ def ray_head() -> Iterator[RayHead]:
             ray.shutdown()
         stop_group(head, signal.SIGKILL)  # a throwaway cluster: no graceful stop needed
         log.close()
-        kill_leftovers(str(directory))
+        kill_marked(RAY_MARKER, str(directory))
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -26,7 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BIN, RAY_NAMESPACE, RayHead, free_port, stop_group
+from bench.ray_head import BIN, stop_group
+from tests.conftest import RAY_NAMESPACE, RayHead, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = RAY_NAMESPACE  # the replicas' namespace is the test process's own
