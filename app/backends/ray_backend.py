@@ -330,10 +330,8 @@ class RayBackend(SessionBackend):
         self.owners_seen = 0
         self.owner_sync: asyncio.Task[None] | None = None
         self.granted: dict[str, int] = {}  # session -> its run grant's generation, not landed
-        self.manager: Any = None
 
     async def start(self, manager: SessionManager, count: int) -> list[Any]:
-        self.manager = manager
         await asyncio.to_thread(self._join)
         shards = await asyncio.to_thread(self._shards)
         self.links = [ShardLink(i, actor, self, manager) for i, actor in enumerate(shards)]
