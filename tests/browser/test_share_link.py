@@ -37,7 +37,12 @@ def test_a_share_link_shows_the_run_at_once_and_continues(
     page.wait_for_function("() => window.playground && window.playground.frame", timeout=60_000)
     session_id = page.evaluate("() => window.playground.session.id")
     rest_command(page, live_server, session_id, {"type": "step", "n": EPOCHS})
-    page.wait_for_function(f"() => window.playground.lastEpoch === {EPOCHS}")
+    # lastEpoch counts a frame when it arrives, `frame` is the last one drawn (the next
+    # animation frame): the hash is read from epoch 40's frame once it is drawn.
+    page.wait_for_function(
+        f"() => window.playground.lastEpoch === {EPOCHS}"
+        f" && window.playground.frame.header.epoch === {EPOCHS}"
+    )
     original_hash = page.evaluate("() => window.playground.frame.header.weights_hash")
     page.fill("#run-title", "xor with adam")
     page.check("#run-public")
