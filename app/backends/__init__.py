@@ -65,6 +65,14 @@ class SessionBackend:
     def released(self, session_id: str) -> None:
         """The manager forgot a session (deleted, or its create failed)."""
 
+    def tell(self, manager: SessionManager, session_id: str, message: dict[str, Any]) -> None:
+        """A JSON message to every websocket client of a session (a class's notices); a
+        shared backend reaches its clients on every replica."""
+        handle = manager.handles.get(session_id)
+        if handle is not None:
+            for subscriber in handle.subscribers:
+                subscriber.push_control(message)
+
     async def stop(self) -> None:
         """Leave the hosts (the local backend's workers are stopped by the manager)."""
 

@@ -201,6 +201,9 @@ class ShardLink(WorkerHandle):
                 if kind == "evicted":  # idle: out of the shard's memory, still placed
                     self._evicted(message[1])
                     continue
+                if kind == "notice":  # a class's notice, from whichever replica made it
+                    self._notice(message[1], message[2])
+                    continue
                 payload = message[3] if kind == "reply" else None
                 if type(payload) is dict and "paused_unwatched" in payload:
                     message = self._unwatched_paused(message)
@@ -214,6 +217,12 @@ class ShardLink(WorkerHandle):
         if handle is not None and not handle.subscribers and handle.worker is self:
             del self.manager.handles[session_id]
             self.sessions -= 1
+
+    def _notice(self, session_id: str, message: dict[str, Any]) -> None:
+        handle = self.manager.handles.get(session_id)
+        if handle is not None:
+            for subscriber in handle.subscribers:
+                subscriber.push_control(message)
 
     def _unwatched_paused(self, message: tuple[Any, ...]) -> tuple[Any, ...]:
         """A subscribe's reply for a session the shard paused for want of watchers: the
@@ -330,6 +339,7 @@ class RayBackend(SessionBackend):
         self.owners_seen = 0
         self.owner_sync: asyncio.Task[None] | None = None
         self.granted: dict[str, int] = {}  # session -> its run grant's generation, not landed
+        self.telling: set[asyncio.Task[None]] = set()  # notices to sessions held elsewhere
 
     async def start(self, manager: SessionManager, count: int) -> list[Any]:
         await asyncio.to_thread(self._join)
@@ -509,6 +519,26 @@ class RayBackend(SessionBackend):
         if generation is not None:
             with contextlib.suppress(Exception):
                 await self.directory.run_landed.remote(handle.session_id, generation)
+
+    def tell(self, manager: SessionManager, session_id: str, message: dict[str, Any]) -> None:
+        """Through the session's shard, which hands it to every replica watching the session
+        (this one included): each pushes it to its own clients of it."""
+        handle = manager.handles.get(session_id)
+        if handle is not None and isinstance(handle.worker, ShardLink):
+            handle.worker.send(("notice", session_id, message))
+            return
+        task = manager.loop.create_task(self._tell_located(manager, session_id, message))
+        self.telling.add(task)
+        task.add_done_callback(self.telling.discard)
+
+    async def _tell_located(
+        self, manager: SessionManager, session_id: str, message: dict[str, Any]
+    ) -> None:
+        """A session this replica holds no handle of: found through the directory first."""
+        with contextlib.suppress(Exception):
+            found = await self.directory.lookup.remote(session_id)
+            if found is not None and 0 <= found[0] < len(self.links):
+                self.links[found[0]].send(("notice", session_id, message))
 
     def released(self, session_id: str) -> None:
         if self.directory is not None:

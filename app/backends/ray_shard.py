@@ -7,7 +7,8 @@ poll, recv, send) instead of a pipe. Web replicas reach it over a plain TCP conn
 `endpoint()` method tells a replica where to connect. Over the connection:
 
 - a replica's pipe messages, in order; plus ("track", session_id, owner_hash, address) before a
-  create (whose checkpoints these are);
+  create (whose checkpoints these are); ("notice", session_id, message), a class's notice that
+  goes on to every replica watching the session;
 - everything the worker says to that replica (replies to its calls, frames of the sessions it
   watches, job messages), batched: at most one batch per `ray_pull_interval` per replica,
   however many sessions and clients.
@@ -225,6 +226,12 @@ class ShardConn:
                     self.inbox.append(("call", shard_id, op, session_id, payload))
                 elif kind == "track":
                     self.owners[message[1]] = (message[2], message[3])
+                elif kind == "notice":  # to every replica watching the session
+                    watchers = self.watchers.get(message[1], Counter())
+                    for watcher in [r for r, n in watchers.items() if n > 0]:
+                        if watcher in self.outboxes:
+                            self.outboxes[watcher].append(message)
+                    self.outbox_ready.notify_all()
                 elif kind in ("taken", "stop"):  # "stop" ends the loop (tests; shards live on)
                     self.inbox.append(message)
             self.inbox_ready.notify()

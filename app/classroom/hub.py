@@ -299,11 +299,8 @@ class ClassHub:
             self.tell_learner(session_id, message)
 
     def tell_learner(self, session_id: str, message: dict[str, Any]) -> None:
-        """A JSON message to every websocket client of one session."""
-        handle = self.manager.handles.get(session_id)
-        if handle is not None:
-            for subscriber in handle.subscribers:
-                subscriber.push_control(message)
+        """A JSON message to every websocket client of one session, on every replica."""
+        self.manager.backend.tell(self.manager, session_id, message)
 
     # ---- dashboards and tiles ------------------------------------------------------------
 

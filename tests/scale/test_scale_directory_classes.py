@@ -15,7 +15,7 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.scale.conftest import Cluster, create
+from tests.scale.conftest import Cluster, create, ws_url
 
 pytestmark = pytest.mark.ray
 
@@ -43,6 +43,21 @@ def dashboard_until(
         elif message["type"] == "tiles":
             tiles.update({tile["session"]: tile for tile in message["tiles"]})
     return roster, tiles
+
+
+def notice(ws: ClientConnection, event: str, timeout: float = 20.0) -> dict[str, Any]:
+    """Read a learner's page until the class notice `event`; that message."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            message = ws.recv(timeout=left)
+        except TimeoutError:
+            break
+        if isinstance(message, str):
+            parsed = json.loads(message)
+            if parsed["type"] == "class" and parsed["event"] == event:
+                return dict(parsed)
+    raise AssertionError(f"no class notice {event!r} within {timeout} s")
 
 
 def test_teacher_on_b_sees_and_pauses_learners_of_a(ray_cluster: Cluster) -> None:
@@ -88,12 +103,21 @@ def test_teacher_on_b_sees_and_pauses_learners_of_a(ray_cluster: Cluster) -> Non
         )
     read = httpx.get(f"{b}/api/classes/{code}", headers=bearer(teacher), timeout=30).json()
     assert {(x["session_id"], x["live"]) for x in read["learners"]} == {(s, True) for s in ids}
-    paused = httpx.post(f"{b}/api/classes/{code}/pause", headers=bearer(teacher), timeout=30)
-    assert paused.status_code == 200, paused.text
-    assert sorted(paused.json()["done"]) == sorted(ids)
-    for sid in ids:
-        assert httpx.get(f"{a}/api/sessions/{sid}", timeout=30).json()["status"] == "paused"
-    httpx.delete(f"{b}/api/classes/{code}", headers=bearer(teacher), timeout=30)
+    # Ada's page is on A: the teacher's pause and the class's end, made through B, reach it.
+    with connect(ws_url(a, ids[0]), compression=None, max_size=None) as page:
+        page.send(json.dumps({"type": "auth", "token": learners[0]["owner_token"]}))
+        time.sleep(0.5)  # the page's subscription reaches the shard
+        paused = httpx.post(
+            f"{b}/api/classes/{code}/pause", headers=bearer(teacher), timeout=30
+        )
+        assert paused.status_code == 200, paused.text
+        assert sorted(paused.json()["done"]) == sorted(ids)
+        told = notice(page, "pause")
+        assert (told["class"], told["session"]["status"]) == (code, "paused")
+        for sid in ids:
+            assert httpx.get(f"{a}/api/sessions/{sid}", timeout=30).json()["status"] == "paused"
+        httpx.delete(f"{b}/api/classes/{code}", headers=bearer(teacher), timeout=30)
+        assert notice(page, "left")["class"] == code
     for learner in learners:
         httpx.delete(
             f"{a}/api/sessions/{learner['id']}", headers=bearer(learner["owner_token"]), timeout=30
