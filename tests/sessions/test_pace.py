@@ -24,8 +24,9 @@ import pytest
 
 from app.sessions.config import SessionConfig
 from app.sessions.frames import FramePart
+from app.sessions.runner import CATCH_UP, Runner
 from app.sessions.session import TrainingSession
-from app.sessions.worker import CATCH_UP, Runner, Worker, worker_main
+from app.sessions.worker import Worker, worker_main
 from tests.sessions.worker_sink import Sink
 
 
