@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,23 @@ from tests.conftest import RAY_NAMESPACE, RayHead, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = RAY_NAMESPACE  # the replicas' namespace is the test process's own
-__all__ = ["BIN", "ROOT", "Cluster", "create", "frame_header", "free_port", "stop_group", "ws_url"]
+NGINX = Path("/usr/sbin/nginx")
+NGINX_MISSING = (
+    "Debian's nginx is missing: apt-get install -y nginx (scripts/test.sh's ray step does)"
+)
+__all__ = [
+    "BIN",
+    "NGINX",
+    "ROOT",
+    "Cluster",
+    "accepted_websockets",
+    "create",
+    "frame_header",
+    "free_port",
+    "run_nginx",
+    "stop_group",
+    "ws_url",
+]
 
 
 @dataclass
@@ -160,3 +177,63 @@ def frame_header(message: bytes) -> dict[str, Any]:
     (length,) = struct.unpack(">I", message[:4])
     header: dict[str, Any] = json.loads(message[4 : 4 + length])
     return header
+
+
+@contextlib.contextmanager
+def run_nginx(replicas: Sequence[Replica], prefix: Path) -> Iterator[str]:
+    """Debian's nginx with the repo's deploy/nginx.conf on a loopback port, in front of the
+    replicas; yields its URL once /health answers through it. It runs unprivileged from a copy
+    of the file in `prefix` whose listen port and upstream servers are replaced by the test's;
+    nothing else changes. Stopped (its process group) on exit."""
+    assert NGINX.is_file(), NGINX_MISSING
+    (prefix / "tmp").mkdir(exist_ok=True)
+    port = free_port()
+    config = (ROOT / "deploy" / "nginx.conf").read_text()
+    servers = re.findall(r"^\s*server 127\.0\.0\.1:\d+", config, flags=re.M)
+    assert len(servers) == len(replicas), f"deploy/nginx.conf lists {len(servers)} replicas"
+    for line, replica in zip(servers, replicas, strict=True):
+        config = config.replace(line, re.sub(r":\d+", f":{replica.port}", line), 1)
+    config, listens = re.subn(r"listen 127\.0\.0\.1:\d+;", f"listen 127.0.0.1:{port};", config)
+    assert listens == 1
+    (prefix / "nginx.conf").write_text(config)
+    log_path = prefix / "nginx.log"
+    log = log_path.open("wb")
+    command = [str(NGINX), "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"]
+    process = subprocess.Popen(
+        [*command, "-g", "daemon off;"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        answer = "no answer"
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                reply = httpx.get(url + "/health", timeout=2)
+                if reply.status_code == 200:
+                    break
+                answer = f"{reply.status_code} {reply.text[:300]}"
+            except httpx.HTTPError as error:
+                answer = repr(error)
+            assert time.monotonic() < deadline, f"nginx on {port}: /health gave {answer}"
+            time.sleep(0.1)
+        yield url
+    finally:
+        stop_group(process)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def nginx_proxy(ray_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """run_nginx in front of the cluster's two replicas, for one test module."""
+    with run_nginx(ray_cluster.replicas, tmp_path_factory.mktemp("nginx")) as url:
+        yield url
+
+
+def accepted_websockets(replica: Replica, path: str) -> int:
+    """How many websockets to `path` (e.g. /ws/sessions/ID) the replica's own log says it
+    accepted (uvicorn's access line, in the replica's JSON log)."""
+    return replica.log.read_text().count(f'WebSocket {path}\\" [accepted]')

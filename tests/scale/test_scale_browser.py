@@ -1,0 +1,174 @@
+"""The real page through the repo's nginx while the replica serving it dies (issue 12: "a replica
+that dies loses nothing: its clients reconnect to another replica and continue from the next
+epoch, with no gap in the curve").
+
+Debian's Chromium (Playwright) opens the playground through nginx (deploy/nginx.conf, started
+by tests/scale/conftest.py's run_nginx) in front of the two real replicas on the test Ray
+cluster. The replica whose log shows it accepted the page's websocket is killed (-9); the page
+must reconnect through nginx to the other replica by itself and go on. Gold: the replicas' own
+logs (which one accepted each websocket), the session's export read through nginx afterwards
+(every epoch's loss, as the shard stored it), and the page's own state (window.playground).
+The killed replica is started again at the end, for the tests that follow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, owner_headers, record_errors
+from tests.scale.conftest import Cluster, accepted_websockets
+
+pytestmark = pytest.mark.ray
+
+# float32 keeps 24 significant bits: the page's loss is the server's float64 one, rounded.
+FLOAT32_REL = 2.0**-23
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium; a missing binary is a failure that says how to install it."""
+    if not CHROMIUM.exists():
+        pytest.fail("install Debian's chromium: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def revive(ray_cluster: Cluster) -> Iterator[None]:
+    """After the test, start again the replica it killed (same port: nginx and the tests that
+    follow find it where it was)."""
+    yield
+    dead = [r for r in ray_cluster.replicas if r.process is None or r.process.poll() is not None]
+    for replica in dead:
+        replica.start()
+    for replica in dead:
+        replica.wait_ready()
+
+
+def accepted(cluster: Cluster, path: str, total: int, timeout: float = 10.0) -> list[int]:
+    """How many websockets to `path` each replica accepted (its own log), once `total` were."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = [accepted_websockets(replica, path) for replica in cluster.replicas]
+        if sum(counts) >= total or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.05)
+
+
+def wait_for(page: Page, errors: list[str], expression: str, arg: Any = None) -> None:
+    """page.wait_for_function; a timeout fails with what the page shows and logged."""
+    try:
+        page.wait_for_function(expression, arg=arg)
+    except PlaywrightTimeout:
+        state = page.evaluate(
+            """() => ({ session: window.playground?.session?.id,
+                        epoch: window.playground?.lastEpoch,
+                        banner: document.getElementById('error')?.innerText })"""
+        )
+        pytest.fail(f"timed out waiting for {expression} ({arg}): page {state}, errors {errors}")
+
+
+def epoch_counter(page: Page) -> int:
+    """The epoch the page shows the learner (#epoch-counter, e.g. "000,123")."""
+    return int(page.inner_text("#epoch-counter").replace(",", ""))
+
+
+def test_the_page_reconnects_through_nginx_to_the_other_replica_without_a_gap(
+    ray_cluster: Cluster, nginx_proxy: str, browser: Browser, revive: None
+) -> None:
+    """The learner opens the playground through nginx and presses play; the replica serving the
+    page's websocket is killed. The page watches the same session again through nginx, which
+    sends it to the other replica, and training goes on: the epoch counter keeps rising, no
+    error banner, and the loss curve holds every epoch 1..N exactly once with the loss the
+    session stored for it (its export, read through nginx after a pause)."""
+    errors: list[str] = []
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    record_errors(page, errors)
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    try:
+        page.goto(f"{nginx_proxy}/")
+        wait_for(page, errors, "() => window.playground && window.playground.frame")
+        sid = page.evaluate("() => window.playground.session.id")
+        path = f"/ws/sessions/{sid}"
+        page.locator("#play-button").click()
+        wait_for(page, errors, "() => window.playground.lastEpoch >= 30")
+        counts = accepted(ray_cluster, path, 1)
+        assert sorted(counts) == [0, 1], counts
+        first = ray_cluster.replicas[counts.index(1)]
+        page.evaluate("() => { window.streamBeforeKill = window.playground.link.stream; }")
+        first.kill()
+        killed_at = page.evaluate("() => window.playground.lastEpoch")
+        # A new stream of the same session, then 60 epochs (~1 s at the page's 60/s) on it.
+        wait_for(
+            page,
+            errors,
+            """(after) => { const link = window.playground.link;
+                return link.stream && link.stream !== window.streamBeforeKill
+                    && link.stream.socket.readyState === WebSocket.OPEN
+                    && window.playground.lastEpoch > after; }""",
+            killed_at + 60,
+        )
+        # The second websocket went to the other replica (the first one is dead).
+        assert accepted(ray_cluster, path, 2) == [1, 1]
+        assert page.evaluate("() => window.playground.session.id") == sid
+        assert sockets == [nginx_proxy.replace("http://", "ws://") + path] * 2
+        # The counter the learner sees keeps rising.
+        shown = epoch_counter(page)
+        assert shown > killed_at
+        wait_for(
+            page,
+            errors,
+            "(shown) => Number(document.getElementById('epoch-counter').textContent"
+            ".replace(/,/g, '')) > shown",
+            shown,
+        )
+        assert page.locator("#error").is_hidden(), page.inner_text("#error")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "scale_page_after_replica_kill.png"))
+        # Pause (the button), then the page's whole curve against the session's export.
+        page.locator("#play-button").click()
+        wait_for(page, errors, "() => window.playground.frame.header.status === 'paused'")
+        wait_for(
+            page,
+            errors,
+            "() => window.playground.lastEpoch === window.playground.frame.header.epoch"
+        )
+        curve: dict[str, Any] = page.evaluate(
+            """() => { const pg = window.playground;
+                return { epochs: pg.losses.columns[0], train: pg.losses.columns[1],
+                         stride: pg.losses.stride, epoch: pg.frame.header.epoch,
+                         chart: pg.views.lossChart.plot.data[0].length }; }"""
+        )
+        exported = httpx.get(
+            f"{nginx_proxy}/api/sessions/{sid}/export", headers=owner_headers(page), timeout=30
+        )
+        assert exported.status_code == 200, exported.text
+        history = exported.json()["history"]["train_loss"]
+        epoch = curve["epoch"]
+        assert epoch == exported.json()["epoch"] == len(history)
+        assert epoch > killed_at + 60
+        assert curve["chart"] == epoch  # the loss chart draws them all
+        assert curve["stride"] == 1  # under the history's cap: every epoch is kept
+        assert curve["epochs"] == list(range(1, epoch + 1)), "a gap or a repeat in the curve"
+        mismatched = [
+            (e, shown_loss, stored)
+            for e, shown_loss, stored in zip(curve["epochs"], curve["train"], history, strict=True)
+            if shown_loss is None or abs(shown_loss - stored) > abs(stored) * FLOAT32_REL
+        ]
+        assert mismatched == []
+        assert errors == []
+    finally:
+        page.evaluate("() => window.playground?.dispose()")
+        context.close()
