@@ -307,7 +307,7 @@ class WorkerOps:
                 job.stop("cancelled", why, 404)
         self.worker.report_jobs()
 
-    # ---- races, replays and jobs (worker_jobs.py) -----------------------------------------
+    # ---- races, replays and jobs (worker_jobs.py) ------------------------------------------
 
     def _job_call(self, op: str, target: str, payload: Any) -> Any:
         """Races, replays and jobs: `target` is a race id, a session id or a job id."""
