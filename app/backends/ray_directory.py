@@ -27,6 +27,8 @@ from typing import Any
 
 DIRECTORY = "nnpg-directory"
 MAX_JOBS = 10_000  # job entries kept at most (the oldest go first)
+UNREPORTED_GRACE = 30.0  # s past max_job_seconds after which a job whose end never came is
+# not counted (its worker stopped it at max_job_seconds; the end message was lost)
 UNLANDED_SECONDS = 70.0  # a grant whose play never said it landed (its replica died) counts
 # as landed after this (> command_timeout_seconds, 60 s by default: the play has answered by then)
 
@@ -45,11 +47,23 @@ class Grant:
 
 @dataclass
 class JobEntry:
-    """Whose a job is and where it runs (GET /api/jobs/{id} on any replica)."""
+    """Whose a job is and where it runs (GET /api/jobs/{id} on any replica); running until its
+    shard reports its end (max_jobs_per_owner counts the running ones)."""
 
     owner: str
     shard: int
     started: float
+    running: bool = True
+    max_seconds: float = float("inf")  # the worker stops it by then: not counted after
+
+
+@dataclass
+class Holding:
+    """A race or a time-travel replay: whose, on which shard, the bytes it last reported."""
+
+    owner: str
+    shard: int
+    nbytes: int = 0
 
 
 class Directory:
@@ -63,7 +77,8 @@ class Directory:
         self.grants: dict[str, Grant] = {}
         self.generations = itertools.count(1)
         self.jobs: dict[str, JobEntry] = {}
-        self.races: dict[str, tuple[str, int]] = {}  # race id -> (owner hash, shard)
+        self.races: dict[str, Holding] = {}  # by race id
+        self.replays: dict[str, Holding] = {}  # time-travel replays, by session id
         self.started = time.time()
         self.engine: Any = None
         if database_url:
@@ -135,11 +150,13 @@ class Directory:
 
     def set_stored(self, session_ids: list[str], stored: bool) -> None:
         """Sessions a shard evicted for idleness (stored: out of memory, back on their next
-        call) or brought back: evicted ones count towards max_stored_sessions_per_owner only.
-        Not written here: the sessions table's `state` says it, read back on a restart."""
+        call) or brought back: evicted ones count towards max_stored_sessions_per_owner only
+        (their replays are gone with them). Not written here: the sessions table's `state`
+        says it, read back on a restart."""
         for session_id in session_ids:
             if stored and session_id in self.sessions:
                 self.stored.add(session_id)
+                self._drop("replay", session_id)
             else:
                 self.stored.discard(session_id)
 
@@ -151,6 +168,7 @@ class Directory:
         """A session was deleted (or its create failed)."""
         self.grants.pop(session_id, None)
         self.stored.discard(session_id)
+        self._drop("replay", session_id)
         if self.sessions.pop(session_id, None) is not None and self.engine is not None:
             from app.storage.placements import delete_placement
 
@@ -175,6 +193,8 @@ class Directory:
             "grants": len(self.grants),
             "jobs": len(self.jobs),
             "races": len(self.races),
+            "replays": len(self.replays),
+            "running_jobs": sum(e.running for e in self.jobs.values()),
             "persistent": self.engine is not None,
         }
 
@@ -245,15 +265,37 @@ class Directory:
     def _landed(grant: Grant) -> bool:
         return grant.landed or time.monotonic() - grant.at > UNLANDED_SECONDS
 
-    # ---- jobs ---------------------------------------------------------------------------
+    # ---- jobs and their budgets (app/sessions/job_budgets.py) ------------------------------
+
+    def reserve_job(
+        self, job_id: str, owner: str, shard: int, limit: int, max_seconds: float, keep: float
+    ) -> str | None:
+        """A job of `owner` about to start on `shard`: the 429 detail if the owner already runs
+        `limit` (max_jobs_per_owner) jobs through any replica, else None and the job counts
+        (running until its shard reports its end, or `max_seconds` pass: the worker stops it
+        by then). Whose it is and where it runs is known from now on (`job`)."""
+        now = time.monotonic()
+        running = sum(
+            e.owner == owner and e.running and now - e.started <= e.max_seconds
+            for e in self.jobs.values()
+        )
+        if running >= limit:
+            return (
+                f"this owner runs {running} jobs; max_jobs_per_owner = {limit} (wait for "
+                "one to end, or cancel it with DELETE /api/jobs/{id})"
+            )
+        self.job_started(job_id, owner, shard, keep)
+        self.jobs[job_id].max_seconds = max_seconds + UNREPORTED_GRACE
+        return None
 
     def job_started(self, job_id: str, owner: str, shard: int, keep: float) -> None:
         """A replica starts a job on `shard`: whose it is and where it runs, so any replica
-        that hears of it from the shard can answer GET /api/jobs/{id}. Entries older than
-        `keep` seconds (max_job_seconds + job_keep_seconds: the job has ended and expired
-        by then) are dropped, and the oldest beyond MAX_JOBS."""
+        that hears of it from the shard can answer GET /api/jobs/{id} (an entry reserved
+        already stays as it is). Entries older than `keep` seconds (max_job_seconds +
+        job_keep_seconds: the job has ended and expired by then) are dropped, and the oldest
+        beyond MAX_JOBS."""
         now = time.monotonic()
-        self.jobs[job_id] = JobEntry(owner, shard, now)
+        self.jobs.setdefault(job_id, JobEntry(owner, shard, now))
         for old in [j for j, e in self.jobs.items() if now - e.started > keep]:
             del self.jobs[old]
         excess = len(self.jobs) - MAX_JOBS
@@ -270,16 +312,138 @@ class Directory:
         """A job answered at once (nobody polls it), or one that never started."""
         self.jobs.pop(job_id, None)
 
-    # ---- races ----------------------------------------------------------------------------
+    def reported(
+        self, shard: int, ended: list[str], memory: list[tuple[str, str, int, bool]]
+    ) -> None:
+        """What a shard's worker said of its jobs (Shard._report_jobs, batched): the jobs that
+        ended, and the bytes races and replays hold now ((kind, key, bytes, final): a final
+        count, at a job's end, is stored; 0 bytes: a new replay stopped early keeps nothing).
+        From the shard, so an end counts even when the replica that started the job died."""
+        for job_id in ended:
+            entry = self.jobs.get(job_id)
+            if entry is not None:
+                entry.running = False
+        for kind, key, nbytes, final in memory:
+            table = self.races if kind == "race" else self.replays
+            holding = table.get(key)
+            if holding is None or holding.shard != shard:
+                continue
+            if nbytes:
+                holding.nbytes = nbytes
+                if final:
+                    self._store(kind, key, holding)
+            else:
+                self._drop(kind, key)
 
-    def race_created(self, race_id: str, owner: str, shard: int) -> None:
-        """A replica made a race on `shard` (any replica may read, step or delete it)."""
-        self.races[race_id] = (owner, shard)
+    def shard_started(self, shard: int) -> None:
+        """A shard (re)started: what its worker held is gone (its jobs, races and replays)."""
+        for entry in self.jobs.values():
+            if entry.shard == shard:
+                entry.running = False
+        for kind, table in (("race", self.races), ("replay", self.replays)):
+            for key in [k for k, h in table.items() if h.shard == shard]:
+                self._drop(kind, key)
+
+    # ---- races, replays and the memory budgets ----------------------------------------------
+
+    def memory_left(
+        self, owner: str, limits: dict[str, int], exclude: Holding | None = None
+    ) -> tuple[int, str] | str:
+        """The bytes a new race or replay of `owner` may take and the limit that says so, or
+        the 429 detail when nothing is left (max_job_memory_bytes_per_owner over the owner's
+        races and replays, max_job_memory_bytes over everyone's)."""
+        holdings = [
+            h for h in (*self.races.values(), *self.replays.values()) if h is not exclude
+        ]
+        total = sum(h.nbytes for h in holdings)
+        mine = sum(h.nbytes for h in holdings if h.owner == owner)
+        per_owner = limits["max_job_memory_bytes_per_owner"]
+        overall = limits["max_job_memory_bytes"]
+        owner_left, total_left = per_owner - mine, overall - total
+        if owner_left <= total_left:
+            text = (
+                f"this owner's races and replays hold {mine} bytes; "
+                f"max_job_memory_bytes_per_owner = {per_owner}"
+            )
+        else:
+            text = f"all races and replays hold {total} bytes; max_job_memory_bytes = {overall}"
+        left = min(owner_left, total_left)
+        if left <= 0:
+            return text + " (delete a race or a session with a replay)"
+        return left, text
+
+    def reserve_race(
+        self, race_id: str, owner: str, shard: int, limits: dict[str, int]
+    ) -> tuple[int, str] | str:
+        """A new race of `owner` on `shard`: the bytes it may take and the limit's text
+        (memory_left), or the 429 detail (max_sessions races in all, max_races_per_owner, the
+        memory budgets). Counted from now on; `race_created` gives its bytes, `race_deleted`
+        drops it (its create failed, or it was deleted)."""
+        if len(self.races) >= limits["max_sessions"]:
+            return f"{len(self.races)} races exist; max_sessions = {limits['max_sessions']}"
+        mine = sum(h.owner == owner for h in self.races.values())
+        if mine >= limits["max_races_per_owner"]:
+            return (
+                f"this owner has {mine} races; max_races_per_owner = "
+                f"{limits['max_races_per_owner']} (delete one first)"
+            )
+        left = self.memory_left(owner, limits)
+        if not isinstance(left, str):
+            self.races[race_id] = Holding(owner, shard)
+        return left
+
+    def race_created(self, race_id: str, owner: str, shard: int, nbytes: int = 0) -> None:
+        """A replica made a race on `shard` (any replica may read, step or delete it, and its
+        owner's token works on every replica); stored."""
+        holding = self.races.setdefault(race_id, Holding(owner, shard))
+        holding.owner, holding.shard, holding.nbytes = owner, shard, nbytes or holding.nbytes
+        self._store("race", race_id, holding)
+        if owner and owner not in self.known:  # its token works on every replica
+            if self.engine is not None:
+                from app.storage.placements import add_owner
+
+                add_owner(self.engine, owner)
+            self.known.add(owner)
+            self.owners.append(owner)
 
     def race(self, race_id: str) -> tuple[str, int] | None:
         """(owner, shard) of a race, or None."""
-        return self.races.get(race_id)
+        holding = self.races.get(race_id)
+        return None if holding is None else (holding.owner, holding.shard)
 
     def race_deleted(self, race_id: str) -> None:
-        """A race was deleted (through any replica)."""
-        self.races.pop(race_id, None)
+        """A race was deleted (through any replica), or its create failed."""
+        self._drop("race", race_id)
+
+    def reserve_replay(
+        self, session_id: str, owner: str, shard: int, limits: dict[str, int]
+    ) -> tuple[int, str, bool] | str:
+        """A replay of a session: (bytes it may take, the limit's text, whether it is a new
+        replay), or the 429 detail (max_replays_per_owner for a new one, the memory budgets,
+        not counting the replay it replaces). A new one counts from now on; `replay_dropped`
+        drops it if it never starts."""
+        existing = self.replays.get(session_id)
+        if existing is None:
+            mine = sum(h.owner == owner for h in self.replays.values())
+            if mine >= limits["max_replays_per_owner"]:
+                return (
+                    f"this owner has {mine} replays; max_replays_per_owner = "
+                    f"{limits['max_replays_per_owner']} (delete a session to drop its replay)"
+                )
+        left = self.memory_left(owner, limits, exclude=existing)
+        if isinstance(left, str):
+            return left
+        if existing is None:
+            self.replays[session_id] = Holding(owner, shard)
+        return left[0], left[1], existing is None
+
+    def replay_dropped(self, session_id: str) -> None:
+        """A new replay that did not start (refused by its worker, or failed)."""
+        self._drop("replay", session_id)
+
+    def _store(self, kind: str, key: str, holding: Holding) -> None:
+        """Kept in memory only (for now)."""
+
+    def _drop(self, kind: str, key: str) -> None:
+        table = self.races if kind == "race" else self.replays
+        table.pop(key, None)

@@ -85,6 +85,7 @@ class ShardConn:
         self.evicted: set[str] = set()  # stored and out of memory: back on their next call
         self.load: Any = None  # (session_id) -> its "restore" payload, or None (gone)
         self.on_stored: Any = None  # (session_ids, stored) -> None: tells the directory
+        self.on_job: Any = None  # (job id, ended, memory) -> None: tells the directory
         self.batches_out = 0  # non-empty batches handed to a replica
         self.batches_in = 0  # batches a replica sent
         self.messages_out = 0
@@ -116,6 +117,10 @@ class ShardConn:
                     dataclasses.replace(checkpoint, owner_hash=owner, address=address)
                 )
             return
+        if kind == "job" and self.on_job is not None:  # ends and bytes: the job budgets
+            _, public, end, memory = message
+            if end is not None or memory is not None:
+                self.on_job(public["id"], end is not None, memory)
         with self.lock:
             if kind == "ready":
                 self.ready = True
@@ -339,6 +344,67 @@ class ShardConn:
         self.outboxes.setdefault(replica, [])
 
 
+class JobReports:
+    """What a shard's worker says of its jobs, for the directory's job budgets
+    (app/sessions/job_budgets.py): job ends and the bytes races and replays hold, sent by a
+    thread of their own (never the worker's) as one fire-and-forget `Directory.reported` call
+    per batch, right away (a job's end frees its owner's slot for every replica, even when the
+    replica that started it died). A new incarnation first tells the directory it started:
+    the jobs, races and replays of the one before are gone."""
+
+    def __init__(self, index: int, namespace: str) -> None:
+        self.index, self.namespace = index, namespace
+        self.lock = threading.Condition()
+        self.ended: list[str] = []
+        self.memory: dict[tuple[str, str], tuple[int, bool]] = {}  # (kind, key) -> bytes, final
+        self.directory: Any = None
+        self.sent = 0
+        threading.Thread(target=self._run, name=f"shard-{index}-jobs", daemon=True).start()
+
+    def add(self, job_id: str, ended: bool, memory: tuple[str, str, int] | None) -> None:
+        """One job message (the worker thread: it only queues)."""
+        with self.lock:
+            if ended:
+                self.ended.append(job_id)
+            if memory is not None:
+                kind, key, nbytes = memory
+                final = ended or self.memory.get((kind, key), (0, False))[1]
+                self.memory[(kind, key)] = (nbytes, final)
+            self.lock.notify()
+
+    def _find(self) -> Any:
+        import ray
+
+        while self.directory is None:
+            try:
+                self.directory = ray.get_actor(DIRECTORY, namespace=self.namespace)
+            except Exception:
+                time.sleep(0.2)
+        return self.directory
+
+    def started(self) -> None:
+        """Tell the directory this incarnation started (the shard's constructor, before any
+        replica can reach it; submitted, not waited for: no deadlock). No directory yet: a
+        first start, nothing to forget."""
+        import ray
+
+        with contextlib.suppress(Exception):
+            self.directory = ray.get_actor(DIRECTORY, namespace=self.namespace)
+            self.directory.shard_started.remote(self.index)
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                while not self.ended and not self.memory:
+                    self.lock.wait()
+                ended, self.ended = self.ended, []
+                memory = [(k, key, n, f) for (k, key), (n, f) in self.memory.items()]
+                self.memory = {}
+            with contextlib.suppress(Exception):
+                self._find().reported.remote(self.index, ended, memory)
+                self.sent += 1
+
+
 class Shard:
     """A shard actor: one Worker loop (a thread) hosting many sessions; see the module doc."""
 
@@ -392,6 +458,9 @@ class Shard:
             threading.Thread(
                 target=self._janitor, name=f"shard-{index}-janitor", daemon=True
             ).start()
+        self.budgets = JobReports(index, namespace)  # job ends and bytes -> the directory
+        self.budgets.started()
+        self.conn.on_job = self.budgets.add
         self.thread = threading.Thread(target=self._serve, name=f"shard-{index}", daemon=True)
         self.thread.start()
         import ray.util
@@ -514,6 +583,7 @@ class Shard:
                 "connections": self.wire.connections,
                 "refused": self.wire.refused,
                 "restored": self.restored,
+                "job_reports": self.budgets.sent,
                 "ready": self.conn.ready,
                 "evictions": self.evictions,
                 "unwatched_pauses": self.unwatched_pauses,

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from app.sessions.job_budgets import DirectoryBudgets, LocalBudgets, refusal
+
 if TYPE_CHECKING:
     from app.sessions.manager import SessionCallError, SessionManager
     from app.sessions.worker_link import WorkerHandle
@@ -96,6 +98,8 @@ class JobBoard:
         self.learning: dict[str, tuple[dict[str, Any], tuple[int, Any] | None]] = {}
         self.unknown: set[str] = set()  # jobs the directory did not know (not asked again)
         self.learners: set[asyncio.Task[None]] = set()
+        self.local_budgets = LocalBudgets(self)
+        self.directory_budgets: DirectoryBudgets | None = None
 
     @property
     def settings(self) -> Settings:
@@ -139,19 +143,16 @@ class JobBoard:
         """The shared backend's directory actor, or None (the local backend has none)."""
         return getattr(self.manager.backend, "directory", None)
 
-    def _register(self, record: JobRecord) -> None:
-        """Tell the directory whose this job is and where it runs (no request waits on it)."""
+    @property
+    def budgets(self) -> LocalBudgets:
+        """Who may start a job, a race or a replay (app/sessions/job_budgets.py): the
+        directory on a shared backend, this board's records otherwise."""
         directory = self.directory
-        if directory is not None:
-            keep = self.settings.max_job_seconds + self.settings.job_keep_seconds
-            with contextlib.suppress(Exception):
-                directory.job_started.remote(record.id, record.owner, record.worker.index, keep)
-
-    def _unregister(self, job_id: str) -> None:
-        directory = self.directory
-        if directory is not None:
-            with contextlib.suppress(Exception):
-                directory.job_forget.remote(job_id)
+        if directory is None:
+            return self.local_budgets
+        if self.directory_budgets is None or self.directory_budgets.directory is not directory:
+            self.directory_budgets = DirectoryBudgets(self, directory)
+        return self.directory_budgets
 
     def _learn(self, public: dict[str, Any], end: tuple[int, Any] | None) -> None:
         """A message of a job this replica does not know: another replica started it. Keep
@@ -262,7 +263,7 @@ class JobBoard:
         """An ended job whose answer the route gave at once: nobody asks for it again."""
         if record.end is not None:
             self.jobs.pop(record.id, None)
-            self._unregister(record.id)
+            self.budgets.job_dropped(record.id)
 
     def owner_in_use(self, owner: str) -> bool:
         """Whether the owner has a race, a replay or a job (the owner registry keeps it)."""
@@ -294,16 +295,13 @@ class JobBoard:
         if record.running:
             record.finish(public, (409, public.get("detail")))
 
-    # ---- budgets ---------------------------------------------------------------------------
+    # ---- budgets (app/sessions/job_budgets.py) ------------------------------------------------
 
     def refuse(self, detail: str) -> SessionCallError:
         """A 429 naming the setting, with Retry-After."""
-        return _error(429, detail, {"Retry-After": str(self._retry_after())})
+        return refusal(self.settings, detail)
 
-    def _retry_after(self) -> int:
-        return max(1, round(self.settings.quota_retry_after_seconds))
-
-    def _live(self, table: dict[str, Holding]) -> dict[str, Holding]:
+    def live(self, table: dict[str, Holding]) -> dict[str, Holding]:
         """Drop holdings whose worker or session is gone; the rest."""
         for key in [
             k
@@ -313,56 +311,23 @@ class JobBoard:
             del table[key]
         return table
 
-    def check_job_quota(self, owner: str) -> str | None:
-        """The 429 detail if the owner already runs max_jobs_per_owner jobs, else None."""
-        limit = self.settings.max_jobs_per_owner
-        running = sum(r.owner == owner and r.running for r in self.jobs.values())
-        if running >= limit:
-            return (
-                f"this owner runs {running} jobs; max_jobs_per_owner = {limit} (wait for "
-                "one to end, or cancel it with DELETE /api/jobs/{id})"
-            )
-        return None
-
-    def memory_left(self, owner: str, exclude: Holding | None = None) -> tuple[int, str]:
-        """The bytes a new race or replay of `owner` may take, and the limit that says so;
-        429 when nothing is left."""
-        settings = self.settings
-        holdings = [
-            h
-            for h in (*self._live(self.races).values(), *self._live(self.replays).values())
-            if h is not exclude
-        ]
-        total = sum(h.nbytes for h in holdings)
-        mine = sum(h.nbytes for h in holdings if h.owner == owner)
-        owner_left = settings.max_job_memory_bytes_per_owner - mine
-        total_left = settings.max_job_memory_bytes - total
-        if owner_left <= total_left:
-            text = (
-                f"this owner's races and replays hold {mine} bytes; "
-                f"max_job_memory_bytes_per_owner = {settings.max_job_memory_bytes_per_owner}"
-            )
-        else:
-            text = (
-                f"all races and replays hold {total} bytes; max_job_memory_bytes = "
-                f"{settings.max_job_memory_bytes}"
-            )
-        left = min(owner_left, total_left)
-        if left <= 0:
-            raise self.refuse(text + " (delete a race or a session with a replay)")
-        return left, text
-
     # ---- starting jobs ---------------------------------------------------------------------
 
-    def reserve(self, kind: str, target: str, owner: str, worker: WorkerHandle) -> JobRecord:
+    async def reserve(
+        self, kind: str, target: str, owner: str, worker: WorkerHandle
+    ) -> JobRecord:
         """A job record under a fresh id, before its worker starts it (so no message of it
         can arrive unknown); 429 when the owner runs max_jobs_per_owner jobs."""
-        refusal = self.check_job_quota(owner)
-        if refusal is not None:
-            raise self.refuse(refusal)
-        return self._record(kind, target, owner, worker)
+        record = self._record(kind, target, owner, worker)
+        denied = await self.budgets.reserve_job(record)
+        if denied is not None:
+            raise self.refuse(denied)
+        self.jobs[record.id] = record
+        return record
 
-    def _record(self, kind: str, target: str, owner: str, worker: WorkerHandle) -> JobRecord:
+    @staticmethod
+    def _record(kind: str, target: str, owner: str, worker: WorkerHandle) -> JobRecord:
+        """A new job's record (not on the board yet)."""
         job_id = secrets.token_urlsafe(9)
         public = {
             "id": job_id,
@@ -373,15 +338,12 @@ class JobBoard:
             "total": 0,
             "detail": None,
         }
-        record = JobRecord(job_id, kind, target, owner, worker, public)
-        self.jobs[job_id] = record
-        return record
+        return JobRecord(job_id, kind, target, owner, worker, public)
 
     def started(self, record: JobRecord, reply: Any) -> None:
         """The worker's reply to a job start ({"job": JobPublic})."""
         if record.running:
             record.public = reply["job"]
-        self._register(record)
         self._tell_subscribers(record)
 
     async def start(self, record: JobRecord, op: str, payload: dict[str, Any]) -> JobRecord:
@@ -390,10 +352,15 @@ class JobBoard:
         try:
             reply = await self.manager._request(record.worker, op, record.target, payload)
         except BaseException:
-            self.jobs.pop(record.id, None)
+            self._drop(record)
             raise
         self.started(record, reply)
         return record
+
+    def _drop(self, record: JobRecord) -> None:
+        """A job that did not start (refused, failed, or not a job after all)."""
+        if self.jobs.pop(record.id, None) is not None:
+            self.budgets.job_dropped(record.id)
 
     async def step_command(
         self, session_id: str, owner: str, payload: dict[str, Any]
@@ -401,8 +368,10 @@ class JobBoard:
         """A REST command: a `step` becomes a job (the worker decides: the command's type is
         only known once it parsed the body); any other command answers as before."""
         handle = self.manager.get(session_id)
-        quota = self.check_job_quota(owner)  # the worker refuses a step with it (429)
         record = self._record("step", session_id, owner, handle.worker)
+        quota = await self.budgets.reserve_job(record)  # the worker refuses a step with it
+        if quota is None:
+            self.jobs[record.id] = record
         payload = {
             **payload,
             "job": record.id,
@@ -412,13 +381,13 @@ class JobBoard:
         try:
             reply = await self.manager.call(session_id, "command", payload)
         except BaseException as error:
-            self.jobs.pop(record.id, None)
+            self._drop(record)
             status = getattr(error, "status", None)
             if status == 429 and not getattr(error, "headers", None):
                 raise self.refuse(str(getattr(error, "detail", error))) from None
             raise
         if not (isinstance(reply, dict) and isinstance(reply.get("job"), dict)):
-            self.jobs.pop(record.id, None)
+            self._drop(record)
             return None, reply
         handle.status = "running"
         self.started(record, reply)
@@ -450,7 +419,7 @@ class JobBoard:
     def race(self, race_id: str) -> Holding:
         """Where a race lives, or 404 (also once it expired or its worker stopped)."""
         self._expire_races()
-        holding = self._live(self.races).get(race_id)
+        holding = self.live(self.races).get(race_id)
         if holding is None:
             raise _error(404, f"race {race_id!r} not found")
         holding.last_active = time.monotonic()
@@ -471,23 +440,13 @@ class JobBoard:
 
     async def create_race(self, owner: str, payload: dict[str, Any]) -> tuple[str, bytes]:
         """A new race on the least-loaded worker: its id and its first answer (JSON bytes)."""
-        settings = self.settings
         self._expire_races()
-        races = self._live(self.races)
-        if len(races) >= settings.max_sessions:
-            raise self.refuse(f"{len(races)} races exist; max_sessions = {settings.max_sessions}")
-        mine = sum(h.owner == owner for h in races.values())
-        if mine >= settings.max_races_per_owner:
-            raise self.refuse(
-                f"this owner has {mine} races; max_races_per_owner = "
-                f"{settings.max_races_per_owner} (delete one first)"
-            )
-        left, text = self.memory_left(owner)
         live = [w for w in self.manager.workers if w.alive]
         if not live:
             raise _error(503, "no worker is running")
         worker = min(live, key=self._load)
         race_id = secrets.token_urlsafe(9)
+        left, text = await self.budgets.reserve_race(race_id, owner, worker)
         holding = Holding(owner, worker, 0)
         self.races[race_id] = holding  # reserved: concurrent creates count it
         try:
@@ -499,14 +458,12 @@ class JobBoard:
             )
         except BaseException as error:
             self.races.pop(race_id, None)
+            self.budgets.race_dropped(race_id)
             if getattr(error, "status", None) == 429:
                 raise self.refuse(str(getattr(error, "detail", error))) from None
             raise
         holding.nbytes = int(reply["bytes"])
-        directory = self.directory
-        if directory is not None:  # any replica may read, step or delete it: known there
-            with contextlib.suppress(Exception):  # before the client has the id (~1 ms)
-                await directory.race_created.remote(race_id, owner, worker.index)
+        await self.budgets.race_created(race_id, owner, worker, holding.nbytes)
         return race_id, bytes(reply["body"])
 
     def _load(self, worker: WorkerHandle) -> int:
@@ -541,16 +498,13 @@ class JobBoard:
             await self.manager._request(holding.worker, "race_delete", race_id)
         finally:
             self.races.pop(race_id, None)
-            directory = self.directory
-            if directory is not None:
-                with contextlib.suppress(Exception):
-                    directory.race_deleted.remote(race_id)
+            self.budgets.race_dropped(race_id)
 
     async def step_race(self, race_id: str, owner: str, epochs: int, grids: bool) -> JobRecord:
         """Start a race step job (the race's owner only: checked by the route)."""
         holding = await self.find_race(race_id)
-        self.memory_left(holding.owner)
-        record = self.reserve("race_step", race_id, owner, holding.worker)
+        await self.budgets.memory_left(holding.owner)
+        record = await self.reserve("race_step", race_id, owner, holding.worker)
         try:
             return await self.start(record, "race_step", {"epochs": epochs, "grids": grids})
         except Exception as error:
@@ -565,27 +519,20 @@ class JobBoard:
             if record.kind == "replay" and record.target == session_id and record.running:
                 return record  # one replay of a session at a time: wait on that one
         handle = self.manager.get(session_id)
-        replays = self._live(self.replays)
-        existing = replays.get(session_id)
-        if existing is None:
-            mine = sum(h.owner == owner for h in replays.values())
-            if mine >= self.settings.max_replays_per_owner:
-                raise self.refuse(
-                    f"this owner has {mine} replays; max_replays_per_owner = "
-                    f"{self.settings.max_replays_per_owner} (delete a session "
-                    "to drop its replay)"
-                )
-        left, text = self.memory_left(owner, exclude=existing)
-        record = self.reserve("replay", session_id, owner, handle.worker)
-        holding = existing or Holding(owner, handle.worker, 0)
-        self.replays[session_id] = holding
+        existing = self.live(self.replays).get(session_id)
+        left, text, new = await self.budgets.reserve_replay(
+            session_id, owner, handle.worker, existing
+        )
         try:
+            record = await self.reserve("replay", session_id, owner, handle.worker)
+            self.replays[session_id] = existing or Holding(owner, handle.worker, 0)
             return await self.start(
                 record, "replay_start", {"memory_left": left, "memory_limit": text}
             )
         except BaseException as error:
-            if existing is None:
+            if new:
                 self.replays.pop(session_id, None)
+                self.budgets.replay_dropped(session_id)
             if getattr(error, "status", None) == 429 and not getattr(error, "headers", None):
                 raise self.refuse(str(getattr(error, "detail", error))) from None
             raise
