@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, owner_headers, record_errors
-from tests.scale.conftest import Cluster, accepted_websockets
+from tests.scale.conftest import Cluster, accepted_websockets, create
 
 pytestmark = pytest.mark.ray
 
@@ -172,3 +172,89 @@ def test_the_page_reconnects_through_nginx_to_the_other_replica_without_a_gap(
     finally:
         page.evaluate("() => window.playground?.dispose()")
         context.close()
+
+
+def test_the_class_dashboard_through_nginx_keeps_its_tiles_live_across_the_kill(
+    ray_cluster: Cluster, nginx_proxy: str, browser: Browser, revive: None
+) -> None:
+    """A teacher's dashboard (/class/{code}) through nginx shows two learners' tiles training;
+    the replica serving its websocket is killed. The page reconnects through nginx to the other
+    replica (its log) and every tile's epoch moves on past where it was, still "running".
+    Gold: the replicas' logs and each learner's session read through nginx."""
+    errors: list[str] = []
+    created = httpx.post(f"{nginx_proxy}/api/classes", json={"title": "Scale-out"}, timeout=30)
+    assert created.status_code == 201, created.text
+    code, teacher = created.json()["code"], created.json()["teacher_token"]
+    learners: list[tuple[str, str]] = []
+    for name in ("Ada", "Grace"):
+        session = create(nginx_proxy, speed=20, frame_rate=5)
+        sid, token = session["id"], session["owner_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        learners.append((sid, token))
+        joined = httpx.post(
+            f"{nginx_proxy}/api/classes/{code}/join",
+            json={"session_id": sid, "name": name},
+            headers=auth,
+            timeout=30,
+        )
+        assert joined.status_code == 200, joined.text
+        played = httpx.post(
+            f"{nginx_proxy}/api/sessions/{sid}/commands",
+            json={"type": "play"},
+            headers=auth,
+            timeout=30,
+        )
+        assert played.json()["status"] == "running", played.text
+    context = browser.new_context(viewport={"width": 1100, "height": 700})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    record_errors(page, errors)
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    tiles = """() => Object.fromEntries([...document.querySelectorAll('.tile')].map(
+        (t) => [t.dataset.session, { epoch: Number(t.dataset.epoch || -1), status:
+                t.querySelector('.tile-status').textContent }]))"""
+    try:
+        page.goto(f"{nginx_proxy}/class/{code}#token={teacher}")
+        wait_for(
+            page,
+            errors,
+            """() => { const tiles = [...document.querySelectorAll('.tile')];
+                return tiles.length === 2 && tiles.every((t) => Number(t.dataset.epoch) > 0); }""",
+        )
+        path = f"/ws/classes/{code}"
+        counts = accepted(ray_cluster, path, 1)
+        assert sorted(counts) == [0, 1], counts
+        ray_cluster.replicas[counts.index(1)].kill()
+        before: dict[str, Any] = page.evaluate(tiles)
+        assert set(before) == {sid for sid, _ in learners}
+        # Past where each tile was at the kill (20 epochs/s: ~1 s of training on the new socket).
+        wait_for(
+            page,
+            errors,
+            """(before) => [...document.querySelectorAll('.tile')].every(
+                (t) => Number(t.dataset.epoch) > before[t.dataset.session].epoch + 20)""",
+            before,
+        )
+        assert accepted(ray_cluster, path, 2) == [1, 1]
+        assert sockets == [nginx_proxy.replace("http://", "ws://") + path] * 2
+        after: dict[str, Any] = page.evaluate(tiles)
+        assert all(tile["status"] == "running" for tile in after.values()), after
+        for sid, token in learners:  # the tile never runs ahead of the session
+            reply = httpx.get(
+                f"{nginx_proxy}/api/sessions/{sid}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            assert reply.json()["epoch"] >= after[sid]["epoch"], (reply.text, after)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "scale_class_dashboard_after_replica_kill.png"))
+        assert errors == []
+    finally:
+        context.close()
+        for sid, token in learners:
+            httpx.delete(
+                f"{nginx_proxy}/api/sessions/{sid}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
