@@ -9,12 +9,42 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from app.backends.ray_directory import Directory
 from app.backends.ray_shard import ShardConn
 from app.sessions.worker import Worker
 from app.storage import SessionCheckpoint
+
+
+def read_rows(
+    batches: Callable[[], Iterable[tuple[str, list[tuple[Any, ...]]]]],
+    take: Callable[[list[str]], None],
+    replies: dict[str, list[int]],
+    epochs: int,
+) -> list[int]:
+    """What replica B, watching a session that replica A steps, reads from a shard: the epoch
+    rows of its hello and frames (B takes every frame: `take`), until there are `epochs` of
+    them and A has two replies (a 15 s guard; ~1.5 s here, the kernel loads first). `batches()`
+    gives the shard's batches since the last call as (replica, messages); each reply's request
+    id is appended to replies[replica]. Shared by the ShardConn and the wire tests."""
+    rows: list[int] = []
+    deadline = time.monotonic() + 15
+    while (len(rows) < epochs or len(replies["A"]) < 2) and time.monotonic() < deadline:
+        for replica, messages in batches():
+            for message in messages:
+                if message[0] == "reply":
+                    replies[replica].append(message[1])
+                    if replica == "B":
+                        part = message[3]["part"]
+                        rows += range(part.first_epoch, part.first_epoch + len(part.rows))
+                elif message[0] == "frames":
+                    assert replica == "B"
+                    for _, part in message[1]:
+                        rows += range(part.first_epoch, part.first_epoch + len(part.rows))
+                    take([session_id for session_id, _ in message[1]])
+    return rows
 
 
 def worker_side(conn: ShardConn) -> list[tuple[Any, ...]]:
@@ -128,22 +158,13 @@ def test_the_worker_loop_served_through_the_shard_conn() -> None:
         conn.incoming("A", [("call", 1, "create", "s1", {"dataset": "xor"})])
         conn.incoming("B", [("call", 1, "subscribe", "s1", None)])
         conn.incoming("A", [("call", 2, "command", "s1", {"type": "step", "n": 20})])
-        rows: list[int] = []
         replies: dict[str, list[int]] = {"A": [], "B": []}
-        deadline = time.monotonic() + 15  # a guard: ~1.5 s here (the kernel loads first)
-        while (len(rows) < 20 or len(replies["A"]) < 2) and time.monotonic() < deadline:
-            for replica in ("A", "B"):
-                for message in conn.outgoing(replica, 0.05):
-                    if message[0] == "reply":
-                        replies[replica].append(message[1])
-                        if replica == "B":
-                            part = message[3]["part"]
-                            rows += range(part.first_epoch, part.first_epoch + len(part.rows))
-                    elif message[0] == "frames":
-                        assert replica == "B"
-                        for _, part in message[1]:
-                            rows += range(part.first_epoch, part.first_epoch + len(part.rows))
-                        conn.incoming("B", [("taken", [sid for sid, _ in message[1]])])
+        rows = read_rows(
+            lambda: [(replica, conn.outgoing(replica, 0.05)) for replica in ("A", "B")],
+            lambda taken: conn.incoming("B", [("taken", taken)]),
+            replies,
+            20,
+        )
         assert replies == {"A": [1, 2], "B": [1]}
         assert sorted(rows) == list(range(1, 21))
     finally:

@@ -20,6 +20,7 @@ import pytest
 from app.backends.ray_shard import ShardConn
 from app.backends.shard_wire import WireServer, pack, recv_message
 from app.sessions.worker import Worker
+from tests.scale.test_scale_shardconn import read_rows
 
 
 @pytest.fixture
@@ -98,25 +99,15 @@ def test_frames_over_the_wire_and_a_closed_connection_stops_watching(
         batches: queue.Queue[tuple[str, Any]] = queue.Queue()
         reader(a, "A", batches)
         reader(b, "B", batches)
-        rows: list[int] = []
         replies: dict[str, list[int]] = {"A": [1], "B": []}
-        deadline = time.monotonic() + 15  # a guard: ~1.5 s here (the kernel loads first)
-        while (len(rows) < 20 or len(replies["A"]) < 2) and time.monotonic() < deadline:
+
+        def next_batch() -> list[tuple[str, Any]]:
             try:
-                name, messages = batches.get(timeout=0.1)
+                return [batches.get(timeout=0.1)]
             except queue.Empty:
-                continue
-            for message in messages:
-                if message[0] == "reply":
-                    replies[name].append(message[1])
-                    if name == "B":
-                        part = message[3]["part"]
-                        rows += range(part.first_epoch, part.first_epoch + len(part.rows))
-                elif message[0] == "frames":
-                    assert name == "B"
-                    for _, part in message[1]:
-                        rows += range(part.first_epoch, part.first_epoch + len(part.rows))
-                    send(b, [("taken", [sid for sid, _ in message[1]])])
+                return []
+
+        rows = read_rows(next_batch, lambda taken: send(b, [("taken", taken)]), replies, 20)
         assert replies == {"A": [1, 2], "B": [1]}
         assert sorted(rows) == list(range(1, 21))
         assert worker.runners["s1"].subscribers == 1
