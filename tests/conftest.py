@@ -457,6 +457,10 @@ def ray_head() -> Iterator[RayHead]:
         pytest.fail(RAY_MISSING)
     directory = Path(tempfile.mkdtemp(prefix="nnray"))  # short: Ray's socket paths are long
     port = free_port()
+    # Ray 2.60 turns token auth on for a new head when ~/.ray/auth_token exists (left by any
+    # ray.init() without an address) unless RAY_AUTH_MODE says otherwise: the replicas and this
+    # driver, which read it from their environment, would then be refused.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", RAY_MARKER: str(directory)}
     log_path = directory / "head.log"
     log = log_path.open("wb")
