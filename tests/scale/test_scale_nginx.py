@@ -9,77 +9,23 @@ websocket it accepted, so both replicas serve the same session's sockets through
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.scale.conftest import ROOT, Cluster, create, free_port, stop_group, ws_url
+from tests.scale.conftest import Cluster, accepted_websockets, create, ws_url
 from tests.scale.test_scale_replicas import frame_epochs, receive_until
 
 pytestmark = pytest.mark.ray
-NGINX = Path("/usr/sbin/nginx")
 
 
 @pytest.fixture(scope="module")
-def proxy(ray_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def proxy(nginx_proxy: str) -> str:
     """nginx with the repo's configuration on a loopback port, in front of both replicas."""
-    assert NGINX.is_file(), (
-        "Debian's nginx is missing: apt-get install -y nginx (scripts/test.sh's ray step does)"
-    )
-    prefix = tmp_path_factory.mktemp("nginx")
-    (prefix / "tmp").mkdir()
-    port = free_port()
-    config = (ROOT / "deploy" / "nginx.conf").read_text()
-    servers = re.findall(r"^\s*server 127\.0\.0\.1:\d+", config, flags=re.M)
-    assert len(servers) == 2, "deploy/nginx.conf lists two example replicas"
-    for line, replica in zip(servers, ray_cluster.replicas, strict=True):
-        config = config.replace(line, re.sub(r":\d+", f":{replica.port}", line), 1)
-    config, listens = re.subn(r"listen 127\.0\.0\.1:\d+;", f"listen 127.0.0.1:{port};", config)
-    assert listens == 1
-    (prefix / "nginx.conf").write_text(config)
-    log = (prefix / "nginx.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(NGINX),
-            "-p",
-            str(prefix),
-            "-c",
-            str(prefix / "nginx.conf"),
-            "-e",
-            "stderr",
-            "-g",
-            "daemon off;",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 10
-        answer: str = "no answer"
-        while True:
-            assert process.poll() is None, (prefix / "nginx.log").read_text()
-            try:
-                reply = httpx.get(url + "/health", timeout=2)
-                if reply.status_code == 200:
-                    break
-                answer = f"{reply.status_code} {reply.text[:300]}"
-            except httpx.HTTPError as error:
-                answer = repr(error)
-            assert time.monotonic() < deadline, f"nginx on {port}: /health gave {answer}"
-            time.sleep(0.1)
-        yield url
-    finally:
-        stop_group(process)
-        log.close()
+    return nginx_proxy
 
 
 def test_websockets_through_nginx_reach_both_replicas(ray_cluster: Cluster, proxy: str) -> None:
@@ -103,9 +49,8 @@ def test_websockets_through_nginx_reach_both_replicas(ray_cluster: Cluster, prox
         while ack.get("id") != 3:
             ack = receive_until(second, "ack")
         assert ack["session"]["status"] == "paused"
-    accepted = f'WebSocket /ws/sessions/{sid}\\" [accepted]'
-    logs = [replica.log.read_text() for replica in ray_cluster.replicas]
-    assert [log.count(accepted) for log in logs] == [1, 1]
+    path = f"/ws/sessions/{sid}"
+    assert [accepted_websockets(r, path) for r in ray_cluster.replicas] == [1, 1]
 
 
 def test_rate_limit_holds_for_the_sum_of_the_replicas(ray_cluster: Cluster, proxy: str) -> None:
