@@ -1,6 +1,6 @@
 """A learner's tile: the decision boundary at low resolution, for the teacher's dashboard.
 
-Runs in the worker (op "class_tiles", app/sessions/worker.py), off the web process's event
+Runs in the worker (op "class_tiles", app/sessions/worker_ops.py), off the web process's event
 loop, only when a dashboard asks: the classroom hub asks each worker for the tiles of the
 learners it holds at most `tile_fps` times a second, and a tile whose session did not change
 since the last one the hub has (same `key`) is skipped, so a class that is paused costs

@@ -1,6 +1,6 @@
 """The worker side of "Export code": op "code" reads a recipe where the session lives.
 
-`code_call(session, payload)` runs in a worker process (app/sessions/worker.py's op "code"),
+`code_call(session, payload)` runs in a worker process (app/sessions/worker_ops.py's op "code"),
 never on the web process's event loop: a recipe copies the session's points and weights, and
 checking an imported past replays it. {"kind": "session"} reads the live `session`;
 {"kind": "run", "export": gzip bytes, "slug": ...} rebuilds a saved run from its export in a

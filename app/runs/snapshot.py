@@ -1,6 +1,6 @@
 """The worker side of saved runs: a run's record from a live session, a saved run's view.
 
-Both run in a worker process (op "run", app/sessions/worker.py), never on the web process's
+Both run in a worker process (op "run", app/sessions/worker_ops.py), never on the web process's
 event loop: the export's JSON and the thumbnail's forward pass are CPU work (the gzip runs in a
 web-process thread: zlib releases the GIL). A view imports the saved export into a transient
 TrainingSession that no worker registers (nothing trains it, nobody can command it), builds the
