@@ -1,19 +1,22 @@
 """The directory actor of the ray backend (issue 12): where every session lives, for every replica.
 
 The session -> (shard, owner hash, address) map, placement (the least-loaded shard), the session
-quotas over every replica's sessions, the running quotas' grants, and whose each job and race
-is and where it runs. Actor
-methods run one at a time (a plain, non-async actor: no event loop, one thread), so a check and
-its reservation are atomic. A plain class: app/backends/ray_backend.py wraps it with
-`ray.remote`.
+quotas over every replica's sessions, the running quotas' grants, the job budgets (running jobs
+per owner, races, replays and the bytes they hold: app/sessions/job_budgets.py), and whose each
+job and race is and where it runs. Actor methods run one at a time (a plain, non-async actor: no
+event loop, one thread), so a check and its reservation are atomic. A plain class:
+app/backends/ray_backend.py wraps it with `ray.remote`. The shards report job ends and bytes
+here (ray_shard.py JobReports), and a restarted shard says so (its jobs, races, replays are gone).
 
-It survives restarts: with a database URL (the replicas pass theirs), every placement and new
-owner hash is written to the database (app/storage/placements.py, tables placements and
-directory_owners) before the call that made it answers, and a directory that Ray restarts
-(max_restarts=-1) rebuilds the map, the quotas' counts and the owner list from there in its
-constructor. What it keeps in memory only: the running grants (a restarted directory counts the
-shards' running sessions instead, which every replica passes in), and where jobs and races run
-(one started before the restart is then reachable only through the replica that started it).
+It survives restarts: with a database URL (the replicas pass theirs), every placement, new
+owner hash, race and replay (with the bytes reported at its last job's end) is written to the
+database (app/storage/placements.py: tables placements, directory_owners, directory_holdings)
+before the call that made it answers, and a directory that Ray restarts (max_restarts=-1)
+rebuilds the map, the quotas' counts, the owner list, the races and the replays from there in
+its constructor. What it keeps in memory only: the running grants (a restarted directory counts
+the shards' running sessions instead, which every replica passes in), and the running jobs
+(after a restart max_jobs_per_owner counts the jobs started since; one started before is then
+reachable only through the replica that started it).
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ class Directory:
         if database_url:
             from app.settings import Settings
             from app.storage.database import make_engine
-            from app.storage.placements import load_directory, stored_sessions
+            from app.storage.placements import load_directory, load_holdings, stored_sessions
 
             self.engine = make_engine(Settings(database_url=database_url, database_threads=1))
             stored, owners = load_directory(self.engine)
@@ -92,6 +95,9 @@ class Directory:
             self.owners = owners
             self.known = set(owners)
             self.stored = stored_sessions(self.engine) & set(self.sessions)
+            for kind, key, owner, shard, nbytes in load_holdings(self.engine):
+                table = self.races if kind == "race" else self.replays
+                table[key] = Holding(owner, shard, nbytes)
 
     # ---- placement and the session quotas -------------------------------------------------
 
@@ -442,8 +448,14 @@ class Directory:
         self._drop("replay", session_id)
 
     def _store(self, kind: str, key: str, holding: Holding) -> None:
-        """Kept in memory only (for now)."""
+        if self.engine is not None:
+            from app.storage.placements import save_holding
+
+            save_holding(self.engine, kind, key, holding.owner, holding.shard, holding.nbytes)
 
     def _drop(self, kind: str, key: str) -> None:
         table = self.races if kind == "race" else self.replays
-        table.pop(key, None)
+        if table.pop(key, None) is not None and self.engine is not None:
+            from app.storage.placements import delete_holding
+
+            delete_holding(self.engine, kind, key)

@@ -1,4 +1,5 @@
-"""The ray backend's directory in the database (issue 12): placements and the owner list.
+"""The ray backend's directory in the database (issue 12): placements, the owner list, and the
+races and replays of the job budgets (revision 0004).
 
 Plain synchronous functions of an Engine, called by the directory actor
 (app/backends/ray_directory.py) in its own thread: an actor with no event loop, whose methods
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.storage.database import reading
-from app.storage.tables import directory_owners, placements, sessions
+from app.storage.tables import directory_holdings, directory_owners, placements, sessions
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,44 @@ def stored_sessions(engine: Engine) -> set[str]:
                 .where(sessions.c.state == "stored")
             ).scalars()
         )
+
+
+# ---- races and time-travel replays (revision 0004): the job budgets' long-lived holdings -----
+
+
+def save_holding(
+    engine: Engine, kind: str, key: str, owner_hash: str, shard: int, nbytes: int
+) -> None:
+    """Store a race's or a replay's owner, shard and bytes (replacing what was stored)."""
+    holdings = directory_holdings
+    where = (holdings.c.kind == kind) & (holdings.c.key == key)
+    with engine.begin() as conn:
+        conn.execute(delete(holdings).where(where))
+        conn.execute(
+            insert(holdings).values(
+                kind=kind, key=key, owner_hash=owner_hash, shard=shard, nbytes=nbytes
+            )
+        )
+
+
+def delete_holding(engine: Engine, kind: str, key: str) -> None:
+    """Forget a race (deleted) or a replay (its session deleted or evicted, its shard gone)."""
+    holdings = directory_holdings
+    with engine.begin() as conn:
+        conn.execute(delete(holdings).where((holdings.c.kind == kind) & (holdings.c.key == key)))
+
+
+def load_holdings(engine: Engine) -> list[tuple[str, str, str, int, int]]:
+    """Every stored race and replay: (kind, key, owner hash, shard, bytes)."""
+    holdings = directory_holdings
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(
+                holdings.c.kind,
+                holdings.c.key,
+                holdings.c.owner_hash,
+                holdings.c.shard,
+                holdings.c.nbytes,
+            )
+        ).all()
+    return [(r.kind, r.key, r.owner_hash, r.shard, r.nbytes) for r in rows]

@@ -13,6 +13,8 @@ and the exact 429 detail of the one-process budgets (tests/api/test_jobs.py).
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -256,6 +258,39 @@ def test_the_memory_budget_holds_across_replicas(pair: list[Replica]) -> None:
     refused(post(d + "/api/races", token, json=BIG_RACE), detail)
     for race_id in (first, second):
         delete(c, f"/api/races/{race_id}", token)
+
+
+def directory_pid(cluster: Cluster, timeout: float = 30.0) -> int:
+    """The directory actor's process id (waiting while Ray restarts it)."""
+    ray = cluster.ray()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            directory = ray.get_actor("nnpg-directory")
+            return int(ray.get(directory.stats.remote(), timeout=5)["pid"])
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_the_races_budget_survives_a_killed_directory(
+    pair: list[Replica], ray_cluster: Cluster
+) -> None:
+    """kill -9 of the directory's process after an owner made 3 races (through C and D): the
+    restarted directory still counts them (a fourth is refused), and finds them (read through
+    the replica that did not make them)."""
+    c, d = (r.url for r in pair)
+    first, token = make_race(c, None)
+    races = [first, make_race(d, token)[0], make_race(c, token)[0]]
+    before = directory_pid(ray_cluster)
+    os.kill(before, signal.SIGKILL)
+    detail = "this owner has 3 races; max_races_per_owner = 3 (delete one first)"
+    refused(post(d + "/api/races", token, json=RACE), detail)  # waits for the restart
+    assert directory_pid(ray_cluster) != before
+    assert httpx.get(f"{d}/api/races/{races[2]}", timeout=30).status_code == 200
+    for race_id in races:
+        delete(d, f"/api/races/{race_id}", token)
 
 
 def test_a_job_ending_frees_its_slot_when_its_replica_died(pair: list[Replica]) -> None:
