@@ -89,6 +89,84 @@ def cpu_by_kind(marker: str) -> dict[str, float]:
     return totals
 
 
+def training_threads(marker: str) -> dict[tuple[int, int], tuple[float, int]]:
+    """(pid, tid) -> (CPU seconds so far, involuntary context switches) of every thread of
+    our training processes (workers or shards)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    needle = f"{MARKER}={marker}".encode()
+    threads: dict[tuple[int, int], tuple[float, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            if kind_of((entry / "cmdline").read_bytes()) not in ("workers", "shards"):
+                continue
+            for task in (entry / "task").iterdir():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    status = (task / "status").read_text()
+                    switches = int(status.split("nonvoluntary_ctxt_switches:")[1].split()[0])
+                    cpu = (int(fields[11]) + int(fields[12])) / ticks
+                    threads[(int(entry.name), int(task.name))] = (cpu, switches)
+    return threads
+
+
+def thread_split(
+    before: dict[tuple[int, int], tuple[float, int]],
+    after: dict[tuple[int, int], tuple[float, int]],
+    elapsed: float,
+) -> dict[str, float]:
+    """The training processes' CPU in the window: their busiest thread each (the Worker loop
+    that trains) and all their other threads (a shard's checkpoint writer, wire threads and
+    Ray's own; a worker process has none that work), in cores; and the training threads'
+    involuntary context switches per second (preemptions by other programs)."""
+    per_pid: dict[int, list[tuple[float, int]]] = {}
+    for key, (cpu, switches) in after.items():
+        old_cpu, old_switches = before.get(key, (0.0, 0))
+        per_pid.setdefault(key[0], []).append((cpu - old_cpu, switches - old_switches))
+    busiest = [max(threads) for threads in per_pid.values()]
+    total = sum(cpu for threads in per_pid.values() for cpu, _ in threads)
+    main = sum(cpu for cpu, _ in busiest)
+    return {
+        "training": main / elapsed,
+        "rest": (total - main) / elapsed,
+        "preempted": sum(n for _, n in busiest) / elapsed,
+    }
+
+
+def record_profiles(marker: str, seconds: float, into: Path) -> list[subprocess.Popen[bytes]]:
+    """py-spy (not a dependency: `pip install py-spy` for --profile) records each training
+    process for `seconds`, 100 samples a second of its threads that run (not those that wait),
+    without pausing it, into `into`/<kind>-<pid>.txt (py-spy's raw format, one line a stack)."""
+    into.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if spy is None:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    needle = f"{MARKER}={marker}".encode()
+    spies = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            kind = kind_of((entry / "cmdline").read_bytes())
+            if kind not in ("workers", "shards"):
+                continue
+            out = into / f"{kind}-{entry.name}.txt"
+            spies.append(
+                subprocess.Popen(
+                    [spy, "record", "--pid", entry.name, "--duration", str(int(seconds)),
+                     "--rate", "100", "--nonblocking", "--format", "raw", "--output", str(out)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+    return spies
+
+
 def machine_cpu() -> float:
     """CPU seconds every program on the machine used so far (/proc/stat, not idle/iowait)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
@@ -130,9 +208,10 @@ async def measure(
     warmup: float,
     speed: float | None,
     marker: str,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """Create the sessions round-robin over `bases`, watch each through the next base, and
-    measure the window."""
+    measure the window (`profile`: py-spy records every training process in it, there)."""
     config = {} if speed is None else {"speed": speed}
     created: list[tuple[int, dict[str, Any]]] = []
     async with httpx.AsyncClient(timeout=60) as http:
@@ -161,16 +240,21 @@ async def measure(
     ]
     began = time.perf_counter()
     kinds, machine, client = cpu_by_kind(marker), machine_cpu(), own_cpu()
+    threads = training_threads(marker)
+    spies = [] if profile is None else record_profiles(marker, seconds, profile)
     ours = sum(kinds.values())
     await asyncio.sleep(seconds)
     done.set()
     elapsed = time.perf_counter() - began
     kinds_after = cpu_by_kind(marker)
+    split = thread_split(threads, training_threads(marker), elapsed)
     ours = sum(kinds_after.values()) - ours
     by_kind = {k: (v - kinds.get(k, 0.0)) / elapsed for k, v in kinds_after.items()}
     machine = machine_cpu() - machine
     client = own_cpu() - client
     await asyncio.gather(*tasks, *health)
+    for spy in spies:
+        spy.wait(30)
     async with httpx.AsyncClient(timeout=60) as http:
         for where, session in created:
             await http.delete(
@@ -195,6 +279,7 @@ async def measure(
         "health": p99s,
         "server_cores": ours / elapsed,
         "by_kind": by_kind,
+        "threads": split,
         "client_cores": client / elapsed,
         "other_cores": max(0.0, (machine - ours - client) / elapsed),
         # Epoch rows are counted by the flat-out client only (the paced one reads headers).
@@ -211,10 +296,18 @@ def print_result(name: str, result: dict[str, Any]) -> None:
         f"{result['server_cores']:.2f} cores, this client {result['client_cores']:.2f}, "
         f"other programs {result['other_cores']:.2f} (counts if <= 0.15)"
     )
-    print(f"   idle (no sessions): {result['idle']:.3f} cores")
+    idle = ", ".join(f"{k} {v:.3f}" for k, v in sorted(result["idle"].items()))
+    print(f"   idle (no sessions): {sum(result['idle'].values()):.3f} cores ({idle})")
     kinds = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result["by_kind"].items()))
     print(f"   server side by kind (cores): {kinds}")
     print(f"   epochs per training core-second: {per_core(result):.0f}")
+    split = result["threads"]
+    print(
+        f"   training processes' threads: the loops {split['training']:.2f} cores "
+        f"({sum(result['epochs']) / max(split['training'], 1e-9):.0f} epochs per core-second), "
+        f"the other threads {split['rest']:.3f} cores; the loops preempted "
+        f"{split['preempted']:.0f} times/s"
+    )
     print(
         f"   epochs/s per session: min {min(epochs):.0f}  median "
         f"{statistics.median(epochs):.0f}  total {sum(epochs):.0f}"
@@ -234,11 +327,12 @@ def per_core(result: dict[str, Any]) -> float:
     return sum(result["epochs"]) / max(training, 1e-9)
 
 
-def idle_cores(marker: str, seconds: float) -> float:
-    """Cores the started processes use with no session at all (Ray's own upkeep)."""
-    before = cpu_by_marker(marker)
+def idle_cores(marker: str, seconds: float) -> dict[str, float]:
+    """Cores the started processes use with no session at all (Ray's own upkeep), by kind."""
+    before = cpu_by_kind(marker)
     time.sleep(seconds)
-    return (cpu_by_marker(marker) - before) / seconds
+    after = cpu_by_kind(marker)
+    return {k: (v - before.get(k, 0.0)) / seconds for k, v in after.items()}
 
 
 def run_local(args: argparse.Namespace) -> dict[str, Any]:
@@ -251,7 +345,10 @@ def run_local(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(args.settle)  # the worker processes warm up
         idle = idle_cores(marker, args.idle)
         result = asyncio.run(
-            measure([base], args.sessions, args.seconds, args.warmup, args.speed, marker)
+            measure(
+                [base], args.sessions, args.seconds, args.warmup, args.speed, marker,
+                args.profile,
+            )
         )
         result["idle"] = idle
         return result
@@ -285,14 +382,23 @@ def run_ray(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
             replica_port = free_port()
             replicas.append(serve(replica_port, env, Path(marker) / f"replica-{i}.log"))
             bases.append(f"http://127.0.0.1:{replica_port}")
-        for base in bases:
-            wait_ready(base)
+        for i, base in enumerate(bases):
+            try:
+                wait_ready(base)
+            except RuntimeError:
+                for log in (Path(marker) / f"replica-{i}.log", Path(marker) / "head.log"):
+                    print(f"-- the last lines of {log.name}:", file=sys.stderr)
+                    lines = log.read_text(errors="replace").splitlines()
+                    print("\n".join(lines[-15:]), file=sys.stderr)
+                raise
         time.sleep(args.settle)  # the shards warm up
         idle = idle_cores(marker, args.idle)
         calls_before = shard_calls(env["RAY_ADDRESS"], args.shards)
         began = time.perf_counter()
         result = asyncio.run(
-            measure(bases, args.sessions, args.seconds, args.warmup, args.speed, marker)
+            measure(
+                bases, args.sessions, args.seconds, args.warmup, args.speed, marker, args.profile
+            )
         )
         span = time.perf_counter() - began
         calls_after = shard_calls(env["RAY_ADDRESS"], args.shards)
@@ -346,6 +452,12 @@ def main() -> int:
         choices=("local", "ray"),
         default=None,
         help="run one backend (a profile, a quick look); no comparison",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="a directory: py-spy records every worker or shard process in the window there",
     )
     args = parser.parse_args()
     if args.only != "ray":
