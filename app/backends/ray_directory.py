@@ -14,9 +14,9 @@ database (app/storage/placements.py: tables placements, directory_owners, direct
 before the call that made it answers, and a directory that Ray restarts (max_restarts=-1)
 rebuilds the map, the quotas' counts, the owner list, the races and the replays from there in
 its constructor. What it keeps in memory only: the running grants (a restarted directory counts
-the shards' running sessions instead, which every replica passes in), and the running jobs
-(after a restart max_jobs_per_owner counts the jobs started since; one started before is then
-reachable only through the replica that started it).
+the shards' running sessions instead, which every replica passes in), and the running jobs:
+a restarted directory asks the shards for theirs (not waiting: until they answer, a moment,
+max_jobs_per_owner counts only the jobs started since).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DIRECTORY = "nnpg-directory"
+MAX_SHARDS = 256  # shard actors a restarted directory looks for (nnpg-shard-0, -1, ...)
 MAX_JOBS = 10_000  # job entries kept at most (the oldest go first)
+ENDED_UNKNOWN = 60.0  # s an end of a job this directory does not know is remembered
 UNREPORTED_GRACE = 30.0  # s past max_job_seconds after which a job whose end never came is
 # not counted (its worker stopped it at max_job_seconds; the end message was lost)
 UNLANDED_SECONDS = 70.0  # a grant whose play never said it landed (its replica died) counts
@@ -82,6 +84,7 @@ class Directory:
         self.jobs: dict[str, JobEntry] = {}
         self.races: dict[str, Holding] = {}  # by race id
         self.replays: dict[str, Holding] = {}  # time-travel replays, by session id
+        self.ended_unknown: dict[str, float] = {}  # ends of jobs not known here, when
         self.started = time.time()
         self.engine: Any = None
         if database_url:
@@ -98,6 +101,29 @@ class Directory:
             for kind, key, owner, shard, nbytes in load_holdings(self.engine):
                 table = self.races if kind == "race" else self.replays
                 table[key] = Holding(owner, shard, nbytes)
+        self._ask_shards_for_jobs()
+
+    def _ask_shards_for_jobs(self) -> None:
+        """A directory that Ray restarted asks every shard for its running jobs (Shard.
+        report_jobs, which answers with `jobs_running`): max_jobs_per_owner counts them again
+        within a moment. Submitted, never waited for (a starting shard waits on this actor)."""
+        try:
+            import ray
+
+            context = ray.get_runtime_context()
+            if context.get_actor_id() is None or not context.was_current_actor_reconstructed:
+                return
+            namespace = context.namespace
+        except Exception:  # not in a Ray actor (a plain object: tests)
+            return
+        from app.backends.ray_shard import shard_name
+
+        for index in range(MAX_SHARDS):
+            try:
+                shard = ray.get_actor(shard_name(index), namespace=namespace)
+            except ValueError:
+                break
+            shard.report_jobs.remote()
 
     # ---- placement and the session quotas -------------------------------------------------
 
@@ -325,10 +351,15 @@ class Directory:
         ended, and the bytes races and replays hold now ((kind, key, bytes, final): a final
         count, at a job's end, is stored; 0 bytes: a new replay stopped early keeps nothing).
         From the shard, so an end counts even when the replica that started the job died."""
+        now = time.monotonic()
         for job_id in ended:
             entry = self.jobs.get(job_id)
             if entry is not None:
                 entry.running = False
+            else:  # a shard's list of running jobs sent before this end may still come
+                self.ended_unknown[job_id] = now
+        for old in [j for j, at in self.ended_unknown.items() if now - at > ENDED_UNKNOWN]:
+            del self.ended_unknown[old]
         for kind, key, nbytes, final in memory:
             table = self.races if kind == "race" else self.replays
             holding = table.get(key)
@@ -340,6 +371,18 @@ class Directory:
                     self._store(kind, key, holding)
             else:
                 self._drop(kind, key)
+
+    def jobs_running(self, shard: int, jobs: list[tuple[str, str, str]]) -> None:
+        """A shard's running jobs (job id, kind, target), asked by a restarted directory: each
+        counts for its target's owner (the session's, or the race's)."""
+        now = time.monotonic()
+        for job_id, kind, target in jobs:
+            if kind == "race_step":
+                owner = self.races[target].owner if target in self.races else ""
+            else:
+                owner = self.sessions.get(target, (0, "", ""))[1]
+            if owner and job_id not in self.jobs and job_id not in self.ended_unknown:
+                self.jobs[job_id] = JobEntry(owner, shard, now)
 
     def shard_started(self, shard: int) -> None:
         """A shard (re)started: what its worker held is gone (its jobs, races and replays)."""

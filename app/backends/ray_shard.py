@@ -372,7 +372,8 @@ class JobReports:
                 self.memory[(kind, key)] = (nbytes, final)
             self.lock.notify()
 
-    def _find(self) -> Any:
+    def find(self) -> Any:
+        """The directory actor (waiting for it: a thread of its own)."""
         import ray
 
         while self.directory is None:
@@ -401,7 +402,7 @@ class JobReports:
                 memory = [(k, key, n, f) for (k, key), (n, f) in self.memory.items()]
                 self.memory = {}
             with contextlib.suppress(Exception):
-                self._find().reported.remote(self.index, ended, memory)
+                self.find().reported.remote(self.index, ended, memory)
                 self.sent += 1
 
 
@@ -555,6 +556,17 @@ class Shard:
     def endpoint(self) -> tuple[str, int, str, str]:
         """(host, port, secret, incarnation): where replicas connect (shard_wire.py)."""
         return self.wire.endpoint()
+
+    def report_jobs(self) -> None:
+        """Tell the directory (restarted: it asks) which jobs run here (Directory.jobs_running),
+        not waiting for it."""
+        jobs = [
+            (job.id, job.kind, job.target)
+            for job in list(self.worker.jobs.values())
+            if job.state == "running" and job.kind in ("race_step", "replay", "step")
+        ]
+        with contextlib.suppress(Exception):
+            self.budgets.find().jobs_running.remote(self.index, jobs)
 
     def running(self, owner: str, address: str, besides: str) -> tuple[int, int]:
         """How many sessions of `owner` and of `address` train here now (`besides` not

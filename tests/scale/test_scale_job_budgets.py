@@ -274,23 +274,42 @@ def directory_pid(cluster: Cluster, timeout: float = 30.0) -> int:
             time.sleep(0.2)
 
 
-def test_the_races_budget_survives_a_killed_directory(
+def test_the_budgets_survive_a_killed_directory(
     pair: list[Replica], ray_cluster: Cluster
 ) -> None:
-    """kill -9 of the directory's process after an owner made 3 races (through C and D): the
-    restarted directory still counts them (a fourth is refused), and finds them (read through
-    the replica that did not make them)."""
+    """kill -9 of the directory's process after an owner made 3 races (through C and D) and
+    started a job: the restarted directory still counts the races (read back from the
+    database: a fourth is refused) and finds them (read through the replica that did not make
+    them); it asks the shards for their running jobs, so the job counts again (one more job
+    starts, a third is refused)."""
     c, d = (r.url for r in pair)
     first, token = make_race(c, None)
     races = [first, make_race(d, token)[0], make_race(c, token)[0]]
+    sids = [post(c + "/api/sessions", token, json=SLOW).json()["id"] for _ in range(2)]
+    job = step(c, sids[0], token)
+    assert job.status_code == 202, job.text
+    ray = ray_cluster.ray()
     before = directory_pid(ray_cluster)
     os.kill(before, signal.SIGKILL)
     detail = "this owner has 3 races; max_races_per_owner = 3 (delete one first)"
     refused(post(d + "/api/races", token, json=RACE), detail)  # waits for the restart
     assert directory_pid(ray_cluster) != before
     assert httpx.get(f"{d}/api/races/{races[2]}", timeout=30).status_code == 200
+    directory = ray.get_actor("nnpg-directory")
+    deadline = time.monotonic() + 10  # the shards' answers come a moment after the restart
+    while ray.get(directory.job.remote(job.json()["job"]["id"])) is None:
+        assert time.monotonic() < deadline, "the restarted directory never heard of the job"
+        time.sleep(0.1)
+    second = step(d, sids[1], token)
+    assert second.status_code == 202, second.text
+    third = post(d + "/api/sessions", token, json=SLOW).json()["id"]
+    refused(step(d, third, token), JOBS)
+    for running in (job, second):
+        cancel(d, running.json()["job"]["id"], token)
     for race_id in races:
         delete(d, f"/api/races/{race_id}", token)
+    for sid in (*sids, third):
+        delete(d, f"/api/sessions/{sid}", token)
 
 
 def test_a_job_ending_frees_its_slot_when_its_replica_died(pair: list[Replica]) -> None:
