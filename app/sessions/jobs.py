@@ -4,20 +4,19 @@ Work that may take over ~1 s (a race step, a time-travel replay, a REST `step`) 
 in a worker (app/sessions/worker_jobs.py), trained in the same slices as the sessions, and the
 route waits `job_wait_seconds` for it: done -> the usual answer, else 202 `{"job": JobPublic}`
 with `Location: /api/jobs/{id}`. Races live on the least-loaded worker (this board keeps the
-race -> worker map), replays on the worker of their session. The board keeps what the budgets
-need: each race's and replay's owner and reported bytes, each owner's running jobs. Nothing here
-trains or builds an answer: replies come from the workers ready to send.
+race -> worker map and each race's and replay's owner and bytes), replays on the worker of their
+session. Who may start one is decided by app/sessions/job_budgets.py. Nothing here trains or
+builds an answer: replies come from the workers ready to send.
 
 With a shared backend (ray: many web replicas) a job is readable through every replica: the
-replica that starts it tells the directory whose it is and on which shard it runs
-(`directory.job_started`), and the shards send every job message to every replica, so a replica
-that hears of a job it does not know asks the directory for its owner once and keeps a record of
-it from then on, as its own (progress, end and answer; `GET /api/jobs/{id}` and its result, and
-its watchers' "job" messages). Bounded: at most MAX_FOREIGN_PENDING jobs being asked about at
-once, and the answers of other replicas' jobs within FOREIGN_END_BYTES (the oldest go first).
-Races likewise: the replica that creates one registers it (`directory.race_created`), and a
-replica asked for a race it does not hold finds it there (`find_race`). Races are not expired by
-a replica there (another may be using it): they live until deleted, as sessions do.
+directory knows whose it is and on which shard it runs (its budgets reserved it), and the shards
+send every job message to every replica, so a replica that hears of a job it does not know asks
+the directory for its owner once and keeps a record of it from then on, as its own (progress,
+end and answer; `GET /api/jobs/{id}` and its result, its watchers' "job" messages). Bounded: at
+most MAX_FOREIGN_PENDING jobs being asked about at once, and the answers of other replicas' jobs
+within FOREIGN_END_BYTES (the oldest go first). A replica asked for a race it does not hold finds
+it in the directory (`find_race`). Races are not expired by a replica there (another may be
+using it): they live until deleted, as sessions do.
 """
 
 from __future__ import annotations
