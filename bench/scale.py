@@ -182,6 +182,9 @@ def own_cpu() -> float:
 
 def base_env(marker: str) -> dict[str, str]:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0")
+    # A ~/.ray/auth_token (any local ray.init() leaves one) makes a head started without
+    # RAY_AUTH_MODE require a token its replicas do not send (docs/deploy.md, step 2).
+    env["RAY_AUTH_MODE"] = "disabled"
     env[MARKER] = marker
     env["NN_PLAYGROUND_DATA_DIR"] = str(Path(marker) / "data")
     for name in ("MAX_SESSIONS", "MAX_SESSIONS_PER_ADDRESS", "MAX_RUNNING_PER_ADDRESS"):
@@ -425,7 +428,12 @@ def shard_calls(address: str, shards: int) -> dict[str, float]:
         "print(json.dumps({k: sum(x[k] for x in s) for k in keys}))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=dict(os.environ, RAY_AUTH_MODE="disabled"),
     ).stdout
     import json
 
