@@ -2,11 +2,13 @@
 
 Migrations (migrations/versions) create exactly these: 0001_initial, then 0002_class_creators
 (classes.owner_hash, classes.address), then 0003_ray_directory (placements, directory_owners:
-the ray backend's directory, issue 12); a later change to a table is a new Alembic revision,
-never an edit of an older one.
+the ray backend's directory, issue 12), then 0004_directory_holdings (the directory's races
+and replays, for the job budgets across replicas); a later change to a table is a new Alembic
+revision, never an edit of an older one.
 """
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -139,4 +141,18 @@ directory_owners = Table(
     metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("owner_hash", String(64), nullable=False, unique=True),
+)
+
+
+# The ray backend's directory's races and time-travel replays (issue 12, revision 0004): whose
+# each is, on which shard, and the bytes it last reported at a job's end, so a restarted
+# directory actor keeps counting them in the job budgets (app/sessions/job_budgets.py).
+directory_holdings = Table(
+    "directory_holdings",
+    metadata,
+    Column("kind", String(8), primary_key=True),  # "race" | "replay"
+    Column("key", String(32), primary_key=True),  # the race id | the session id
+    Column("owner_hash", String(64), nullable=False),
+    Column("shard", Integer, nullable=False),
+    Column("nbytes", BigInteger, nullable=False),
 )

@@ -26,12 +26,12 @@ from tests import conftest
 from tests.conftest import make_settings
 
 FUTURE = "9999_from_a_newer_release"
-HEAD = "0003_ray_directory"
+HEAD = "0004_directory_holdings"
 
 
 def test_migration_matches_tables(storage: Storage) -> None:
-    """The migrations (0001_initial, 0002_class_creators, 0003_ray_directory) create exactly the
-    tables, columns, indexes and keys of tables.py."""
+    """The migrations (0001_initial, 0002_class_creators, 0003_ray_directory,
+    0004_directory_holdings) create exactly the tables, columns, indexes and keys of tables.py."""
     with storage.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
