@@ -62,6 +62,10 @@ class JobRecord:
     end: tuple[int, Any] | None = None  # (status, body or detail), as the route would answer
     ended_at: float = 0.0
     foreign: bool = False  # started through another replica (shared backends)
+    incarnation: Any = None  # its worker's when it started (a ray shard: a restart changes it)
+
+    def __post_init__(self) -> None:
+        self.incarnation = getattr(self.worker, "incarnation", None)
 
     @property
     def running(self) -> bool:
@@ -237,8 +241,11 @@ class JobBoard:
 
     @staticmethod
     def _check_worker(record: JobRecord) -> None:
-        """A running job whose worker died has failed (its end will never come)."""
-        if record.running and not record.worker.alive:
+        """A running job whose worker died, or whose shard restarted (a new incarnation does
+        not have it), has failed: its end will never come."""
+        worker = record.worker
+        restarted = record.incarnation not in (None, getattr(worker, "incarnation", None))
+        if record.running and (not worker.alive or restarted):
             record.finish(
                 {
                     **record.public,

@@ -312,6 +312,47 @@ def test_the_budgets_survive_a_killed_directory(
         delete(d, f"/api/sessions/{sid}", token)
 
 
+def test_a_restarted_shard_loses_its_jobs_and_frees_their_slots(
+    pair: list[Replica], ray_cluster: Cluster
+) -> None:
+    """kill -9 of the shard running an owner's job: the job reads "failed" through the replica
+    that started it (its end will never come), and its slot is free for the owner's next job
+    (the new incarnation told the directory; the dead job's entry would otherwise hold it
+    for max_job_seconds)."""
+    c, d = (r.url for r in pair)
+    first = create(c, **SLOW)
+    token = first["owner_token"]
+    sids = [first["id"]] + [post(d + "/api/sessions", token, json=SLOW).json()["id"]
+                            for _ in range(2)]
+    ray = ray_cluster.ray()
+    shard = ray_cluster.shard_of(sids[0])
+    assert ray.get(shard.flush.remote(5.0)) is True  # the sessions come back after the kill
+    lost = step(c, sids[0], token)
+    other = step(d, sids[1], token)
+    assert lost.status_code == 202 and other.status_code == 202, (lost.text, other.text)
+    refused(step(d, sids[2], token), JOBS)
+    os.kill(ray.get(shard.stats.remote())["pid"], signal.SIGKILL)
+    url = f"{c}/api/jobs/{lost.json()['job']['id']}"
+    deadline = time.monotonic() + 30
+    while (job := httpx.get(url, headers=bearer(token), timeout=30).json())[
+        "state"
+    ] == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job["state"] == "failed", job
+    deadline = time.monotonic() + 30
+    while (third := step(d, sids[2], token)).status_code in (429, 503) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)  # 503 while its shard restarts, if it is the same one
+    assert third.status_code == 202, third.text
+    for running in (other, third):
+        if running.json()["job"]["target"] != sids[0]:
+            httpx.delete(f"{d}/api/jobs/{running.json()['job']['id']}", headers=bearer(token),
+                         timeout=30)
+    for sid in sids:
+        delete(d, f"/api/sessions/{sid}", token)
+
+
 def test_a_job_ending_frees_its_slot_when_its_replica_died(pair: list[Replica]) -> None:
     """An owner's two jobs, started through C and D; C is killed: D still refuses a third (the
     dead replica's job counts), and once C's job ends (cancelled through D: its end comes from
