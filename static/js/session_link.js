@@ -5,6 +5,7 @@
  * session when the connection is lost.
  */
 import * as api from './api.js';
+import { ApiError } from './http.js';
 import * as jobs from './jobs.js';
 import * as owner from './owner.js';
 import { SessionStream } from './stream.js';
@@ -16,6 +17,14 @@ import { SessionStream } from './stream.js';
 const MAX_RECONNECTS = 3;
 /** Wait before watching a session again after its socket closed (a server closing at once is not hammered). */
 const RESUBSCRIBE_MS = 300;
+/**
+ * How long a session that cannot be read (a server error, no answer) is asked for again before
+ * the page gives up on it: behind nginx, a replica that died can leave it with no live replica
+ * for its fail_timeout (5 s, deploy/nginx.conf), and a restarting shard answers 503 meanwhile.
+ */
+const UNREACHABLE_MS = 15000;
+/** The longest wait between two of those reads. */
+const RETRY_MAX_MS = 2000;
 /** How often the page re-reads its session while someone may drive it from a script. */
 const POLL_MS = 2000;
 
@@ -119,17 +128,42 @@ export class SessionLink {
     if (session && this.reconnects < MAX_RECONNECTS) {
       this.reconnects += 1;
       await new Promise((resolve) => setTimeout(resolve, RESUBSCRIBE_MS));
-      try {
-        await api.fetchSession(session.id);
-        // The page may have moved on (a new session) while we waited.
-        if (this.page.session?.id === session.id && !this.stream) this.stream = this.subscribe(session.ws_url);
-        return;
-      } catch {
-        // Gone (404) or the server is down: start afresh below.
-      }
+      const there = await this.stillThere(session.id);
+      // The page may have moved on (a new session) while we waited.
       if (this.page.session?.id !== session.id || this.stream) return;
+      if (there) {
+        this.page.notices.clearError('reconnect');
+        this.stream = this.subscribe(session.ws_url);
+        return;
+      }
     }
     this.lostConnection();
+  }
+
+  /**
+   * Whether the session is still there to watch again. A 404 (or another refusal: 4xx) says it
+   * is gone; a server error or no answer says nothing about it (a proxy without a live replica
+   * for a moment, a restarting shard), so it is asked again, backing off, for UNREACHABLE_MS.
+   * @param {string} id
+   * @returns {Promise<boolean>}
+   */
+  async stillThere(id) {
+    const deadline = Date.now() + UNREACHABLE_MS;
+    for (let wait = RESUBSCRIBE_MS; ; wait = Math.min(2 * wait, RETRY_MAX_MS)) {
+      let retryAfter = 0;
+      try {
+        await api.fetchSession(id);
+        return true;
+      } catch (error) {
+        const status = error instanceof ApiError ? error.status : 0; // 0: no answer at all
+        if (status >= 400 && status < 500 && status !== 408 && status !== 429) return false;
+        retryAfter = error instanceof ApiError ? error.retryAfter * 1000 : 0;
+      }
+      const pause = Math.max(wait, retryAfter);
+      if (Date.now() + pause > deadline || this.page.session?.id !== id) return false;
+      this.page.showError('Lost the connection to the server; reconnecting…', 0, 'reconnect');
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
   }
 
   /** The session went away (server restart, idle expiry): start a fresh one from the state. */
