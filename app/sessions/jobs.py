@@ -8,15 +8,11 @@ race -> worker map and each race's and replay's owner and bytes), replays on the
 session. Who may start one is decided by app/sessions/job_budgets.py. Nothing here trains or
 builds an answer: replies come from the workers ready to send.
 
-With a shared backend (ray: many web replicas) a job is readable through every replica: the
-directory knows whose it is and on which shard it runs (its budgets reserved it), and the shards
-send every job message to every replica, so a replica that hears of a job it does not know asks
-the directory for its owner once and keeps a record of it from then on, as its own (progress,
-end and answer; `GET /api/jobs/{id}` and its result, its watchers' "job" messages). Bounded: at
-most MAX_FOREIGN_PENDING jobs being asked about at once, and the answers of other replicas' jobs
-within FOREIGN_END_BYTES (the oldest go first). A replica asked for a race it does not hold finds
-it in the directory (`find_race`). Races are not expired by a replica there (another may be
-using it): they live until deleted, as sessions do.
+With a shared backend (ray: many web replicas) a job is readable through every replica (a
+replica learns other replicas' jobs from the shards' messages: app/sessions/foreign_jobs.py),
+and a replica asked for a race it does not hold finds it in the directory (`find_race`). Races
+are not expired by a replica there (another may be using it): they live until deleted, as
+sessions do.
 """
 
 from __future__ import annotations
@@ -28,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from app.sessions.foreign_jobs import ForeignJobs
 from app.sessions.job_budgets import DirectoryBudgets, LocalBudgets, refusal
 
 if TYPE_CHECKING:
@@ -35,11 +32,7 @@ if TYPE_CHECKING:
     from app.sessions.worker_link import WorkerHandle
     from app.settings import Settings
 
-JOB_KINDS = ("race_step", "replay", "step")
 MAX_ENDED_JOBS = 10_000  # ended jobs kept readable at most (the oldest go first)
-MAX_FOREIGN_PENDING = 1_000  # other replicas' jobs asked about at once (the rest are not learned)
-FOREIGN_END_BYTES = 64_000_000  # answers of other replicas' jobs kept (bytes bodies), at most
-LEARN_TRIES = 5  # directory lookups of a job heard of before it was registered (0.2 s apart)
 
 
 def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> SessionCallError:
@@ -97,10 +90,7 @@ class JobBoard:
         self.jobs: dict[str, JobRecord] = {}
         self.races: dict[str, Holding] = {}
         self.replays: dict[str, Holding] = {}
-        # Other replicas' jobs heard of and being asked about: job id -> (JobPublic, end).
-        self.learning: dict[str, tuple[dict[str, Any], tuple[int, Any] | None]] = {}
-        self.unknown: set[str] = set()  # jobs the directory did not know (not asked again)
-        self.learners: set[asyncio.Task[None]] = set()
+        self.foreign = ForeignJobs(self)  # other replicas' jobs (shared backends)
         self.local_budgets = LocalBudgets(self)
         self.directory_budgets: DirectoryBudgets | None = None
 
@@ -125,21 +115,21 @@ class JobBoard:
                     del table[key]  # a new replay that was cancelled: nothing is kept
         record = self.jobs.get(public["id"])
         if record is None:
-            self._learn(public, end)
+            self.foreign.learn(public, end)
             return
         if end is None:
             record.public = public
         else:
             record.finish(public, end)
             if record.foreign:
-                self._bound_foreign_ends()
+                self.foreign.bound_ends()
             if record.kind == "step":
                 handle = self.manager.handles.get(record.target)
                 if handle is not None and isinstance(end[1], dict):
                     handle.status = str(end[1].get("status", handle.status))
-        self._tell_subscribers(record)
+        self.tell_subscribers(record)
 
-    # ---- other replicas' jobs (shared backends) ----------------------------------------------
+    # ---- the directory (shared backends) ------------------------------------------------------
 
     @property
     def directory(self) -> Any:
@@ -157,71 +147,8 @@ class JobBoard:
             self.directory_budgets = DirectoryBudgets(self, directory)
         return self.directory_budgets
 
-    def _learn(self, public: dict[str, Any], end: tuple[int, Any] | None) -> None:
-        """A message of a job this replica does not know: another replica started it. Keep
-        its latest state and ask the directory once whose it is (runs on the event loop).
-        Learned from a progress message only: a job whose first message is its end ran under
-        PROGRESS_PERIOD (0.25 s), so its replica answered it at once and nobody polls it."""
-        directory = self.directory
-        job_id = public["id"]
-        if directory is None or public.get("kind") not in JOB_KINDS:
-            return
-        if job_id in self.unknown:
-            return
-        known = self.learning.get(job_id)
-        if known is not None:
-            self.learning[job_id] = (public, end or known[1])
-            return
-        if end is not None or len(self.learning) >= MAX_FOREIGN_PENDING:
-            return
-        self.learning[job_id] = (public, end)
-        task = self.manager.loop.create_task(self._ask_directory(job_id, directory))
-        self.learners.add(task)
-        task.add_done_callback(self.learners.discard)
-
-    async def _ask_directory(self, job_id: str, directory: Any) -> None:
-        found = None
-        for _ in range(LEARN_TRIES):  # its registration may still be on its way
-            with contextlib.suppress(Exception):
-                found = await directory.job.remote(job_id)
-            if found is not None:
-                break
-            await asyncio.sleep(0.2)
-        public, end = self.learning.pop(job_id, ({}, None))
-        workers = self.manager.workers
-        if found is None:
-            if len(self.unknown) >= MAX_ENDED_JOBS:
-                self.unknown.clear()
-            self.unknown.add(job_id)  # e.g. started before the directory restarted
-        if found is None or job_id in self.jobs or not public:
-            return
-        owner, shard = found
-        if not 0 <= shard < len(workers):
-            return
-        record = JobRecord(
-            job_id, public["kind"], public["target"], owner, workers[shard], public, foreign=True
-        )
-        self.jobs[job_id] = record
-        if end is not None:
-            record.finish(public, end)
-            self._bound_foreign_ends()
-        self._tell_subscribers(record)
-
-    def _bound_foreign_ends(self) -> None:
-        """Drop the oldest ended jobs of other replicas while their answers' bytes exceed
-        FOREIGN_END_BYTES (this replica keeps them only in case a client polls it)."""
-        ended = sorted(
-            (r.ended_at, j) for j, r in self.jobs.items() if r.foreign and r.end is not None
-        )
-        sizes = {j: _end_bytes(self.jobs[j]) for _, j in ended}
-        total = sum(sizes.values())
-        for _, job_id in ended:
-            if total <= FOREIGN_END_BYTES:
-                break
-            total -= sizes[job_id]
-            del self.jobs[job_id]
-
-    def _tell_subscribers(self, record: JobRecord) -> None:
+    def tell_subscribers(self, record: JobRecord) -> None:
+        """The record's JobPublic to the watchers of its target ("job" messages)."""
         handle = self.manager.handles.get(record.target)
         if handle is None:
             return
@@ -350,7 +277,7 @@ class JobBoard:
         """The worker's reply to a job start ({"job": JobPublic})."""
         if record.running:
             record.public = reply["job"]
-        self._tell_subscribers(record)
+        self.tell_subscribers(record)
 
     async def start(self, record: JobRecord, op: str, payload: dict[str, Any]) -> JobRecord:
         """Ask the record's worker to start the job; the record is dropped if it refuses."""
@@ -542,10 +469,3 @@ class JobBoard:
             if getattr(error, "status", None) == 429 and not getattr(error, "headers", None):
                 raise self.refuse(str(getattr(error, "detail", error))) from None
             raise
-
-
-def _end_bytes(record: JobRecord) -> int:
-    """The bytes of an ended job's answer when it is JSON bytes (a race's grids); small
-    JSON-ready answers (a session's state) count 0."""
-    body = record.end[1] if record.end is not None else None
-    return len(body) if isinstance(body, bytes | bytearray) else 0

@@ -1,5 +1,6 @@
-"""How a replica learns the jobs other replicas started (app/sessions/jobs.py, shared backends),
-message by message, without Ray: a fake directory answers `job` as the directory actor does.
+"""How a replica learns the jobs other replicas started (app/sessions/foreign_jobs.py: shared
+backends), message by message, without Ray: a fake directory answers `job` as the directory
+actor does.
 
 Gold: the messages themselves (the record a replica keeps is the last JobPublic and the end it
 was sent) and the directory's answer (the owner).
@@ -102,9 +103,9 @@ def test_a_job_of_another_replica_is_learned_from_its_progress() -> None:
 def test_other_replicas_answers_are_bounded_in_bytes(monkeypatch: Any) -> None:
     """Ended jobs of other replicas whose answers (JSON bytes) pass FOREIGN_END_BYTES: the
     oldest go first; this replica's own records are never dropped for it."""
-    from app.sessions import jobs
+    from app.sessions import foreign_jobs
 
-    monkeypatch.setattr(jobs, "FOREIGN_END_BYTES", 250)
+    monkeypatch.setattr(foreign_jobs, "FOREIGN_END_BYTES", 250)
 
     async def run() -> None:
         directory = FakeDirectory({f"j{i}": ("o" * 64, 0) for i in range(4)})
@@ -122,9 +123,9 @@ def test_other_replicas_answers_are_bounded_in_bytes(monkeypatch: Any) -> None:
 def test_a_job_the_directory_does_not_know_is_not_asked_about_again(monkeypatch: Any) -> None:
     """Unknown to the directory (started before it restarted): no record, and its later
     progress messages make no more lookups."""
-    from app.sessions import jobs
+    from app.sessions import foreign_jobs
 
-    monkeypatch.setattr(jobs, "LEARN_TRIES", 2)
+    monkeypatch.setattr(foreign_jobs, "LEARN_TRIES", 2)
 
     async def run() -> None:
         directory = FakeDirectory()
