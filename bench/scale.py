@@ -137,9 +137,10 @@ def thread_split(
 
 
 def record_profiles(marker: str, seconds: float, into: Path) -> list[subprocess.Popen[bytes]]:
-    """py-spy (not a dependency: `pip install py-spy` for --profile) records each training
-    process for `seconds`, 100 samples a second of its threads that run (not those that wait),
-    without pausing it, into `into`/<kind>-<pid>.txt (py-spy's raw format, one line a stack)."""
+    """py-spy (not a dependency: `pip install py-spy` for --profile) records each web and
+    training process for `seconds`, 100 samples a second of its threads that run (not those
+    that wait), without pausing it, into `into`/<kind>-<pid>.txt (py-spy's raw format, one line
+    a stack)."""
     into.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     if spy is None:
@@ -153,7 +154,7 @@ def record_profiles(marker: str, seconds: float, into: Path) -> list[subprocess.
             if needle not in (entry / "environ").read_bytes().split(b"\0"):
                 continue
             kind = kind_of((entry / "cmdline").read_bytes())
-            if kind not in ("workers", "shards"):
+            if kind not in ("workers", "shards", "web"):
                 continue
             out = into / f"{kind}-{entry.name}.txt"
             spies.append(
@@ -475,7 +476,7 @@ def main() -> int:
         "--profile",
         type=Path,
         default=None,
-        help="a directory: py-spy records every worker or shard process in the window there",
+        help="a directory: py-spy records every web, worker or shard process in the window there",
     )
     args = parser.parse_args()
     if args.only != "ray":
