@@ -75,6 +75,10 @@ class LocalBudgets:
     def job_dropped(self, job_id: str) -> None:
         """A job that never started, or ended and forgotten: the board's record is gone."""
 
+    def job_ended(self, record: JobRecord) -> None:
+        """This replica heard a job's end (its own or another replica's): the board's own
+        count sees it already."""
+
     async def memory_left(self, owner: str, exclude: Holding | None = None) -> tuple[int, str]:
         """The bytes a new race or replay of `owner` may take, and the limit that says so;
         429 when nothing is left."""
@@ -182,6 +186,13 @@ class DirectoryBudgets(LocalBudgets):
 
     def job_dropped(self, job_id: str) -> None:
         self._tell("job_forget", job_id)
+
+    def job_ended(self, record: JobRecord) -> None:
+        # The shard reports every end too, but on its own connection: told from here as well,
+        # the end is at the directory before this replica's next call (Ray keeps one caller's
+        # calls to an actor in order), so a client that read the end here and starts its next
+        # job here is never refused for the job that just ended.
+        self._tell("reported", record.worker.index, [record.id], [])
 
     def _decided(self, answer: Any) -> Any:
         if isinstance(answer, str):

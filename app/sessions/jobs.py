@@ -121,6 +121,7 @@ class JobBoard:
             record.public = public
         else:
             record.finish(public, end)
+            self.budgets.job_ended(record)
             if record.foreign:
                 self.foreign.bound_ends()
             if record.kind == "step":
