@@ -38,7 +38,8 @@ def head_command(port: int, temp_dir: Path, dashboard_agent_port: int) -> list[s
 
 
 def stop_group(process: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
-    """Stop a process we started in a new session, and its group (SIGKILL after 10 s)."""
+    """Stop a process we started as the leader of its own process group (a new session, or
+    process_group=0), and its group (SIGKILL after 10 s)."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
