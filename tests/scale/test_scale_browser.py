@@ -22,9 +22,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, WebSocket, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from websockets.sync.client import connect
 
 from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, owner_headers, record_errors
-from tests.scale.conftest import Cluster, accepted_websockets, create, run_nginx
+from tests.scale.conftest import Cluster, accepted_websockets, create, run_nginx, ws_url
 
 pytestmark = pytest.mark.ray
 
@@ -295,3 +296,87 @@ def test_the_class_dashboard_through_nginx_keeps_its_tiles_live_across_the_kill(
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=30,
             )
+
+
+def test_the_page_waits_out_nginx_without_a_live_replica(
+    ray_cluster: Cluster, proxy: str, browser: Browser, revive: None, tmp_path: Path
+) -> None:
+    """The worst moment to lose a replica: the other one was just restarted and nginx still
+    keeps it out (it refused a connection while down; nginx lets one connection probe it and
+    clears it only when that one completes, and here the probe is a websocket, which lasts).
+    The replica serving the page is killed then: nginx has no live replica and answers 502 for
+    up to fail_timeout (5 s). The page says it is reconnecting, asks again, and once nginx lets
+    the restarted replica in, watches the same session again there and goes on: no new
+    session, and every epoch recorded once. Gold: nginx's own log ("no live upstreams"), the
+    replicas' logs, the session id, the epochs."""
+    errors: list[str] = []
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    record_errors(page, errors)
+    nginx_log = tmp_path / "nginx.log"
+    try:
+        page.goto(f"{proxy}/")
+        wait_for(page, errors, "() => window.playground && window.playground.frame", None, 60_000)
+        page.wait_for_load_state("networkidle")  # the dataset thumbnails are loaded
+        sid = page.evaluate("() => window.playground.session.id")
+        path = f"/ws/sessions/{sid}"
+        page.locator("#play-button").click()
+        counts = accepted(ray_cluster, path, 1)
+        assert sorted(counts) == [0, 1], counts
+        serving, other = (ray_cluster.replicas[counts.index(n)] for n in (1, 0))
+        # The other replica dies and nginx marks it failed (least_conn tries it first: it has
+        # no connection, the page's replica has one)...
+        other.kill()
+        for _ in range(3):
+            assert httpx.get(f"{proxy}/health", timeout=10).status_code == 200
+        marked = time.monotonic()
+        assert f"127.0.0.1:{other.port}" in nginx_log.read_text()
+        # ...is started again, and once fail_timeout has passed a websocket through nginx is
+        # its probe (it stays open: the replica stays out for the next 5 s).
+        other.start()
+        other.wait_ready()
+        time.sleep(max(0.0, marked + 5.5 - time.monotonic()))
+        with connect(ws_url(proxy, sid), compression=None, max_size=None):
+            probed = accepted(ray_cluster, path, 2)
+            assert probed[ray_cluster.replicas.index(other)] == 1, (probed, nginx_log.read_text())
+            killed_at = page.evaluate("() => window.playground.lastEpoch")
+            serving.kill()
+            wait_for(
+                page,
+                errors,
+                "() => document.querySelector('#error').innerText.includes('reconnecting')",
+            )
+            wait_for(
+                page,
+                errors,
+                """(after) => { const link = window.playground.link;
+                    return link.stream && link.stream.socket.readyState === WebSocket.OPEN
+                        && window.playground.lastEpoch > after; }""",
+                killed_at + 60,
+            )
+        assert "no live upstreams" in nginx_log.read_text()
+        assert page.evaluate("() => window.playground.session.id") == sid
+        assert accepted_websockets(serving, path) == 1  # the page's first socket only
+        assert accepted_websockets(other, path) == 2  # the probe and the page's new socket
+        assert page.locator("#error").is_hidden(), page.inner_text("#error")
+        page.locator("#play-button").click()
+        wait_for(page, errors, "() => window.playground.frame.header.status === 'paused'")
+        wait_for(
+            page,
+            errors,
+            "() => window.playground.lastEpoch === window.playground.frame.header.epoch"
+        )
+        curve: dict[str, Any] = page.evaluate(
+            """() => { const pg = window.playground;
+                return { epoch: pg.frame.header.epoch, epochs: pg.losses.columns[0],
+                         seen: pg.losses.seen, stride: pg.losses.stride }; }"""
+        )
+        # Every epoch recorded once (a gap would leave fewer), kept on the history's stride.
+        assert curve["seen"] == curve["epoch"] > killed_at + 60
+        assert curve["epochs"] == list(range(1, curve["epoch"] + 1, curve["stride"]))
+        # nginx's 502s are console errors of the page (failed loads); nothing else is.
+        assert [e for e in errors if "status of 502" not in e] == []
+    finally:
+        page.evaluate("() => window.playground?.dispose()")
+        context.close()
