@@ -398,12 +398,6 @@ class RayBackend(SessionBackend):
         env["OPENBLAS_NUM_THREADS"] = "1"
         checkpoint = settings.checkpoint_seconds if settings.checkpoint_seconds > 0 else None
         actor_class = ray.remote(Shard)
-        # Ray starts its worker processes at niceness 15 (its worker_niceness: the raylet and
-        # GCS come first), and the shard lowers itself WORKER_NICE more as a worker process
-        # does: 19, below every other program of the node, where a worker process is at 10.
-        # Started at 0, the shard ends at WORKER_NICE like a worker: still below the web
-        # replicas and Ray's own processes, not starved by everything else.
-        niceness = {"env_vars": {"RAY_worker_niceness": "0"}}
         return [
             actor_class.options(
                 name=shard_name(i),
@@ -413,7 +407,6 @@ class RayBackend(SessionBackend):
                 max_restarts=-1,
                 max_concurrency=SHARD_CONCURRENCY,
                 num_cpus=settings.ray_shard_cpus,
-                runtime_env=niceness,
             ).remote(
                 i,
                 settings.ray_namespace,
