@@ -51,13 +51,6 @@ from bench.stream import (  # noqa: E402
 )
 
 MARKER = "NNPG_SCALE_BENCH"  # in the environment of every process this bench starts
-# SESSION: every process this bench starts stays in the bench's own session (a process group
-# each, for stop_group), for both backends. With sched_autogroup_enabled (this machine: 1)
-# the kernel shares the CPU between sessions first and by niceness only within one: local's
-# server (web + workers) in one new session but ray's head (shards) and each replica in their
-# own made ray three groups against local's one, three shares under other programs' load, and
-# set the replicas apart from the shards' niceness (local's web process ranks above its
-# workers by it). One session each, the same for both: like for like.
 BIN = Path(sys.executable).parent
 
 
@@ -208,7 +201,7 @@ def serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
-        process_group=0,  # its own group (stop_group), in this bench's session: see SESSION
+        start_new_session=True,
     )
 
 
@@ -388,7 +381,7 @@ def run_ray(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         env=env,
         stdout=(Path(marker) / "head.log").open("wb"),
         stderr=subprocess.STDOUT,
-        process_group=0,  # as serve(): see SESSION
+        start_new_session=True,
     )
     env.update(
         {
