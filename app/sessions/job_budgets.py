@@ -11,10 +11,10 @@ Two implementations of one async surface, chosen by the job board (app/sessions/
   (its running jobs, its races' and replays' last reported bytes). A check and the record it
   allows are made with no await in between, so concurrent requests cannot both pass.
 - `DirectoryBudgets` (a shared backend, ray: many replicas): the directory actor decides
-  (app/backends/ray_directory.py `reserve_job`, `reserve_race`, `reserve_replay`,
+  (app/backends/directory_budgets.py `reserve_job`, `reserve_race`, `reserve_replay`,
   `memory_left`), over every replica's jobs, races and replays: it runs one call at a time, so
   a check and its reservation are atomic across replicas. Ends and bytes reach it from the
-  shards (ray_shard.py JobReports), so they count even when the replica that started a job
+  shards (shard_reports.py JobReports), so they count even when the replica that started a job
   died; races and replays are stored in the database and outlive a directory restart.
 """
 
