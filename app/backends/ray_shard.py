@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from app.backends.shard_conn import ShardConn as ShardConn  # re-exported: shard
 from app.backends.shard_reports import JobReports
 
 SHARD = "nnpg-shard-{}"
+SWITCH_INTERVAL = 0.02  # s: how long the training thread may keep the GIL (see Shard)
 
 
 def shard_name(index: int) -> str:
@@ -63,6 +65,11 @@ class Shard:
 
         with contextlib.suppress(OSError):
             os.nice(WORKER_NICE)
+        # A worker process has one thread; a shard's training thread shares the GIL with its
+        # wire, checkpoint and report threads, each of which, waking, makes it hand the GIL
+        # over within the switch interval (5 ms by default). A longer interval lets it
+        # train on: the others wait at most SWITCH_INTERVAL (far below a frame's 33 ms).
+        sys.setswitchinterval(SWITCH_INTERVAL)
         from app.settings import get_settings
 
         get_settings.cache_clear()

@@ -17,7 +17,7 @@ import pytest
 from tests.scale.conftest import Cluster, create
 
 pytestmark = pytest.mark.ray
-EPOCHS = 20_000  # a few seconds of a 2-16-16-1 net on the spiral here: a 202, then a job
+EPOCHS = 6_000  # seconds of a 2-16-16-1 net on the spiral in a shard here: a 202, then a job
 CONFIG = {"dataset": "spiral", "layers": [{"units": 16}, {"units": 16}]}
 
 
