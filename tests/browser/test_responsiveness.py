@@ -15,12 +15,15 @@ tasks are printed with a failure to read it by.
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page, Playwright
+
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -42,6 +45,17 @@ LARGEST_NET = (
 # What uPlot's log axis is given at most and at least (static/js/views/chart_scale.js).
 LOG_FLOOR = 1e-12
 LOG_CEIL = 1e12
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+    """A Chromium of this module's own, as a learner's is: the traces measure the page, not what
+    ~150 earlier tests' pages left in the session's browser."""
+    if not CHROMIUM.exists():
+        pytest.fail("install Debian's chromium: apt-get install -y chromium")
+    browser = playwright_instance.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 def open_page(page: Page, base_url: str, fragment: str) -> None:
