@@ -100,6 +100,16 @@ def watch_sockets(page: Page) -> list[str]:
     return events
 
 
+def pause_and_settle(page: Page, errors: list[str]) -> None:
+    """Pause with the page's button; wait until the page has drawn the paused frame and
+    recorded every epoch up to it."""
+    page.locator("#play-button").click()
+    wait_for(page, errors, "() => window.playground.frame.header.status === 'paused'")
+    wait_for(
+        page, errors, "() => window.playground.lastEpoch === window.playground.frame.header.epoch"
+    )
+
+
 def wait_for(
     page: Page, errors: list[str], expression: str, arg: Any = None, timeout: float = 15_000
 ) -> None:
@@ -177,13 +187,7 @@ def test_the_page_reconnects_through_nginx_to_the_other_replica_without_a_gap(
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "scale_page_after_replica_kill.png"))
         # Pause (the button), then the page's whole curve against the session's export.
-        page.locator("#play-button").click()
-        wait_for(page, errors, "() => window.playground.frame.header.status === 'paused'")
-        wait_for(
-            page,
-            errors,
-            "() => window.playground.lastEpoch === window.playground.frame.header.epoch"
-        )
+        pause_and_settle(page, errors)
         curve: dict[str, Any] = page.evaluate(
             """() => { const pg = window.playground;
                 return { epochs: pg.losses.columns[0], train: pg.losses.columns[1],
@@ -305,10 +309,10 @@ def test_the_page_waits_out_nginx_without_a_live_replica(
     keeps it out (it refused a connection while down; nginx lets one connection probe it and
     clears it only when that one completes, and here the probe is a websocket, which lasts).
     The replica serving the page is killed then: nginx has no live replica and answers 502 for
-    up to fail_timeout (5 s). The page says it is reconnecting, asks again, and once nginx lets
-    the restarted replica in, watches the same session again there and goes on: no new
-    session, and every epoch recorded once. Gold: nginx's own log ("no live upstreams"), the
-    replicas' logs, the session id, the epochs."""
+    up to fail_timeout (5 s, counted in whole seconds: up to 6 s). The page says it is
+    reconnecting, asks again, and once nginx lets the restarted replica in, watches the same
+    session again there and goes on: no new session, and every epoch recorded once. Gold:
+    nginx's own log ("no live upstreams"), the replicas' logs, the session id, the epochs."""
     errors: list[str] = []
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(15_000)
@@ -333,10 +337,12 @@ def test_the_page_waits_out_nginx_without_a_live_replica(
         marked = time.monotonic()
         assert f"127.0.0.1:{other.port}" in nginx_log.read_text()
         # ...is started again, and once fail_timeout has passed a websocket through nginx is
-        # its probe (it stays open: the replica stays out for the next 5 s).
+        # its probe (it stays open: the replica stays out for the next 5 s). nginx counts
+        # fail_timeout in whole seconds (now - checked <= fail_timeout, both ngx_time()): a
+        # replica marked at 100.0 s is still out at 105.9 s, so the probe waits 6 s and a little.
         other.start()
         other.wait_ready()
-        time.sleep(max(0.0, marked + 5.5 - time.monotonic()))
+        time.sleep(max(0.0, marked + 6.2 - time.monotonic()))
         with connect(ws_url(proxy, sid), compression=None, max_size=None):
             probed = accepted(ray_cluster, path, 2)
             assert probed[ray_cluster.replicas.index(other)] == 1, (probed, nginx_log.read_text())
@@ -360,13 +366,7 @@ def test_the_page_waits_out_nginx_without_a_live_replica(
         assert accepted_websockets(serving, path) == 1  # the page's first socket only
         assert accepted_websockets(other, path) == 2  # the probe and the page's new socket
         assert page.locator("#error").is_hidden(), page.inner_text("#error")
-        page.locator("#play-button").click()
-        wait_for(page, errors, "() => window.playground.frame.header.status === 'paused'")
-        wait_for(
-            page,
-            errors,
-            "() => window.playground.lastEpoch === window.playground.frame.header.epoch"
-        )
+        pause_and_settle(page, errors)
         curve: dict[str, Any] = page.evaluate(
             """() => { const pg = window.playground;
                 return { epoch: pg.frame.header.epoch, epochs: pg.losses.columns[0],

@@ -111,6 +111,22 @@ def step_when_free(base: str, sid: str, token: str) -> httpx.Response:
     return reply
 
 
+def two_jobs(
+    c: str, d: str, more_through: str
+) -> tuple[str, list[str], httpx.Response, httpx.Response]:
+    """A new owner with three slow sessions (the first made through `c`, two more through
+    `more_through`), and a job on the first through `c` and on the second through `d`: (token,
+    session ids, the two 202s)."""
+    first = create(c, **SLOW)
+    token = first["owner_token"]
+    sids = [first["id"]] + [post(more_through + "/api/sessions", token, json=SLOW).json()["id"]
+                            for _ in range(2)]
+    on_c = step(c, sids[0], token)
+    on_d = step(d, sids[1], token)
+    assert on_c.status_code == 202 and on_d.status_code == 202, (on_c.text, on_d.text)
+    return token, sids, on_c, on_d
+
+
 def cancel(base: str, job_id: str, token: str) -> None:
     """Cancel a job through `base` (which may first have to hear of it from the shard)."""
     deadline = time.monotonic() + 10
@@ -131,13 +147,7 @@ def test_max_jobs_per_owner_holds_across_replicas(pair: list[Replica]) -> None:
     """An owner runs one job through C and one through D: a third is refused through either
     (the exact 429); once one is cancelled, one more starts."""
     c, d = (r.url for r in pair)
-    first = create(c, **SLOW)
-    token = first["owner_token"]
-    sids = [first["id"]] + [post(c + "/api/sessions", token, json=SLOW).json()["id"]
-                            for _ in range(2)]
-    on_c = step(c, sids[0], token)
-    on_d = step(d, sids[1], token)
-    assert on_c.status_code == 202 and on_d.status_code == 202, (on_c.text, on_d.text)
+    token, sids, on_c, on_d = two_jobs(c, d, c)
     refused(step(c, sids[2], token), JOBS)
     refused(step(d, sids[2], token), JOBS)
     cancel(d, on_c.json()["job"]["id"], token)
@@ -359,13 +369,7 @@ def test_a_job_ending_frees_its_slot_when_its_replica_died(pair: list[Replica]) 
     the shard) D starts one more. (The last test of the module: C stays down.)"""
     c_replica, d_replica = pair
     c, d = c_replica.url, d_replica.url
-    first = create(c, **SLOW)
-    token = first["owner_token"]
-    sids = [first["id"]] + [post(d + "/api/sessions", token, json=SLOW).json()["id"]
-                            for _ in range(2)]
-    on_c = step(c, sids[0], token)
-    on_d = step(d, sids[1], token)
-    assert on_c.status_code == 202 and on_d.status_code == 202, (on_c.text, on_d.text)
+    token, sids, on_c, on_d = two_jobs(c, d, d)
     refused(step(d, sids[2], token), JOBS)
     c_replica.kill()
     refused(step(d, sids[2], token), JOBS)  # the dead replica's job counts
