@@ -218,7 +218,7 @@ class JobBoard:
         if not record.running:
             return
         try:
-            public = await self.manager._request(record.worker, "job_cancel", record.id)
+            public = await self.manager.request(record.worker, "job_cancel", record.id)
         except Exception as error:
             if getattr(error, "status", None) != 404:  # it ended meanwhile: its end is on the way
                 raise
@@ -284,7 +284,7 @@ class JobBoard:
         """Ask the record's worker to start the job; the record is dropped if it refuses."""
         payload = {**payload, "job": record.id, "max_seconds": self.settings.max_job_seconds}
         try:
-            reply = await self.manager._request(record.worker, op, record.target, payload)
+            reply = await self.manager.request(record.worker, op, record.target, payload)
         except BaseException:
             self._drop(record)
             raise
@@ -384,7 +384,7 @@ class JobBoard:
         holding = Holding(owner, worker, 0)
         self.races[race_id] = holding  # reserved: concurrent creates count it
         try:
-            reply = await self.manager._request(
+            reply = await self.manager.request(
                 worker,
                 "race_create",
                 race_id,
@@ -412,7 +412,7 @@ class JobBoard:
         """A race's whole answer (every epoch's curves, grids), JSON bytes from its worker."""
         holding = await self.find_race(race_id)
         try:
-            reply = await self.manager._request(holding.worker, "race_get", race_id)
+            reply = await self.manager.request(holding.worker, "race_get", race_id)
         except Exception as error:
             self._gone(race_id, holding, error)
             raise
@@ -429,7 +429,7 @@ class JobBoard:
         """Forget a race; a step of it running is cancelled."""
         holding = await self.find_race(race_id)
         try:
-            await self.manager._request(holding.worker, "race_delete", race_id)
+            await self.manager.request(holding.worker, "race_delete", race_id)
         finally:
             self.races.pop(race_id, None)
             self.budgets.race_dropped(race_id)

@@ -248,18 +248,8 @@ class SessionManager:
         payload: Any = None,
         on_reply: Callable[[Any], None] | None = None,
     ) -> Any:
-        """One operation on a worker, answered (restore.py, quotas.py, idle.py and
-        subscriptions.py: not counted as anyone touching the session)."""
-        return await self._request(worker, op, session_id, payload, on_reply)
-
-    async def _request(
-        self,
-        worker: WorkerHandle,
-        op: str,
-        session_id: str,
-        payload: Any = None,
-        on_reply: Callable[[Any], None] | None = None,
-    ) -> Any:
+        """One operation on a worker, answered (not counted as anyone touching the session:
+        callers that are a user's call touch the handle themselves)."""
         if not worker.alive:
             raise SessionCallError(503, f"worker {worker.index} is not running")
         request_id = next(self.request_ids)
@@ -291,7 +281,7 @@ class SessionManager:
         if op in ("command", "update"):
             handle.paused_unwatched = False  # someone acts on it: the manager's pause is over
         if not starts:
-            result = await self._request(handle.worker, op, session_id, payload)
+            result = await self.request(handle.worker, op, session_id, payload)
             self.track_status(handle, result)
             return result
         # Counted as running while in flight, so concurrent plays cannot all pass the quota.
@@ -301,7 +291,7 @@ class SessionManager:
             if refusal is not None:
                 payload = {**payload, "run_quota": refusal}
             try:
-                result = await self._request(handle.worker, op, session_id, payload)
+                result = await self.request(handle.worker, op, session_id, payload)
             finally:
                 if refusal is None:  # a shared backend's grant has landed: before the reply
                     await self.backend.run_answered(self, handle)
@@ -312,7 +302,7 @@ class SessionManager:
 
     async def call_worker(self, worker: WorkerHandle, op: str, payload: Any = None) -> Any:
         """An operation on a worker itself, about no one session (the classroom's tiles)."""
-        return await self._request(worker, op, "", payload)
+        return await self.request(worker, op, "", payload)
 
     def forget_call(self, worker: WorkerHandle, session_id: str, op: str) -> None:
         """An operation whose answer nobody awaits; safe from any thread (restore.py)."""
@@ -384,7 +374,7 @@ class SessionManager:
         if self.persistence is not None:  # its first checkpoint goes out before the reply
             self.persistence.track(session_id, owner, address)
         try:
-            public: dict[str, Any] = await self._request(worker, op, session_id, payload)
+            public: dict[str, Any] = await self.request(worker, op, session_id, payload)
         except BaseException as error:
             self._drop(session_id)
             if not (isinstance(error, SessionCallError) and error.status < 500):
@@ -410,7 +400,7 @@ class SessionManager:
         """Remove a session (and its stored row); its subscribers get {"type": "removed"}."""
         handle = await self.ensure(session_id)
         try:
-            await self._request(handle.worker, "delete", session_id)
+            await self.request(handle.worker, "delete", session_id)
         finally:
             self._drop(session_id)
             if self.persistence is not None:

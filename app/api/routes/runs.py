@@ -425,7 +425,7 @@ async def build_view(request: Request, manager: SessionManager, slug: str) -> by
     if not live:
         raise SessionCallError(503, "no worker is running")
     worker = min(live, key=lambda w: w.sessions)
-    view: bytes = await manager._request(worker, "run", f"run-{row.slug}", {
+    view: bytes = await manager.request(worker, "run", f"run-{row.slug}", {
         "kind": "view", "export": row.export, "session_id": f"run-{row.slug}", "run": summary,
     })
     return view
