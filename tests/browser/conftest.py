@@ -30,12 +30,17 @@ def playwright_instance() -> Iterator[Playwright]:
         yield playwright
 
 
-@pytest.fixture(scope="session")
-def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+def launch_chromium(playwright: Playwright) -> Browser:
     """Debian's Chromium; a missing binary is a failure that says how to install it."""
     if not CHROMIUM.exists():
         pytest.fail("install Debian's chromium: apt-get install -y chromium")
-    browser = playwright_instance.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+    """One Chromium for the test session."""
+    browser = launch_chromium(playwright_instance)
     yield browser
     browser.close()
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, Playwright
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.conftest import launch_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -51,9 +51,7 @@ LOG_CEIL = 1e12
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     """A Chromium of this module's own, as a learner's is: the traces measure the page, not what
     ~150 earlier tests' pages left in the session's browser."""
-    if not CHROMIUM.exists():
-        pytest.fail("install Debian's chromium: apt-get install -y chromium")
-    browser = playwright_instance.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    browser = launch_chromium(playwright_instance)
     yield browser
     browser.close()
 

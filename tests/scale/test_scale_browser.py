@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, Page, WebSocket, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from websockets.sync.client import connect
 
-from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, owner_headers, record_errors
+from tests.browser.conftest import ARTIFACTS, launch_chromium, owner_headers, record_errors
 from tests.scale.conftest import Cluster, accepted_websockets, create, run_nginx, ws_url
 
 pytestmark = pytest.mark.ray
@@ -35,11 +35,9 @@ FLOAT32_REL = 2.0**-23
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium; a missing binary is a failure that says how to install it."""
-    if not CHROMIUM.exists():
-        pytest.fail("install Debian's chromium: apt-get install -y chromium")
+    """Debian's Chromium (launch_chromium: a missing one fails with what to install)."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         yield browser
         browser.close()
 
